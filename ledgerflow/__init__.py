@@ -1,0 +1,34 @@
+"""Ledgerflow: typed, content-addressed workflows with a tamper-evident lineage ledger.
+
+>>> from ledgerflow import task, workflow, run, Dataset
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from ledgerflow.engine.events import MemoryRecorder
+from ledgerflow.engine.metrics import log_metric
+from ledgerflow.engine.resources import Resources
+from ledgerflow.engine.runner import Execution, StepResult
+from ledgerflow.engine.task import Task, task
+from ledgerflow.engine.workflow import Workflow, workflow
+from ledgerflow.errors import (
+    ExecutionFailed,
+    IntegrityError,
+    LedgerflowError,
+    ParameterError,
+    StepOutputError,
+    WorkflowTypeError,
+)
+from ledgerflow.launch import run
+from ledgerflow.types import Dataset, Directory, File, Model
+
+try:
+    __version__ = _version("ledgerflow")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Dataset", "Directory", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
+    "MemoryRecorder", "Model", "ParameterError", "Resources", "StepOutputError", "StepResult", "Task",
+    "WorkflowTypeError", "log_metric", "run", "task", "workflow",
+]

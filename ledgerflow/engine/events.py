@@ -1,0 +1,174 @@
+"""What the runner reports while it works, and the Recorder protocol that receives it.
+
+The runner knows nothing of DuckDB: it emits these frozen events to a `Recorder`. The
+ledger (`ledgerflow.lineage`) is one; `MemoryRecorder` is another, for tests and for runs
+with no home. Events are plain values so they can cross process boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Protocol, Union, runtime_checkable
+
+import attrs
+
+# Execution and step states. A state change is a new event, never an edit of an old one.
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CACHED = "cached"
+SKIPPED = "skipped"
+TIMEOUT = "timeout"
+CANCELLED = "cancelled"
+INTERRUPTED = "interrupted"  # the process recording it died before it finished
+
+
+@attrs.frozen
+class ArtifactRef:
+    """One artifact as the ledger sees it: a handle in the store, or a plain value inline.
+
+    `value` holds the canonical JSON of a plain value (small, so it lives in the ledger);
+    handles leave it None and point at the store with `uri`.
+    """
+
+    digest: str
+    kind: str  # "value" | "file" | "directory" | "dataset" | "model"
+    type: str  # the declared type as written, e.g. "Dataset[Digits]" or "dict[str, float]"
+    size: int
+    uri: str | None = None
+    value: str | None = None
+
+
+Binding = tuple[tuple[str, ArtifactRef], ...]  # (parameter or output name, artifact), in order
+
+
+@attrs.frozen
+class ExecutionStarted:
+    execution_id: str
+    workflow: str  # "module:function"
+    workflow_fingerprint: str
+    params: str  # canonical JSON object of the parameters as run (defaults filled in)
+    inputs: Binding  # the parameters as artifacts, so lineage reaches them
+    executor: str
+    started_at: datetime
+    host: str
+    pid: int
+    code_digest: str | None = None
+    environment: str = "{}"  # JSON: python, platform, packages, gpus
+    replay_of: str | None = None
+
+
+@attrs.frozen
+class StepStarted:
+    execution_id: str
+    step: str
+    task: str  # "module:function"
+    task_fingerprint: str
+    attempt: int  # 1-based
+    started_at: datetime
+    cache_key: str | None = None
+    resources: str = "{}"  # JSON of what the step asked for
+    map_index: int | None = None
+
+
+@attrs.frozen
+class StepFinished:
+    """The end of one attempt of a step (or of a step that never ran: cached, skipped)."""
+
+    execution_id: str
+    step: str
+    task: str
+    task_fingerprint: str
+    attempt: int
+    status: str  # SUCCEEDED | FAILED | CACHED | SKIPPED | TIMEOUT | CANCELLED
+    started_at: datetime
+    ended_at: datetime
+    inputs: Binding = ()
+    outputs: Binding = ()
+    cache_key: str | None = None
+    cached_from: str | None = None  # "EXECUTION_ID:step" that produced the reused outputs
+    resources: str = "{}"
+    node: str | None = None  # where it ran: hostname or Ray node id
+    error: str | None = None  # one line: exception type and message
+    traceback: str | None = None
+    map_index: int | None = None
+    condition: str | None = None  # for a skipped branch: why (the condition's value)
+
+
+@attrs.frozen
+class MetricLogged:
+    execution_id: str
+    step: str
+    name: str
+    value: float
+    at: datetime
+    index: int | None = None  # a training step or epoch, when the metric is a series
+
+
+@attrs.frozen
+class ExecutionFinished:
+    execution_id: str
+    status: str  # SUCCEEDED | FAILED | CANCELLED
+    ended_at: datetime
+    outputs: Binding = ()
+    error: str | None = None
+
+
+Event = Union[ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished]
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """Receives the runner's events. `record` must be cheap: batch, don't write per event."""
+
+    def record(self, event: Event) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@attrs.frozen
+class CacheEntry:
+    """What an earlier step with the same cache key produced."""
+
+    step_ref: str  # "EXECUTION_ID:step"
+    outputs: Binding
+
+
+@runtime_checkable
+class ActionCache(Protocol):
+    """Cache key -> outputs of the step that first produced them (Bazel's action cache)."""
+
+    def lookup(self, cache_key: str) -> CacheEntry | None: ...
+
+
+@attrs.define
+class MemoryRecorder:
+    """Keeps events in a list: for tests, and for runs that keep no ledger.
+
+    >>> rec = MemoryRecorder()
+    >>> rec.events
+    []
+    """
+
+    events: list = attrs.Factory(list)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    def record(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def lookup(self, cache_key: str) -> CacheEntry | None:
+        with self._lock:
+            for ev in self.events:
+                if isinstance(ev, StepFinished) and ev.cache_key == cache_key and ev.status == SUCCEEDED:
+                    return CacheEntry(step_ref=f"{ev.execution_id}:{ev.step}", outputs=ev.outputs)
+        return None

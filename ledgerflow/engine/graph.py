@@ -1,0 +1,95 @@
+"""The immutable graph a workflow traces into: nodes (task calls) and where each input comes from."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import attrs
+
+
+@attrs.frozen
+class FromInput:
+    """A workflow parameter."""
+
+    name: str
+    type: Any
+
+
+@attrs.frozen
+class FromStep:
+    """An output of an earlier step; `index` picks one element of a tuple output."""
+
+    step: str
+    type: Any
+    index: int | None = None
+
+
+@attrs.frozen
+class Constant:
+    """A literal written in the workflow body, already checked against its parameter's type."""
+
+    value: Any
+    type: Any
+
+
+@attrs.frozen
+class Gather:
+    """A list written in the workflow body whose elements are promises or constants."""
+
+    items: tuple["Source", ...]
+    type: Any
+
+
+Source = Union[FromInput, FromStep, Constant, Gather]
+
+
+def upstream_steps(source: Source) -> tuple[str, ...]:
+    if isinstance(source, FromStep):
+        return (source.step,)
+    if isinstance(source, Gather):
+        return tuple(s for item in source.items for s in upstream_steps(item))
+    return ()
+
+
+@attrs.frozen
+class Param:
+    """A parameter of a task or workflow: name, declared type, default (`attrs.NOTHING` if none)."""
+
+    name: str
+    type: Any
+    default: Any = attrs.NOTHING
+
+    @property
+    def required(self) -> bool:
+        return self.default is attrs.NOTHING
+
+
+@attrs.frozen
+class Node:
+    """One call of a task in the workflow body."""
+
+    name: str  # unique in the graph: the task's name, `_2`, `_3` for later calls, `sub.` for sub-workflows
+    task: Any  # ledgerflow.engine.task.Task
+    inputs: tuple[tuple[str, Source], ...]
+    site: str  # file:line of the call
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for _, src in self.inputs for s in upstream_steps(src)))
+
+
+@attrs.frozen
+class Graph:
+    """A workflow, traced: nodes in a topological order, and what the workflow returns."""
+
+    name: str
+    params: tuple[Param, ...]
+    nodes: tuple[Node, ...]
+    output: Source | tuple[Source, ...] | None
+    output_type: Any
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)

@@ -1,0 +1,93 @@
+"""Running one step: call the task, check and store what it returns. Same code in every executor."""
+
+from __future__ import annotations
+
+import socket
+import traceback as tb
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from ledgerflow import store as cas
+from ledgerflow.engine.events import ArtifactRef, FAILED, SUCCEEDED, TIMEOUT
+from ledgerflow.engine.metrics import Metric, collecting
+from ledgerflow.errors import StepOutputError
+from ledgerflow.store import Store
+from ledgerflow.types import Handle, TypeMismatch, conform, type_name
+from ledgerflow.types.codec import encode, value_digest
+
+
+class StepTimeout(Exception):
+    """A step ran longer than its task's `timeout`."""
+
+
+@attrs.frozen
+class StepCall:
+    """Everything a worker needs to run one attempt of a step."""
+
+    execution_id: str
+    step: str
+    task: Any  # Task
+    inputs: tuple[tuple[str, Any], ...]
+    attempt: int
+    store_url: str
+
+
+@attrs.frozen
+class StepOutcome:
+    """What one attempt produced: outputs (name, value, ref), or the error that stopped it."""
+
+    step: str
+    attempt: int
+    status: str  # SUCCEEDED | FAILED | TIMEOUT
+    started_at: datetime
+    ended_at: datetime
+    node: str
+    outputs: tuple[tuple[str, Any, ArtifactRef], ...] = ()
+    error: BaseException | None = None
+    traceback: str | None = None
+    metrics: tuple[Metric, ...] = ()
+
+
+def artifact_ref(value: Any, tp: Any) -> ArtifactRef:
+    """The ledger's view of a value of declared type tp."""
+    text = encode(value, tp)
+    if isinstance(value, Handle):
+        return ArtifactRef(digest=value.digest, kind=value.kind, type=type_name(tp), size=value.size,
+                           uri=value.store_url, value=text)
+    return ArtifactRef(digest=value_digest(text), kind="value", type=type_name(tp), size=len(text.encode()),
+                       value=text)
+
+
+def conform_outputs(task: Any, step: str, result: Any) -> tuple[tuple[str, Any, ArtifactRef], ...]:
+    slots = task.outputs
+    try:
+        if len(slots) > 1:
+            if not isinstance(result, (tuple, list)) or len(result) != len(slots):
+                raise TypeMismatch("return", task.output, result, f"expected a tuple of {len(slots)} values")
+            values = [conform(v, tp, name) for v, (name, tp) in zip(result, slots)]
+        else:
+            values = [conform(result, task.output, "return")]
+    except TypeMismatch as e:
+        raise StepOutputError(f"step {step!r} (task {task.qualname}) returned a value that does not match "
+                              f"its declared return type {type_name(task.output)}: {e}") from None
+    return tuple((name, v, artifact_ref(v, tp)) for v, (name, tp) in zip(values, slots))
+
+
+def run_step(call: StepCall) -> StepOutcome:
+    """Run one attempt in this process. Errors are caught and returned, with their traceback."""
+    started = datetime.now(timezone.utc)
+    outputs: tuple = ()
+    error = trace = None
+    status = SUCCEEDED
+    with cas.using(Store.open(call.store_url)), collecting() as metrics:
+        try:
+            result = call.task.fn(**dict(call.inputs))
+            outputs = conform_outputs(call.task, call.step, result)
+        except Exception as e:  # the step's failure is data for the ledger; KeyboardInterrupt passes
+            status = TIMEOUT if isinstance(e, StepTimeout) else FAILED
+            error, trace = e, "".join(tb.format_exception(e))
+    return StepOutcome(step=call.step, attempt=call.attempt, status=status, started_at=started,
+                       ended_at=datetime.now(timezone.utc), node=socket.gethostname(), outputs=outputs,
+                       error=error, traceback=trace, metrics=tuple(metrics))

@@ -1,0 +1,117 @@
+"""`@task`: a typed function that becomes a step when called inside a workflow."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import typing
+from typing import Any, Callable
+
+from ledgerflow.engine.fingerprint import code_fingerprint
+from ledgerflow.engine.graph import FromStep, Node, Param
+from ledgerflow.engine.resources import Resources
+from ledgerflow.engine.signature import read_signature
+from ledgerflow.engine.tracing import Builder, Promise, current_builder
+from ledgerflow.errors import WorkflowTypeError
+from ledgerflow.store import digest_bytes
+from ledgerflow.types import type_name
+
+
+def output_slots(tp: Any) -> tuple[tuple[str, Any], ...]:
+    """Names and types of the artifacts a return type makes: one, or one per element of a fixed tuple."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple and args and args[-1] is not Ellipsis:
+        return tuple((f"return[{i}]", a) for i, a in enumerate(args))
+    return (("return", tp),)
+
+
+class Task:
+    """A function with typed inputs and output, run as a step of a workflow.
+
+    Called outside a workflow it is the plain function, so it can be unit-tested as is.
+    """
+
+    def __init__(self, fn: Callable, *, cache: bool = False, cache_version: str = "", retries: int = 0,
+                 timeout: float | None = None, resources: Resources | None = None, name: str | None = None):
+        if not callable(fn):
+            raise TypeError(f"@task decorates a function, not {fn!r}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.qualname = f"{fn.__module__}:{fn.__qualname__}"
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"task {self.name!r}: retries={retries!r} must be a whole number >= 0")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ValueError(f"task {self.name!r}: timeout={timeout!r} must be a number of seconds > 0")
+        if resources is not None and not isinstance(resources, Resources):
+            raise TypeError(f"task {self.name!r}: resources= takes ledgerflow.Resources(...), not {resources!r}")
+        self.cache = bool(cache)
+        self.cache_version = str(cache_version)
+        self.retries = retries
+        self.timeout = timeout
+        self.resources = resources or Resources()
+        self.params, self.output = read_signature(fn, f"task {self.name!r}")
+        self.outputs = output_slots(self.output)
+        self._signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<task {self.qualname}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        builder = current_builder()
+        if builder is None:
+            return self.fn(*args, **kwargs)
+        caller = sys._getframe(1)
+        return self._record(builder, args, kwargs, f"{caller.f_code.co_filename}:{caller.f_lineno}")
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the normalised code (and user helpers it calls) and `cache_version`."""
+        return digest_bytes(f"{code_fingerprint(self.fn)}\0{self.cache_version}".encode())
+
+    @property
+    def type_signature(self) -> str:
+        params = ", ".join(f"{p.name}: {type_name(p.type)}" for p in self.params)
+        return f"({params}) -> {type_name(self.output)}"
+
+    def bind(self, builder: Builder, args: tuple, kwargs: dict, site: str, label: str) -> dict[str, Any]:
+        """Arguments by parameter name, defaults filled in; WorkflowTypeError for a bad call."""
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise WorkflowTypeError(f"workflow {builder.workflow!r}, {label} at {site}: {e}; "
+                                    f"its signature is {self.type_signature}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _record(self, builder: Builder, args: tuple, kwargs: dict, site: str) -> Promise:
+        values = self.bind(builder, args, kwargs, site, f"task {self.name!r}")
+        inputs = tuple(
+            (p.name, builder.source_for(values[p.name], p.type, lambda p=p: _describe(builder, self, p, site)))
+            for p in self.params
+        )
+        name = builder.unique_name(self.name)
+        builder.nodes.append(Node(name=name, task=self, inputs=inputs, site=site))
+        return Promise(FromStep(name, self.output), builder)
+
+
+def _describe(builder: Builder, task: Task, param: Param, site: str) -> str:
+    return f"workflow {builder.workflow!r}, task {task.name!r}, parameter {param.name!r} at {site}"
+
+
+def task(fn: Callable | None = None, *, cache: bool = False, cache_version: str = "", retries: int = 0,
+         timeout: float | None = None, resources: Resources | None = None, name: str | None = None):
+    """Make a function a task. Every parameter and the return must be annotated.
+
+    >>> @task(cache=True, retries=2)
+    ... def double(x: int) -> int:
+    ...     return 2 * x
+    >>> double(4)   # outside a workflow, the plain function
+    8
+    """
+    options = dict(cache=cache, cache_version=cache_version, retries=retries, timeout=timeout,
+                   resources=resources, name=name)
+    if fn is None:
+        return lambda f: Task(f, **options)
+    return Task(fn, **options)

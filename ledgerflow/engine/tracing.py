@@ -1,0 +1,130 @@
+"""Tracing a workflow body: promises stand in for values while `@workflow` records the calls."""
+
+from __future__ import annotations
+
+import contextvars
+import typing
+from typing import Any
+
+import attrs
+
+from ledgerflow.engine.graph import Constant, FromInput, FromStep, Gather, Node, Source
+from ledgerflow.errors import WorkflowTypeError
+from ledgerflow.types import TypeMismatch, accepts, conform, type_name
+
+
+class Promise:
+    """The future output of a step (or a workflow parameter) while a workflow is being traced.
+
+    It can be passed to other tasks and unpacked when the output is a tuple; it has no value
+    yet, so Python control flow on it is refused.
+    """
+
+    __slots__ = ("source", "builder")
+
+    def __init__(self, source: FromInput | FromStep, builder: "Builder"):
+        self.source = source
+        self.builder = builder
+
+    @property
+    def type(self) -> Any:
+        return self.source.type
+
+    def __repr__(self) -> str:
+        what = f"step {self.source.step!r}" if isinstance(self.source, FromStep) else f"parameter {self.source.name!r}"
+        return f"<Promise of {what}: {type_name(self.type)}>"
+
+    def _no_value(self, what: str) -> typing.NoReturn:
+        raise WorkflowTypeError(
+            f"workflow {self.builder.workflow!r}: {self!r} is used in {what}, but while the workflow is "
+            f"built it has no value yet. Decide at run time with ledgerflow.when(condition, then=..., "
+            f"otherwise=...) or move the logic into a task.")
+
+    def __bool__(self):
+        self._no_value("Python control flow (`if`, `while`, `and`/`or`, `not`)")
+
+    def __len__(self):
+        self._no_value("len()")
+
+    def __iter__(self):
+        args = typing.get_args(self.type)
+        if typing.get_origin(self.type) is tuple and args and args[-1] is not Ellipsis:
+            return iter(self[i] for i in range(len(args)))
+        self._no_value("iteration (only a tuple[...] output of fixed length unpacks)")
+
+    def __getitem__(self, index: int) -> "Promise":
+        args = typing.get_args(self.type)
+        if not (isinstance(self.source, FromStep) and typing.get_origin(self.type) is tuple and args
+                and args[-1] is not Ellipsis and self.source.index is None):
+            self._no_value("indexing (only a tuple[...] output of a step can be indexed)")
+        if not -len(args) <= index < len(args):
+            raise WorkflowTypeError(f"workflow {self.builder.workflow!r}: {self!r} has {len(args)} elements; "
+                                    f"index {index} is out of range")
+        index %= len(args)
+        return Promise(FromStep(self.source.step, args[index], index), self.builder)
+
+
+@attrs.define
+class Builder:
+    """Collects the nodes of one workflow while its body runs."""
+
+    workflow: str
+    nodes: list[Node] = attrs.Factory(list)
+    names: dict[str, int] = attrs.Factory(dict)
+
+    def unique_name(self, base: str) -> str:
+        count = self.names.get(base, 0) + 1
+        self.names[base] = count
+        return base if count == 1 else f"{base}_{count}"
+
+    def source_for(self, value: Any, expected: Any, describe) -> Source:
+        """Check a value passed for a parameter of type `expected`; `describe()` prefixes errors."""
+        if isinstance(value, Promise):
+            if value.builder is not self:
+                raise WorkflowTypeError(f"{describe()}: a promise from another workflow was passed in")
+            if not accepts(expected, value.type):
+                raise WorkflowTypeError(f"{describe()}: expected {type_name(expected)}, given "
+                                        f"{type_name(value.type)} ({_origin(value.source)})")
+            return value.source
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Promise) for v in value):
+            if typing.get_origin(expected) is not list:
+                raise WorkflowTypeError(f"{describe()}: expected {type_name(expected)}, given a list of promises")
+            (element,) = typing.get_args(expected)
+            items = tuple(self.source_for(v, element, lambda i=i: f"{describe()}[{i}]") for i, v in enumerate(value))
+            return Gather(items, expected)
+        try:
+            return Constant(conform(value, expected, "value"), expected)
+        except TypeMismatch as e:
+            raise WorkflowTypeError(f"{describe()}: expected {type_name(expected)}, given "
+                                    f"{type(value).__name__} {value!r:.60}") from e
+
+
+def _origin(source: Source) -> str:
+    if isinstance(source, FromStep):
+        suffix = "" if source.index is None else f"[{source.index}]"
+        return f"output{suffix} of step {source.step!r}"
+    if isinstance(source, FromInput):
+        return f"workflow parameter {source.name!r}"
+    return "a constant"
+
+
+_current: contextvars.ContextVar[Builder | None] = contextvars.ContextVar("ledgerflow_builder", default=None)
+
+
+def current_builder() -> Builder | None:
+    return _current.get()
+
+
+def tracing(builder: Builder):
+    """Context manager: calls of tasks inside record nodes in `builder` instead of running."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        token = _current.set(builder)
+        try:
+            yield builder
+        finally:
+            _current.reset(token)
+
+    return scope()

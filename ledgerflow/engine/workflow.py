@@ -1,0 +1,163 @@
+"""`@workflow`: trace the body once, with promises, into an immutable, type-checked Graph."""
+
+from __future__ import annotations
+
+import sys
+import typing
+from typing import Any, Callable
+
+import attrs
+
+from ledgerflow.engine.graph import Constant, FromInput, FromStep, Gather, Graph, Node, Source
+from ledgerflow.engine.signature import definition_site, read_signature
+from ledgerflow.engine.task import output_slots
+from ledgerflow.engine.tracing import Builder, Promise, current_builder, tracing
+from ledgerflow.errors import WorkflowTypeError
+from ledgerflow.store import digest_bytes
+from ledgerflow.types import type_name
+from ledgerflow.types.codec import encode
+
+
+class Workflow:
+    """A traced workflow: `graph` holds its steps; run it with `ledgerflow.run`.
+
+    Inside another workflow's body it can be called like a task (a sub-workflow): its
+    steps are added to the caller's graph under `name.step`.
+    """
+
+    def __init__(self, fn: Callable, name: str | None = None):
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.qualname = f"{fn.__module__}:{fn.__qualname__}"
+        self.site = definition_site(fn)
+        self.params, self.output = read_signature(fn, f"workflow {self.name!r}")
+        self.graph = self._trace()
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.qualname}: {len(self.graph.nodes)} steps>"
+
+    def _trace(self) -> Graph:
+        builder = Builder(self.name)
+        inputs = {p.name: Promise(FromInput(p.name, p.type), builder) for p in self.params}
+        with tracing(builder):
+            try:
+                result = self.fn(**inputs)
+            except WorkflowTypeError:
+                raise
+            except Exception as e:
+                e.add_note(f"(while tracing workflow {self.name!r} at {self.site}: the body runs once, "
+                           "with promises for values, when @workflow is applied)")
+                raise
+        return Graph(name=self.name, params=self.params, nodes=tuple(builder.nodes),
+                     output=self._output_source(builder, result), output_type=self.output)
+
+    def _output_source(self, builder: Builder, result: Any) -> Source | tuple[Source, ...] | None:
+        def describe(suffix: str = "") -> str:
+            return (f"workflow {self.name!r} at {self.site}: declares it returns {type_name(self.output)}, "
+                    f"but what it returns{suffix} does not match")
+
+        slots = output_slots(self.output)
+        if len(slots) > 1 and isinstance(result, tuple):
+            if len(result) != len(slots):
+                raise WorkflowTypeError(f"{describe()}: {len(result)} values for {len(slots)} declared")
+            return tuple(builder.source_for(r, tp, lambda i=i: describe(f"[{i}]"))
+                         for i, (r, (_, tp)) in enumerate(zip(result, slots)))
+        if result is None and self.output is not type(None) and self.output is not None:
+            raise WorkflowTypeError(f"{describe()}: it returns None; return the promise of the step "
+                                    "whose output is the workflow's result")
+        return builder.source_for(result, self.output, describe)
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the graph's shape and of every task's fingerprint."""
+        parts = [f"{self.qualname}{[(p.name, type_name(p.type)) for p in self.params]}->{type_name(self.output)}"]
+        for node in self.graph.nodes:
+            parts.append(f"{node.name}={node.task.qualname}@{node.task.fingerprint}"
+                         f"({[(k, _shape(s)) for k, s in node.inputs]})")
+        parts.append(repr(_shape(self.graph.output)))
+        return digest_bytes("\n".join(parts).encode())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        builder = current_builder()
+        if builder is None:
+            raise WorkflowTypeError(f"workflow {self.name!r} is not called directly: run it with "
+                                    f"ledgerflow.run({self.name}, params={{...}})")
+        caller = sys._getframe(1)
+        return self._inline(builder, args, kwargs, f"{caller.f_code.co_filename}:{caller.f_lineno}")
+
+    def _inline(self, builder: Builder, args: tuple, kwargs: dict, site: str) -> Any:
+        import inspect
+
+        try:
+            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+        except TypeError as e:
+            raise WorkflowTypeError(f"workflow {builder.workflow!r}, sub-workflow {self.name!r} at {site}: {e}") from None
+        bound.apply_defaults()
+        given = {
+            p.name: builder.source_for(
+                bound.arguments[p.name], p.type,
+                lambda p=p: f"workflow {builder.workflow!r}, sub-workflow {self.name!r}, parameter {p.name!r} at {site}")
+            for p in self.params
+        }
+        renamed: dict[str, str] = {}
+
+        def remap(src: Source) -> Source:
+            if isinstance(src, FromInput):
+                return given[src.name]
+            if isinstance(src, FromStep):
+                return attrs.evolve(src, step=renamed[src.step])
+            if isinstance(src, Gather):
+                return attrs.evolve(src, items=tuple(remap(i) for i in src.items))
+            return src
+
+        for node in self.graph.nodes:
+            renamed[node.name] = builder.unique_name(f"{self.name}.{node.name}")
+            builder.nodes.append(Node(name=renamed[node.name], task=node.task,
+                                      inputs=tuple((k, remap(s)) for k, s in node.inputs), site=node.site))
+
+        def promise(src: Source) -> Any:
+            src = remap(src)
+            return Promise(src, builder) if isinstance(src, (FromInput, FromStep)) else _constant_value(src)
+
+        out = self.graph.output
+        return tuple(promise(s) for s in out) if isinstance(out, tuple) else promise(out)
+
+
+def _constant_value(src: Source) -> Any:
+    if isinstance(src, Constant):
+        return src.value
+    raise WorkflowTypeError("a sub-workflow that returns a list of promises cannot be inlined; return a step's output")
+
+
+def _shape(src: Any) -> Any:
+    if isinstance(src, tuple):
+        return tuple(_shape(s) for s in src)
+    if isinstance(src, FromInput):
+        return ("input", src.name)
+    if isinstance(src, FromStep):
+        return ("step", src.step, src.index)
+    if isinstance(src, Gather):
+        return ("gather", tuple(_shape(i) for i in src.items))
+    if isinstance(src, Constant):
+        return ("const", encode(src.value, src.type))
+    return None
+
+
+def workflow(fn: Callable | None = None, *, name: str | None = None):
+    """Trace a function of tasks into a type-checked workflow, before anything runs.
+
+    >>> from ledgerflow import task, workflow
+    >>> @task
+    ... def inc(x: int) -> int:
+    ...     return x + 1
+    >>> @workflow
+    ... def twice(x: int = 0) -> int:
+    ...     return inc(x=inc(x=x))
+    >>> [n.name for n in twice.graph.nodes]
+    ['inc', 'inc_2']
+    """
+    if fn is None:
+        return lambda f: Workflow(f, name=name)
+    return Workflow(fn, name=name)

@@ -1,0 +1,64 @@
+"""Typed errors. Each carries the context a user needs to act on it."""
+
+from __future__ import annotations
+
+
+class LedgerflowError(Exception):
+    """Base class of every error Ledgerflow raises on purpose."""
+
+
+class WorkflowTypeError(LedgerflowError, TypeError):
+    """A workflow or task definition is wrong; raised when it is built, before anything runs."""
+
+
+class IntegrityError(LedgerflowError):
+    """Stored bytes, or a ledger row, no longer match the digest or hash that names them."""
+
+    def __init__(self, message: str, *, digest: str | None = None, location: str | None = None):
+        super().__init__(message)
+        self.digest = digest
+        self.location = location
+
+
+class StoreError(LedgerflowError):
+    """The store could not be reached or written (full disk, permissions, a server down)."""
+
+
+class ObjectNotFound(StoreError, KeyError):
+    """No object with this digest is in the store."""
+
+    def __init__(self, digest: str, location: str):
+        super().__init__(f"no object {digest} in the store at {location}")
+        self.digest = digest
+        self.location = location
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.args[0]
+
+
+class ParameterError(LedgerflowError, ValueError):
+    """A run was given a parameter that is unknown, missing, or does not convert to its type."""
+
+
+class ExecutionFailed(LedgerflowError):
+    """A step failed; the execution stopped. `execution` holds what was recorded.
+
+    The step's own exception is chained as `__cause__`, with its traceback.
+    """
+
+    def __init__(self, message: str, *, execution=None, step: str | None = None):
+        super().__init__(message)
+        self.execution = execution
+        self.step = step
+
+
+class StepOutputError(LedgerflowError, TypeError):
+    """A step returned a value that does not match its declared output type."""
+
+
+class LedgerError(LedgerflowError):
+    """The ledger could not be opened, read or written."""
+
+
+class RefError(LedgerflowError, LookupError):
+    """A REF (digest, digest prefix, execution id, EXECUTION_ID:step) names nothing, or more than one thing."""

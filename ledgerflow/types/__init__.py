@@ -1,0 +1,11 @@
+"""Typed handles, the value codec, and the type-compatibility relation."""
+
+from ledgerflow.types.annotations import UnsupportedType, check_supported, type_name
+from ledgerflow.types.compat import accepts
+from ledgerflow.types.conform import TypeMismatch, conform
+from ledgerflow.types.handles import Dataset, Directory, File, Handle, Model
+
+__all__ = [
+    "Dataset", "Directory", "File", "Handle", "Model", "TypeMismatch", "UnsupportedType",
+    "accepts", "check_supported", "conform", "type_name",
+]

@@ -1,0 +1,141 @@
+"""Tables as canonical Arrow: one form for the same logical data, whatever produced it.
+
+A Dataset is stored as an Arrow IPC stream of its canonical table, and its digest is the
+digest of those bytes. Canonical means: one chunk per column, no schema or field metadata,
+and one physical type per logical type (large/view strings and lists become their plain
+forms, dictionaries are decoded), so pyarrow, pandas and polars frames of the same data
+give the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import types
+import typing
+from typing import Any
+
+import attrs
+import pyarrow as pa
+
+from ledgerflow.errors import StepOutputError
+from ledgerflow.store import Store
+
+
+def to_arrow(data: Any) -> pa.Table:
+    """A pyarrow Table from a Table, RecordBatch, pandas or polars DataFrame, or Arrow stream."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas":
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if module == "polars":
+        return data.to_arrow()
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    raise TypeError(f"expected a pyarrow Table or a pandas/polars DataFrame, got {type(data).__name__}")
+
+
+def _canonical_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(t):
+        return _canonical_type(t.value_type)
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t) or pa.types.is_list(t):
+        return pa.list_(_canonical_field(t.value_field))
+    if pa.types.is_struct(t):
+        return pa.struct([_canonical_field(t.field(i)) for i in range(t.num_fields)])
+    if pa.types.is_map(t):
+        return pa.map_(_canonical_type(t.key_type), _canonical_type(t.item_type))
+    return t
+
+
+def _canonical_field(f: pa.Field) -> pa.Field:
+    return pa.field(f.name, _canonical_type(f.type), nullable=True)
+
+
+def canonical_table(data: Any) -> pa.Table:
+    table = to_arrow(data)
+    schema = pa.schema([_canonical_field(f) for f in table.schema])
+    if not table.schema.equals(schema, check_metadata=True):
+        table = table.cast(schema)
+    return table.combine_chunks()
+
+
+def write_ipc(table: pa.Table, store: Store) -> tuple[str, int]:
+    with store.writer() as out:
+        with pa.ipc.new_stream(out, table.schema) as writer:
+            for batch in table.to_batches():
+                if batch.num_rows:
+                    writer.write_batch(batch)
+    return out.digest, out.size
+
+
+def read_ipc(store: Store, digest: str, *, verify: bool = True) -> pa.Table:
+    if verify:
+        store.verify(digest)
+    with pa.memory_map(str(store.local_path(digest))) as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+# Column types a schema class may declare, and the Arrow types each accepts.
+_ARROW_CHECKS: dict[Any, tuple[str, Any]] = {
+    bool: ("bool", pa.types.is_boolean),
+    int: ("integer", pa.types.is_integer),
+    float: ("floating point", pa.types.is_floating),
+    str: ("string", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
+    bytes: ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)),
+    dt.datetime: ("timestamp", pa.types.is_timestamp),
+    dt.date: ("date", pa.types.is_date),
+}
+
+
+def schema_columns(schema: type) -> dict[str, Any]:
+    """Column name -> declared Python type (Optional unwrapped) of an attrs schema class."""
+    attrs.resolve_types(schema)
+    return {f.name: _unwrap_optional(f.type) for f in attrs.fields(schema)}
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def check_schema_class(schema: type) -> None:
+    for name, tp in schema_columns(schema).items():
+        if _column_check(tp) is None:
+            allowed = ", ".join(getattr(t, "__name__", str(t)) for t in _ARROW_CHECKS)
+            raise TypeError(f"schema {schema.__name__}: column {name!r} has type {tp!r}; "
+                            f"a column may be one of {allowed}, a list[...] of them, or Optional")
+
+
+def _column_check(tp: Any):
+    if tp in _ARROW_CHECKS:
+        return _ARROW_CHECKS[tp]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return ("enum values", lambda t: pa.types.is_string(t) or pa.types.is_integer(t))
+    if typing.get_origin(tp) is list:
+        inner = _column_check(typing.get_args(tp)[0]) if typing.get_args(tp) else None
+        if inner:
+            return (f"list of {inner[0]}", lambda t: pa.types.is_list(t) and inner[1](t.value_type))
+    return None
+
+
+def check_schema(table: pa.Table, schema: type) -> None:
+    """Raise StepOutputError if the table lacks a declared column or has it with another type."""
+    for name, tp in schema_columns(schema).items():
+        if name not in table.schema.names:
+            raise StepOutputError(f"Dataset[{schema.__name__}] is missing declared column {name!r} "
+                                  f"(columns present: {', '.join(table.schema.names) or 'none'})")
+        label, ok = _column_check(tp)
+        actual = table.schema.field(name).type
+        if not ok(actual):
+            raise StepOutputError(f"Dataset[{schema.__name__}] column {name!r} should be {label} "
+                                  f"({getattr(tp, '__name__', tp)}), but is {actual}")
