@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import sys
@@ -77,6 +78,12 @@ class Task:
 
     def bind(self, builder: Builder, args: tuple, kwargs: dict, site: str, label: str) -> dict[str, Any]:
         """Arguments by parameter name, defaults filled in; WorkflowTypeError for a bad call."""
+        unknown = [k for k in kwargs if k not in self._signature.parameters]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(self._signature.parameters), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise WorkflowTypeError(f"workflow {builder.workflow!r}, {label} at {site}: unexpected keyword argument "
+                                    f"{unknown[0]!r}{hint} Its signature is {self.type_signature}")
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as e:
@@ -88,7 +95,8 @@ class Task:
     def _record(self, builder: Builder, args: tuple, kwargs: dict, site: str) -> Promise:
         values = self.bind(builder, args, kwargs, site, f"task {self.name!r}")
         inputs = tuple(
-            (p.name, builder.source_for(values[p.name], p.type, lambda p=p: _describe(builder, self, p, site)))
+            (p.name, builder.source_for(values[p.name], p.type,
+                                        lambda suffix="", p=p: _describe(builder, self, p, suffix, site)))
             for p in self.params
         )
         name = builder.unique_name(self.name)
@@ -96,8 +104,8 @@ class Task:
         return Promise(FromStep(name, self.output), builder)
 
 
-def _describe(builder: Builder, task: Task, param: Param, site: str) -> str:
-    return f"workflow {builder.workflow!r}, task {task.name!r}, parameter {param.name!r} at {site}"
+def _describe(builder: Builder, task: Task, param: Param, suffix: str, site: str) -> str:
+    return f"workflow {builder.workflow!r}, task {task.name!r}, parameter {param.name!r}{suffix} at {site}"
 
 
 def task(fn: Callable | None = None, *, cache: bool = False, cache_version: str = "", retries: int = 0,

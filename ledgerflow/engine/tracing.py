@@ -78,7 +78,10 @@ class Builder:
         return base if count == 1 else f"{base}_{count}"
 
     def source_for(self, value: Any, expected: Any, describe) -> Source:
-        """Check a value passed for a parameter of type `expected`; `describe()` prefixes errors."""
+        """Check a value passed for a parameter of type `expected`.
+
+        `describe(suffix)` names the parameter in errors; the suffix locates an element in it.
+        """
         if isinstance(value, Promise):
             if value.builder is not self:
                 raise WorkflowTypeError(f"{describe()}: a promise from another workflow was passed in")
@@ -90,7 +93,8 @@ class Builder:
             if typing.get_origin(expected) is not list:
                 raise WorkflowTypeError(f"{describe()}: expected {type_name(expected)}, given a list of promises")
             (element,) = typing.get_args(expected)
-            items = tuple(self.source_for(v, element, lambda i=i: f"{describe()}[{i}]") for i, v in enumerate(value))
+            items = tuple(self.source_for(v, element, lambda s="", i=i: describe(f"[{i}]{s}"))
+                          for i, v in enumerate(value))
             return Gather(items, expected)
         try:
             return Constant(conform(value, expected, "value"), expected)

@@ -62,7 +62,7 @@ class Workflow:
         if len(slots) > 1 and isinstance(result, tuple):
             if len(result) != len(slots):
                 raise WorkflowTypeError(f"{describe()}: {len(result)} values for {len(slots)} declared")
-            return tuple(builder.source_for(r, tp, lambda i=i: describe(f"[{i}]"))
+            return tuple(builder.source_for(r, tp, lambda s="", i=i: describe(f"[{i}]{s}"))
                          for i, (r, (_, tp)) in enumerate(zip(result, slots)))
         if result is None and self.output is not type(None) and self.output is not None:
             raise WorkflowTypeError(f"{describe()}: it returns None; return the promise of the step "
@@ -98,7 +98,8 @@ class Workflow:
         given = {
             p.name: builder.source_for(
                 bound.arguments[p.name], p.type,
-                lambda p=p: f"workflow {builder.workflow!r}, sub-workflow {self.name!r}, parameter {p.name!r} at {site}")
+                lambda suffix="", p=p: (f"workflow {builder.workflow!r}, sub-workflow {self.name!r}, "
+                                        f"parameter {p.name!r}{suffix} at {site}"))
             for p in self.params
         }
         renamed: dict[str, str] = {}

@@ -27,6 +27,7 @@ converter.register_structure_hook(dt.datetime, lambda v, _: v if isinstance(v, d
 converter.register_unstructure_hook(dt.date, dt.date.isoformat)
 converter.register_structure_hook(dt.date, lambda v, _: v if isinstance(v, dt.date) else dt.date.fromisoformat(v))
 converter.register_structure_hook(bytes, lambda v, _: bytes(v))
+converter.register_structure_hook(type(None), lambda v, _: v)
 
 
 def _unstructure_handle(h: Handle) -> dict[str, Any]:

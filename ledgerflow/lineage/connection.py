@@ -1,0 +1,90 @@
+"""Holding the ledger file briefly: open, one transaction, close, retrying on the lock.
+
+DuckDB lets one process at a time open a database file read-write (readers share a
+lock, but not with a writer). So nothing keeps the file open: every flush and every
+query opens it, does one transaction and closes it, and a process that finds the file
+locked retries with jittered exponential backoff, bounded in total time. Opening costs
+about 15 ms (measured on DuckDB 2.0, mostly instance start-up), which is why writes are
+batched.
+
+Within one process, DuckDB shares one database instance between connections to the same
+path, so two threads could run concurrent transactions and fork the chain; a per-path
+lock serialises them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+from ledgerflow.errors import LedgerError
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+_path_locks: dict = {}
+_path_locks_guard = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.RLock:
+    with _path_locks_guard:
+        return _path_locks.setdefault(str(path), threading.RLock())
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+@contextlib.contextmanager
+def open_ledger(
+    path: Path,
+    *,
+    read_only: bool = False,
+    timeout: float = DEFAULT_LOCK_TIMEOUT,
+    config: dict | None = None,
+):
+    """Yield a DuckDB connection to the ledger at `path`, closed on exit.
+
+    A reader on a missing file raises LedgerError (there is no ledger yet); a writer
+    creates it. Waits up to `timeout` seconds for another process to let go of the file.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "ledger.duckdb"
+    >>> with open_ledger(p) as con:
+    ...     con.execute("SELECT 42").fetchone()
+    (42,)
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise LedgerError(f"no ledger at {path} (nothing has been recorded there yet)")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = {"threads": 1}  # our transactions are small; a thread pool only costs start-up time
+    cfg.update(config or {})
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    with _lock_for(path):
+        while True:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only, config=cfg)
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_conflict(exc):
+                    raise LedgerError(f"cannot open the ledger at {path}: {exc}") from exc
+                now = time.monotonic()
+                if now >= deadline:
+                    raise LedgerError(
+                        f"the ledger at {path} stayed locked by another process for {timeout:.0f} s"
+                    ) from exc
+                # Full jitter keeps several waiting processes from retrying in lockstep.
+                time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - now))
+                delay = min(delay * 2, 0.1)
+        try:
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,249 @@
+"""The ledger's tables, views and schema version.
+
+Every table that records history is insert-only and hash-chained (see `chain.py`): each
+row carries `seq` (one gap-free sequence across all chained tables), `prev_hash` and
+`row_hash`. A state change is a new row; the views at the bottom give current state.
+docs/ledger.md documents every column, so users can write their own SQL.
+
+The column lists here are the single source of truth: the writer builds Arrow tables
+in this order, and the chain encodes columns in this order, so verification reads them
+back the same way.
+"""
+
+from __future__ import annotations
+
+import attrs
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+# Bumped-from -> function(con) upgrading the schema by one version. Empty until a release
+# changes the schema; `ensure_schema` refuses a file newer than this code.
+MIGRATIONS: dict = {}
+
+PARAMS_STEP = "@params"  # pseudo-step that "produces" an execution's parameters
+OUTPUTS_STEP = "@outputs"  # pseudo-step that "consumes" an execution's outputs
+
+
+@attrs.frozen
+class Column:
+    name: str
+    sql: str  # DuckDB type
+    arrow: pa.DataType
+
+
+@attrs.frozen
+class ChainedTable:
+    name: str
+    columns: tuple  # of Column, the content hashed into the chain, in order
+
+    @property
+    def column_names(self) -> tuple:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([(c.name, c.arrow) for c in self.columns])
+
+
+def _c(name: str, sql: str) -> Column:
+    arrow = {
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "VARCHAR": pa.string(),
+        "DOUBLE": pa.float64(),
+        "TIMESTAMP": pa.timestamp("us"),
+    }[sql]
+    return Column(name, sql, arrow)
+
+
+# `seq` comes first in every chained table; prev_hash/row_hash are appended after the
+# content columns (they are not part of the hashed content; prev_hash is mixed in raw).
+EXECUTION_LOG = ChainedTable(
+    "execution_log",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("state", "VARCHAR"),
+        _c("at", "TIMESTAMP"),
+        _c("workflow", "VARCHAR"),
+        _c("workflow_fingerprint", "VARCHAR"),
+        _c("params", "VARCHAR"),
+        _c("executor", "VARCHAR"),
+        _c("host", "VARCHAR"),
+        _c("pid", "BIGINT"),
+        _c("process_start", "VARCHAR"),
+        _c("code_digest", "VARCHAR"),
+        _c("environment", "VARCHAR"),
+        _c("replay_of", "VARCHAR"),
+        _c("error", "VARCHAR"),
+    ),
+)
+
+STEP_LOG = ChainedTable(
+    "step_log",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("step", "VARCHAR"),
+        _c("attempt", "INTEGER"),
+        _c("state", "VARCHAR"),
+        _c("task", "VARCHAR"),
+        _c("task_fingerprint", "VARCHAR"),
+        _c("cache_key", "VARCHAR"),
+        _c("ckey", "BIGINT"),
+        _c("cached_from", "VARCHAR"),
+        _c("started_at", "TIMESTAMP"),
+        _c("ended_at", "TIMESTAMP"),
+        _c("resources", "VARCHAR"),
+        _c("node", "VARCHAR"),
+        _c("error", "VARCHAR"),
+        _c("traceback", "VARCHAR"),
+        _c("map_index", "INTEGER"),
+        _c("condition", "VARCHAR"),
+    ),
+)
+
+ARTIFACTS = ChainedTable(
+    "artifacts",
+    (
+        _c("seq", "BIGINT"),
+        _c("digest", "VARCHAR"),
+        _c("dkey", "BIGINT"),
+        _c("kind", "VARCHAR"),
+        _c("type", "VARCHAR"),
+        _c("size", "BIGINT"),
+        _c("uri", "VARCHAR"),
+        _c("value", "VARCHAR"),
+        _c("first_execution_id", "VARCHAR"),
+        _c("first_step", "VARCHAR"),
+        _c("first_seen_at", "TIMESTAMP"),
+    ),
+)
+
+EDGES = ChainedTable(
+    "edges",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("step", "VARCHAR"),
+        _c("attempt", "INTEGER"),
+        _c("direction", "VARCHAR"),
+        _c("name", "VARCHAR"),
+        _c("digest", "VARCHAR"),
+        _c("dkey", "BIGINT"),
+    ),
+)
+
+METRICS = ChainedTable(
+    "metrics",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("step", "VARCHAR"),
+        _c("name", "VARCHAR"),
+        _c("value", "DOUBLE"),
+        _c("idx", "BIGINT"),
+        _c("at", "TIMESTAMP"),
+    ),
+)
+
+CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS)
+TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
+
+
+def _table_ddl(t: ChainedTable) -> str:
+    cols = [f"{c.name} {c.sql}" for c in t.columns]
+    cols += ["prev_hash BLOB NOT NULL", "row_hash BLOB NOT NULL"]
+    return f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)})"
+
+
+# Why these indexes and no others: an ART index costs ~35 bytes a row on a BIGINT and
+# ~120 on a 71-character digest, so lineage walks look artifacts up by `dkey` (a 64-bit
+# hash of the digest) and everything else relies on DuckDB's zone maps over `seq`, which
+# rises with physical order because the log is append-only.
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS edges_dkey ON edges(dkey)",
+    "CREATE INDEX IF NOT EXISTS artifacts_dkey ON artifacts(dkey)",
+)
+
+VIEWS = (
+    # Current state of each execution: its start row joined with its latest state row.
+    """
+    CREATE OR REPLACE VIEW executions AS
+    WITH s AS (
+        SELECT * FROM execution_log WHERE workflow IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY execution_id ORDER BY seq) = 1
+    ), l AS (
+        SELECT execution_id, state, at, error, seq FROM execution_log
+        QUALIFY row_number() OVER (PARTITION BY execution_id ORDER BY seq DESC) = 1
+    )
+    SELECT s.execution_id, s.workflow, l.state AS status, s.at AS started_at,
+           CASE WHEN l.state <> 'running' THEN l.at END AS ended_at,
+           CASE WHEN l.state <> 'running' THEN epoch(l.at) - epoch(s.at) END AS duration_s,
+           s.params, s.executor, s.workflow_fingerprint, s.code_digest, s.environment,
+           s.replay_of, s.host, s.pid, l.error, s.seq AS start_seq, l.seq AS last_seq
+    FROM s JOIN l USING (execution_id)
+    """,
+    # One row per attempt: its latest state.
+    """
+    CREATE OR REPLACE VIEW attempts AS
+    SELECT execution_id, step, attempt, task, state AS status, started_at, ended_at,
+           epoch(ended_at) - epoch(started_at) AS duration_s, cache_key, cached_from,
+           node, error, traceback, resources, map_index, seq
+    FROM step_log
+    QUALIFY row_number() OVER (PARTITION BY execution_id, step, attempt ORDER BY seq DESC) = 1
+    """,
+    # One row per step of an execution: the latest row of its latest attempt.
+    """
+    CREATE OR REPLACE VIEW steps AS
+    SELECT execution_id, step, task, task_fingerprint, state AS status,
+           max(attempt) OVER w AS attempts,
+           min(started_at) OVER w AS started_at, ended_at,
+           epoch(ended_at) - epoch(min(started_at) OVER w) AS duration_s,
+           cache_key, state = 'cached' OR cached_from IS NOT NULL AS cache_hit, cached_from,
+           node, error, traceback, resources, map_index, condition, seq
+    FROM step_log
+    WINDOW w AS (PARTITION BY execution_id, step)
+    QUALIFY row_number() OVER (PARTITION BY execution_id, step ORDER BY seq DESC) = 1
+    """,
+    # Each execution's parameters by name, with the plain value when it is one.
+    """
+    CREATE OR REPLACE VIEW params AS
+    SELECT e.execution_id, e.name, e.digest, a.value, a.type, a.kind
+    FROM edges e JOIN artifacts a USING (digest)
+    WHERE e.step = '@params' AND e.direction = 'produced'
+    """,
+)
+
+
+def ensure_schema(con) -> None:
+    """Create the schema in an empty file, or check the version of an existing one."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+    ).fetchone()[0]
+    if has_meta:
+        # meta is insert-only too: a migration adds a row, the highest version wins.
+        row = con.execute(
+            "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        version = int(row[0]) if row and row[0] is not None else 0
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            from ledgerflow.errors import LedgerError
+
+            raise LedgerError(
+                f"the ledger has schema version {version}; this Ledgerflow reads up to {SCHEMA_VERSION}: upgrade it"
+            )
+        while version < SCHEMA_VERSION:
+            MIGRATIONS[version](con)
+            version += 1
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
+        return
+    con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)")
+    for t in CHAINED_TABLES:
+        con.execute(_table_ddl(t))
+    for ddl in INDEXES + VIEWS:
+        con.execute(ddl)
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])

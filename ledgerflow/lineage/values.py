@@ -1,0 +1,210 @@
+"""What the ledger's queries return: frozen values, and their stable JSON form.
+
+Every value has `to_json()` giving plain dicts/lists/strings (datetimes as ISO 8601 UTC
+with a trailing "Z"), which is exactly what the CLI's `--json` prints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from ledgerflow.lineage.chain import ChainProblem
+
+
+def jsonable(value):
+    """Plain JSON-ready data from a ledger value (attrs classes, tuples, datetimes).
+
+    >>> jsonable(MetricPoint(step="train", name="loss", value=0.5, index=None, at=None))
+    {'step': 'train', 'name': 'loss', 'value': 0.5, 'index': None, 'at': None}
+    """
+    if attrs.has(type(value)):
+        return {f.name: jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds") + "Z"  # stored as naive UTC
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+class _Json:
+    def to_json(self):
+        return jsonable(self)
+
+
+@attrs.frozen
+class ExecutionSummary(_Json):
+    """One line of `lineage list`."""
+
+    id: str
+    workflow: str
+    status: str  # running | succeeded | failed | cancelled | interrupted
+    started_at: datetime
+    ended_at: datetime | None
+    duration_s: float | None
+    executor: str | None
+    host: str | None
+    pid: int | None
+    replay_of: str | None
+    error: str | None
+
+
+@attrs.frozen
+class ArtifactInfo(_Json):
+    digest: str
+    kind: str | None  # value | file | directory | dataset | model
+    type: str | None
+    size: int | None
+    uri: str | None
+    value: str | None  # canonical JSON of a plain value
+
+
+@attrs.frozen
+class Bound(_Json):
+    """An artifact bound to a parameter or output name."""
+
+    name: str
+    artifact: ArtifactInfo
+
+
+@attrs.frozen
+class MetricPoint(_Json):
+    step: str
+    name: str
+    value: float
+    index: int | None
+    at: datetime | None
+
+
+@attrs.frozen
+class AttemptInfo(_Json):
+    attempt: int
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    node: str | None
+    error: str | None
+    traceback: str | None
+
+
+@attrs.frozen
+class StepInfo(_Json):
+    step: str
+    task: str | None
+    task_fingerprint: str | None
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    attempts: tuple  # of AttemptInfo, in order
+    cache_key: str | None
+    cache_hit: bool
+    cached_from: str | None  # "EXECUTION_ID:step" whose outputs were reused
+    inputs: tuple  # of Bound
+    outputs: tuple  # of Bound
+    metrics: tuple  # of MetricPoint
+    resources: str | None
+    node: str | None
+    error: str | None
+    map_index: int | None
+    condition: str | None
+
+
+@attrs.frozen
+class ExecutionDetail(_Json):
+    """Everything recorded about one execution (`lineage show`)."""
+
+    summary: ExecutionSummary
+    workflow_fingerprint: str | None
+    params: dict  # name -> value as recorded (parsed JSON)
+    inputs: tuple  # of Bound: the parameters as artifacts
+    outputs: tuple  # of Bound
+    steps: tuple  # of StepInfo, in the order they started
+    code_digest: str | None
+    environment: dict
+
+    @property
+    def id(self) -> str:
+        return self.summary.id
+
+    @property
+    def status(self) -> str:
+        return self.summary.status
+
+
+@attrs.frozen
+class LineageNode(_Json):
+    """A node reached by an upstream/downstream walk.
+
+    kind "artifact": ref is the digest and `artifact` describes it. kind "step": ref is
+    "EXECUTION_ID:step". kind "execution": ref is the execution id, standing for its
+    parameters (upstream ends there) or its outputs (downstream ends there).
+    """
+
+    kind: str
+    ref: str
+    depth: int
+    label: str  # task, workflow, or artifact type, for people
+    status: str | None = None
+    artifact: ArtifactInfo | None = None
+
+
+@attrs.frozen
+class LineageEdge(_Json):
+    """`source` flows into `target` (in data-flow direction), as parameter/output `name`."""
+
+    source: str
+    target: str
+    name: str
+
+
+@attrs.frozen
+class Lineage(_Json):
+    root: str
+    direction: str  # "upstream" | "downstream"
+    depth_limit: int | None
+    nodes: tuple  # of LineageNode, by depth then ref
+    edges: tuple  # of LineageEdge
+
+    def of_kind(self, kind: str) -> tuple:
+        return tuple(n for n in self.nodes if n.kind == kind)
+
+
+@attrs.frozen
+class ObjectProblem(_Json):
+    digest: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"store object {self.digest}: {self.detail}"
+
+
+@attrs.frozen
+class VerifyReport(_Json):
+    """What `verify` found. `ok` is True when the chain and every store object check out.
+
+    `head_seq`/`head_hash` identify the whole chain: keep them somewhere else and compare
+    later to catch the removal of the newest rows, which a chain alone can't show.
+    """
+
+    ok: bool
+    rows: int
+    head_seq: int
+    head_hash: str
+    problems: tuple  # of ChainProblem, in seq order
+    objects_checked: int
+    object_problems: tuple  # of ObjectProblem
+    store: str | None  # the store checked, or None with `store_note` saying why not
+    store_note: str | None = None
+
+    @property
+    def first_problem(self) -> ChainProblem | ObjectProblem | None:
+        if self.problems:
+            return self.problems[0]
+        return self.object_problems[0] if self.object_problems else None
