@@ -5,7 +5,9 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
+from ledgerflow.engine.branching import when
 from ledgerflow.engine.events import MemoryRecorder
+from ledgerflow.engine.fanout import map_task
 from ledgerflow.engine.metrics import log_metric
 from ledgerflow.engine.resources import Resources
 from ledgerflow.engine.runner import Execution, StepResult
@@ -30,5 +32,5 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Dataset", "Directory", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
     "MemoryRecorder", "Model", "ParameterError", "Resources", "StepOutputError", "StepResult", "Task",
-    "WorkflowTypeError", "log_metric", "run", "task", "workflow",
+    "WorkflowTypeError", "log_metric", "map_task", "run", "task", "when", "workflow",
 ]

@@ -62,3 +62,7 @@ class LedgerError(LedgerflowError):
 
 class RefError(LedgerflowError, LookupError):
     """A REF (digest, digest prefix, execution id, EXECUTION_ID:step) names nothing, or more than one thing."""
+
+
+class ResourceError(LedgerflowError, ValueError):
+    """A step asks for more than any node of the cluster can ever give; raised before anything runs."""

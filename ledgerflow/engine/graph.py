@@ -40,7 +40,17 @@ class Gather:
     type: Any
 
 
-Source = Union[FromInput, FromStep, Constant, Gather]
+@attrs.frozen
+class Choice:
+    """`when(condition, then=..., otherwise=...)`: one of two sources, picked at run time."""
+
+    condition: "Source"
+    then: "Source"
+    otherwise: "Source"
+    type: Any
+
+
+Source = Union[FromInput, FromStep, Constant, Gather, Choice]
 
 
 def upstream_steps(source: Source) -> tuple[str, ...]:
@@ -48,7 +58,17 @@ def upstream_steps(source: Source) -> tuple[str, ...]:
         return (source.step,)
     if isinstance(source, Gather):
         return tuple(s for item in source.items for s in upstream_steps(item))
+    if isinstance(source, Choice):
+        return upstream_steps(source.condition) + upstream_steps(source.then) + upstream_steps(source.otherwise)
     return ()
+
+
+@attrs.frozen
+class Guard:
+    """A node inside a branch of `when` runs only if `condition` evaluates to `expected`."""
+
+    condition: Source
+    expected: bool
 
 
 @attrs.frozen
@@ -72,10 +92,15 @@ class Node:
     task: Any  # ledgerflow.engine.task.Task
     inputs: tuple[tuple[str, Source], ...]
     site: str  # file:line of the call
+    guards: tuple[Guard, ...] = ()
+    mapped: tuple[str, ...] = ()  # for map_task: the parameters whose lists are mapped element-wise
+    min_success: float = 1.0  # for map_task: the share of elements that must succeed
+    map_index: int | None = None  # for one element of a map: its index
 
     @property
     def depends_on(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(s for _, src in self.inputs for s in upstream_steps(src)))
+        sources = [src for _, src in self.inputs] + [g.condition for g in self.guards]
+        return tuple(dict.fromkeys(s for src in sources for s in upstream_steps(src)))
 
 
 @attrs.frozen

@@ -7,20 +7,21 @@ attempts with exponential backoff, and stops scheduling after a step fails for g
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 import json
 import os
 import socket
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 import warnings
 
 import attrs
 
 from ledgerflow.engine import events as ev
 from ledgerflow.engine.executor import Executor
-from ledgerflow.engine.graph import Constant, FromInput, FromStep, Gather, Node, Source
+from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source
 from ledgerflow.engine.ids import new_id
 from ledgerflow.engine.step import StepCall, StepOutcome, artifact_ref
 from ledgerflow.engine.workflow import Workflow
@@ -97,6 +98,8 @@ def cache_key(task: Any, inputs: ev.Binding) -> str:
 
 @attrs.define
 class _Run:
+    """The state of one execution while the runner drives it."""
+
     wf: Workflow
     params: dict[str, Any]
     executor: Executor
@@ -104,34 +107,39 @@ class _Run:
     store: Store
     use_cache: bool
     id: str
+    nodes: dict[str, Node] = attrs.Factory(dict)
     values: dict[str, tuple[Any, ...]] = attrs.Factory(dict)  # step -> output values
-    refs: dict[str, tuple[tuple[str, ev.ArtifactRef], ...]] = attrs.Factory(dict)
+    refs: dict[str, ev.Binding] = attrs.Factory(dict)  # step -> output artifacts
     input_refs: dict[str, ev.ArtifactRef] = attrs.Factory(dict)
     results: dict[str, StepResult] = attrs.Factory(dict)
     attempts: dict[str, int] = attrs.Factory(dict)
     started: dict[str, datetime] = attrs.Factory(dict)
     call_inputs: dict[str, ev.Binding] = attrs.Factory(dict)
     call_values: dict[str, tuple] = attrs.Factory(dict)
-    nodes: dict[str, Node] = attrs.Factory(dict)
     keys: dict[str, str | None] = attrs.Factory(dict)
-    retry_at: list = attrs.Factory(list)  # heap of (time, step)
+    retry_at: list = attrs.Factory(list)  # heap of (monotonic time, step)
+    completed: deque = attrs.Factory(deque)  # graph nodes just done, whose dependents may be ready
+    map_elements: dict[str, list[str]] = attrs.Factory(dict)  # map node -> its element steps
+    map_of: dict[str, str] = attrs.Factory(dict)  # element step -> its map node
+    errors: dict[str, BaseException] = attrs.Factory(dict)  # step -> the error that failed it for good
     failure: tuple[str, BaseException] | None = None
 
     # -- resolving inputs -------------------------------------------------------------------
-    def resolve(self, src: Source) -> tuple[Any, ev.ArtifactRef | None]:
+    def resolve(self, src: Source) -> tuple[Any, ev.ArtifactRef]:
         if isinstance(src, FromInput):
             return self.params[src.name], self.input_refs[src.name]
         if isinstance(src, FromStep):
-            index = 0 if src.index is None else src.index
             node = self.nodes[src.step]
-            if src.index is None and len(node.task.outputs) > 1:
+            if src.index is None and len(node.task.outputs) > 1 and not node.mapped:
                 values = self.values[src.step]
                 return tuple(values), artifact_ref(tuple(values), node.task.output)
+            index = 0 if src.index is None else src.index
             return self.values[src.step][index], self.refs[src.step][index][1]
         if isinstance(src, Gather):
             items = [self.resolve(i)[0] for i in src.items]
             return items, artifact_ref(items, src.type)
-        assert isinstance(src, Constant)
+        if isinstance(src, Choice):
+            return self.resolve(src.then if self.resolve(src.condition)[0] else src.otherwise)
         return src.value, artifact_ref(src.value, src.type)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -144,18 +152,16 @@ class _Run:
             for d in n.depends_on:
                 dependents[d].append(n.name)
         ready = deque(n.name for n in nodes if not waiting[n.name])
-
-        def release(done: str) -> None:
-            for child in dependents[done]:
-                waiting[child].discard(done)
-                if not waiting[child]:
-                    ready.append(child)
-
         while True:
-            while ready and self.failure is None:
-                name = ready.popleft()
-                if self.start(self.nodes[name]):
-                    release(name)
+            while (ready or self.completed) and self.failure is None:
+                while self.completed:
+                    finished = self.completed.popleft()
+                    for child in dependents[finished]:
+                        waiting[child].discard(finished)
+                        if not waiting[child]:
+                            ready.append(child)
+                if ready:
+                    self.start(self.nodes[ready.popleft()])
             while self.retry_at and self.failure is None and self.retry_at[0][0] <= time.monotonic():
                 self.submit(self.nodes[heapq.heappop(self.retry_at)[1]])
             pending_retry = self.retry_at[0][0] - time.monotonic() if self.retry_at and self.failure is None else None
@@ -165,20 +171,113 @@ class _Run:
                 time.sleep(max(0.0, pending_retry))
                 continue
             outcome = self.executor.wait(None if pending_retry is None else max(0.0, pending_retry))
-            if outcome is not None and self.finish(self.nodes[outcome.step], outcome):
-                release(outcome.step)
+            if outcome is not None:
+                self.finish(self.nodes[outcome.step], outcome)
 
-    def start(self, node: Node) -> bool:
-        """Submit the step, or reuse cached outputs; True if it is already done."""
+    def done(self, name: str) -> None:
+        """Mark a step finished so that what depends on it can start (or, for a map element, its map)."""
+        parent = self.map_of.get(name)
+        if parent is None:
+            self.completed.append(name)
+        else:
+            self.element_done(parent)
+
+    def start(self, node: Node) -> None:
+        """Skip it (a branch not taken), expand it (a map), reuse cached outputs, or submit it."""
+        for guard in node.guards:
+            value = self.resolve(guard.condition)[0]
+            if bool(value) != guard.expected:
+                self.skip(node, guard, value)
+                return
         inputs = [(name, *self.resolve(src)) for name, src in node.inputs]
+        if node.mapped and node.map_index is None:
+            self.expand(node, inputs)
+            return
         self.call_inputs[node.name] = tuple((name, ref) for name, _, ref in inputs)
         self.call_values[node.name] = tuple((name, value) for name, value, _ in inputs)
         key = cache_key(node.task, self.call_inputs[node.name]) if node.task.cache else None
         self.keys[node.name] = key
         if key and self.use_cache and self.reuse(node, key):
-            return True
+            self.done(node.name)
+            return
         self.submit(node)
-        return False
+
+    def skip(self, node: Node, guard: Guard, value: Any) -> None:
+        stamp = now()
+        why = f"condition was {value!r}; this branch runs when it is {guard.expected}"
+        self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SKIPPED, 0, {}, error=why)
+        self.recorder.record(ev.StepFinished(
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            attempt=0, status=ev.SKIPPED, started_at=stamp, ended_at=stamp, resources=node.task.resources.to_json(),
+            condition=why, map_index=node.map_index))
+        self.done(node.name)
+
+    def expand(self, node: Node, inputs: list) -> None:
+        """One element step per index of the mapped lists, each its own step in the ledger."""
+        lists = {name: value for name, value, _ in inputs if name in node.mapped}
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) > 1:
+            error = ValueError(f"map_task({node.task.name}): the mapped lists differ in length: "
+                               + ", ".join(f"{k} has {len(v)}" for k, v in lists.items()))
+            self.fail_map(node, error)
+            return
+        count = lengths.pop()
+        elements = []
+        for i in range(count):
+            element = attrs.evolve(node, name=f"{node.name}[{i}]", mapped=(), guards=(), map_index=i, inputs=tuple(
+                (name, Constant(value[i] if name in node.mapped else value, p.type))
+                for (name, value, _), p in zip(inputs, node.task.params)))
+            self.nodes[element.name] = element
+            self.map_of[element.name] = node.name
+            elements.append(element.name)
+        self.map_elements[node.name] = elements
+        self.started[node.name] = now()
+        if not elements:
+            self.element_done(node.name)
+        for name in elements:
+            if self.failure is None:
+                self.start(self.nodes[name])
+
+    def element_done(self, parent: str) -> None:
+        node = self.nodes[parent]
+        elements = self.map_elements[parent]
+        if parent in self.results:
+            return
+        ended = [self.results[e] for e in elements if e in self.results]
+        failed = [r for r in ended if r.status not in (ev.SUCCEEDED, ev.CACHED)]
+        allowed = len(elements) - math.ceil(node.min_success * len(elements) - 1e-9)
+        if len(failed) > allowed:
+            first = failed[0].name
+            self.fail_map(node, self.errors.get(first) or RuntimeError(failed[0].error), element=first)
+            return
+        if len(ended) < len(elements):
+            return
+        values = [self.values[e][0] if e in self.values else None for e in elements]
+        element_type = node.task.output if node.min_success >= 1 else Optional[node.task.output]
+        ref = artifact_ref(values, list[element_type])
+        self.values[parent] = (values,)
+        self.refs[parent] = (("return", ref),)
+        self.results[parent] = StepResult(parent, node.task.qualname, ev.SUCCEEDED, 1, {"return": values})
+        consumed = tuple((f"[{i}]", self.refs[e][0][1]) for i, e in enumerate(elements) if e in self.refs)
+        self.recorder.record(ev.StepFinished(
+            execution_id=self.id, step=parent, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            attempt=1, status=ev.SUCCEEDED, started_at=self.started[parent], ended_at=now(), inputs=consumed,
+            outputs=self.refs[parent], resources=node.task.resources.to_json(),
+            condition=f"map over {', '.join(node.mapped)}: {len(elements) - len(failed)}/{len(elements)} succeeded"))
+        self.completed.append(parent)
+
+    def fail_map(self, node: Node, error: BaseException, element: str | None = None) -> None:
+        line = f"{type(error).__name__}: {error}"
+        if element:
+            line = f"element {element!r} failed: {line}"
+        self.results[node.name] = StepResult(node.name, node.task.qualname, ev.FAILED, 1, {}, error=line)
+        stamp = now()
+        self.recorder.record(ev.StepFinished(
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            attempt=1, status=ev.FAILED, started_at=self.started.get(node.name, stamp), ended_at=stamp,
+            resources=node.task.resources.to_json(), error=line))
+        if self.failure is None:
+            self.failure = (element or node.name, error)
 
     def submit(self, node: Node) -> None:
         attempt = self.attempts.get(node.name, 0) + 1
@@ -187,7 +286,7 @@ class _Run:
         self.recorder.record(ev.StepStarted(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=attempt, started_at=self.started[node.name], cache_key=self.keys[node.name],
-            resources=node.task.resources.to_json()))
+            resources=node.task.resources.to_json(), map_index=node.map_index))
         call = StepCall(execution_id=self.id, step=node.name, task=node.task, inputs=self.call_values[node.name],
                         attempt=attempt, store_url=self.store.url)
         self.executor.submit(call, timeout=node.task.timeout, resources=node.task.resources)
@@ -214,11 +313,12 @@ class _Run:
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=0, status=ev.CACHED, started_at=stamp, ended_at=stamp, inputs=self.call_inputs[node.name],
-            outputs=entry.outputs, cache_key=key, cached_from=entry.step_ref, resources=node.task.resources.to_json()))
+            outputs=entry.outputs, cache_key=key, cached_from=entry.step_ref, resources=node.task.resources.to_json(),
+            map_index=node.map_index))
         return True
 
-    def finish(self, node: Node, outcome: StepOutcome) -> bool:
-        """Record an attempt; schedule a retry or note the failure. True if the step succeeded."""
+    def finish(self, node: Node, outcome: StepOutcome) -> None:
+        """Record an attempt; then the step is done, or retried, or has failed for good."""
         outputs = tuple((name, ref) for name, _, ref in outcome.outputs)
         for m in outcome.metrics:
             self.recorder.record(ev.MetricLogged(self.id, node.name, m.name, m.value, m.at, m.index))
@@ -227,22 +327,38 @@ class _Run:
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=outcome.attempt, status=outcome.status, started_at=outcome.started_at, ended_at=outcome.ended_at,
             inputs=self.call_inputs[node.name], outputs=outputs, cache_key=self.keys[node.name],
-            resources=node.task.resources.to_json(), node=outcome.node, error=error_line, traceback=outcome.traceback))
+            resources=node.task.resources.to_json(), node=outcome.node, error=error_line, traceback=outcome.traceback,
+            map_index=node.map_index))
         if outcome.status == ev.SUCCEEDED:
             self.values[node.name] = tuple(v for _, v, _ in outcome.outputs)
             self.refs[node.name] = outputs
             self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SUCCEEDED, outcome.attempt,
                                                  {n: v for n, v, _ in outcome.outputs}, self.keys[node.name])
-            return True
-        if outcome.attempt <= node.task.retries and self.failure is None:
+            self.done(node.name)
+        elif outcome.attempt <= node.task.retries and self.failure is None:
             delay = min(BACKOFF_BASE_S * 2 ** (outcome.attempt - 1), BACKOFF_MAX_S)
             heapq.heappush(self.retry_at, (time.monotonic() + delay, node.name))
         else:
             self.results[node.name] = StepResult(node.name, node.task.qualname, outcome.status, outcome.attempt, {},
                                                  self.keys[node.name], error=error_line)
-            if self.failure is None:
+            self.errors[node.name] = outcome.error
+            if node.name in self.map_of:
+                self.element_done(self.map_of[node.name])
+            elif self.failure is None:
                 self.failure = (node.name, outcome.error)
-        return False
+
+    def cancel_in_flight(self) -> None:
+        """Record every started step that has not finished as cancelled, then stop the executor."""
+        stamp = now()
+        for name, started in self.started.items():
+            if name not in self.results and name not in self.map_elements:
+                node = self.nodes[name]
+                self.recorder.record(ev.StepFinished(
+                    execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+                    attempt=self.attempts[name], status=ev.CANCELLED, started_at=started, ended_at=stamp,
+                    inputs=self.call_inputs[name], cache_key=self.keys[name], resources=node.task.resources.to_json(),
+                    error="cancelled: the execution was interrupted", map_index=node.map_index))
+        self.executor.close()
 
     def output(self) -> tuple[Any, ev.Binding]:
         out = self.wf.graph.output
@@ -269,6 +385,9 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
     if not isinstance(wf, Workflow):
         raise TypeError(f"run() takes a @workflow, not {wf!r}")
     bound = bind_params(wf, params)
+    check = getattr(executor, "check", None)
+    if check is not None:
+        check(wf.graph.nodes)  # e.g. a step asking for more GPUs than the cluster has: fail now, not hang
     run = _Run(wf=wf, params=bound, executor=executor, recorder=recorder, store=store, use_cache=cache, id=new_id())
     run.input_refs = {p.name: artifact_ref(bound[p.name], p.type) for p in wf.params}
     started = now()
@@ -280,9 +399,11 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         environment=environment or environment_json(), replay_of=replay_of))
     try:
         run.go()
-    except BaseException:
+    except BaseException as e:
         # Ctrl-C or a crash of the runner itself: the record says so before the error goes on.
-        recorder.record(ev.ExecutionFinished(run.id, ev.CANCELLED, now(), error="interrupted by the user"))
+        run.cancel_in_flight()
+        reason = "interrupted by the user" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        recorder.record(ev.ExecutionFinished(run.id, ev.CANCELLED, now(), error=reason))
         recorder.flush()
         raise
     if run.failure is not None:
@@ -293,7 +414,7 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         recorder.flush()
         execution = Execution(run.id, wf.qualname, ev.FAILED, bound, None, run.results, started, ended,
                               error=f"step {step!r} failed: {message}")
-        node = wf.graph.node(step)
+        node = run.nodes[step]
         raise ExecutionFailed(f"execution {run.id} of workflow {wf.name!r} failed: step {step!r} "
                               f"(task {node.task.qualname}, called at {node.site}) raised {message}",
                               execution=execution, step=step) from error

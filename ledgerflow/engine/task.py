@@ -100,7 +100,7 @@ class Task:
             for p in self.params
         )
         name = builder.unique_name(self.name)
-        builder.nodes.append(Node(name=name, task=self, inputs=inputs, site=site))
+        builder.add(Node(name=name, task=self, inputs=inputs, site=site))
         return Promise(FromStep(name, self.output), builder)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import typing
 from typing import Any
 
 import attrs
 
-from ledgerflow.engine.graph import Constant, FromInput, FromStep, Gather, Node, Source
+from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source
 from ledgerflow.errors import WorkflowTypeError
 from ledgerflow.types import TypeMismatch, accepts, conform, type_name
 
@@ -22,7 +23,7 @@ class Promise:
 
     __slots__ = ("source", "builder")
 
-    def __init__(self, source: FromInput | FromStep, builder: "Builder"):
+    def __init__(self, source: FromInput | FromStep | Choice, builder: "Builder"):
         self.source = source
         self.builder = builder
 
@@ -31,8 +32,7 @@ class Promise:
         return self.source.type
 
     def __repr__(self) -> str:
-        what = f"step {self.source.step!r}" if isinstance(self.source, FromStep) else f"parameter {self.source.name!r}"
-        return f"<Promise of {what}: {type_name(self.type)}>"
+        return f"<Promise of {_origin(self.source)}: {type_name(self.type)}>"
 
     def _no_value(self, what: str) -> typing.NoReturn:
         raise WorkflowTypeError(
@@ -71,6 +71,19 @@ class Builder:
     workflow: str
     nodes: list[Node] = attrs.Factory(list)
     names: dict[str, int] = attrs.Factory(dict)
+    guards: list[Guard] = attrs.Factory(list)  # the `when` branches being traced, outermost first
+
+    def add(self, node: Node) -> None:
+        """Append a node, inside whatever branches are being traced."""
+        self.nodes.append(attrs.evolve(node, guards=tuple(self.guards) + node.guards))
+
+    @contextlib.contextmanager
+    def guarded(self, guard: Guard):
+        self.guards.append(guard)
+        try:
+            yield
+        finally:
+            self.guards.pop()
 
     def unique_name(self, base: str) -> str:
         count = self.names.get(base, 0) + 1
@@ -109,6 +122,8 @@ def _origin(source: Source) -> str:
         return f"output{suffix} of step {source.step!r}"
     if isinstance(source, FromInput):
         return f"workflow parameter {source.name!r}"
+    if isinstance(source, Choice):
+        return "a when(...) choice"
     return "a constant"
 
 
@@ -119,16 +134,11 @@ def current_builder() -> Builder | None:
     return _current.get()
 
 
+@contextlib.contextmanager
 def tracing(builder: Builder):
-    """Context manager: calls of tasks inside record nodes in `builder` instead of running."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def scope():
-        token = _current.set(builder)
-        try:
-            yield builder
-        finally:
-            _current.reset(token)
-
-    return scope()
+    """Calls of tasks inside the block record nodes in `builder` instead of running."""
+    token = _current.set(builder)
+    try:
+        yield builder
+    finally:
+        _current.reset(token)

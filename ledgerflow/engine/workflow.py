@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import attrs
 
-from ledgerflow.engine.graph import Constant, FromInput, FromStep, Gather, Graph, Node, Source
+from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Graph, Source
 from ledgerflow.engine.signature import definition_site, read_signature
 from ledgerflow.engine.task import output_slots
 from ledgerflow.engine.tracing import Builder, Promise, current_builder, tracing
@@ -75,7 +75,8 @@ class Workflow:
         parts = [f"{self.qualname}{[(p.name, type_name(p.type)) for p in self.params]}->{type_name(self.output)}"]
         for node in self.graph.nodes:
             parts.append(f"{node.name}={node.task.qualname}@{node.task.fingerprint}"
-                         f"({[(k, _shape(s)) for k, s in node.inputs]})")
+                         f"({[(k, _shape(s)) for k, s in node.inputs]}) map={node.mapped}/{node.min_success} "
+                         f"if={[(_shape(g.condition), g.expected) for g in node.guards]}")
         parts.append(repr(_shape(self.graph.output)))
         return digest_bytes("\n".join(parts).encode())
 
@@ -111,16 +112,19 @@ class Workflow:
                 return attrs.evolve(src, step=renamed[src.step])
             if isinstance(src, Gather):
                 return attrs.evolve(src, items=tuple(remap(i) for i in src.items))
+            if isinstance(src, Choice):
+                return attrs.evolve(src, condition=remap(src.condition), then=remap(src.then),
+                                    otherwise=remap(src.otherwise))
             return src
 
         for node in self.graph.nodes:
             renamed[node.name] = builder.unique_name(f"{self.name}.{node.name}")
-            builder.nodes.append(Node(name=renamed[node.name], task=node.task,
-                                      inputs=tuple((k, remap(s)) for k, s in node.inputs), site=node.site))
+            builder.add(attrs.evolve(node, name=renamed[node.name], inputs=tuple((k, remap(s)) for k, s in node.inputs),
+                                     guards=tuple(attrs.evolve(g, condition=remap(g.condition)) for g in node.guards)))
 
         def promise(src: Source) -> Any:
             src = remap(src)
-            return Promise(src, builder) if isinstance(src, (FromInput, FromStep)) else _constant_value(src)
+            return Promise(src, builder) if isinstance(src, (FromInput, FromStep, Choice)) else _constant_value(src)
 
         out = self.graph.output
         return tuple(promise(s) for s in out) if isinstance(out, tuple) else promise(out)
@@ -143,6 +147,8 @@ def _shape(src: Any) -> Any:
         return ("gather", tuple(_shape(i) for i in src.items))
     if isinstance(src, Constant):
         return ("const", encode(src.value, src.type))
+    if isinstance(src, Choice):
+        return ("when", _shape(src.condition), _shape(src.then), _shape(src.otherwise))
     return None
 
 

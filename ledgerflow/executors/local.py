@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 from collections import deque
 
-from ledgerflow.engine.step import StepCall, StepOutcome, StepTimeout, run_step
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float | None, step: str):
-    """Raise StepTimeout inside the step after `seconds` (main thread only: that is where signals land)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise StepTimeout(f"step {step!r} ran longer than its timeout of {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+from ledgerflow.engine.step import StepCall, StepOutcome, run_step
+from ledgerflow.executors.deadline import deadline
 
 
 class LocalExecutor:
@@ -48,7 +27,7 @@ class LocalExecutor:
         if not self._queue:
             return None
         call, limit = self._queue.popleft()
-        with _deadline(limit, call.step):
+        with deadline(limit, call.step):
             return run_step(call)
 
     def in_flight(self) -> int:
