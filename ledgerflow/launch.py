@@ -6,18 +6,24 @@ import os
 from typing import Any
 
 from ledgerflow import store as cas
-from ledgerflow.engine.events import Recorder
+from ledgerflow.engine.events import Recorder, Tee
 from ledgerflow.engine.runner import Execution, execute
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.executors import resolve
 from ledgerflow.home import Home
+from ledgerflow.lineage import Ledger
+from ledgerflow.progress import Progress
 from ledgerflow.store import Store
 
 
 def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: Any = "local",
-        cache: bool = True, home: str | os.PathLike | None = None, recorder: Recorder | None = None) -> Execution:
+        cache: bool = True, home: str | os.PathLike | None = None, recorder: Recorder | None = None,
+        progress: bool | None = None) -> Execution:
     """Run a workflow and record it in the ledger of `home` (default: $LEDGERFLOW_HOME or ./.ledgerflow).
 
+    `executor` is "local" (in this process), "ray", or an executor instance. `cache=False`
+    runs every step even where a cached result exists. `progress` shows a live line on a
+    terminal (None: only when stderr is one); log lines go to the `ledgerflow` logger either way.
     Raises ExecutionFailed (with `.execution`) when a step fails for good.
 
     >>> ex = run(pipeline, params={"n": 10})          # doctest: +SKIP
@@ -25,16 +31,15 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     """
     where = Home.resolve(home)
     store = Store.open(where.store_url)
-    own_recorder = recorder is None
-    if own_recorder:
-        from ledgerflow.lineage import Ledger
-
-        recorder = Ledger(where)
+    ledger = recorder if recorder is not None else Ledger(where)
     runner = resolve(executor)
+    display = Progress(len(workflow.graph.nodes), live=progress)
     try:
         with cas.using(store):
-            return execute(workflow, params, executor=runner, recorder=recorder, store=store, cache=cache)
+            return execute(workflow, params, executor=runner, recorder=Tee((ledger, display)), store=store,
+                           cache=cache)
     finally:
         runner.close()
-        if own_recorder:
-            recorder.close()
+        display.close()
+        if recorder is None:
+            ledger.close()

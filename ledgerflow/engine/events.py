@@ -172,3 +172,28 @@ class MemoryRecorder:
                 if isinstance(ev, StepFinished) and ev.cache_key == cache_key and ev.status == SUCCEEDED:
                     return CacheEntry(step_ref=f"{ev.execution_id}:{ev.step}", outputs=ev.outputs)
         return None
+
+
+@attrs.frozen
+class Tee:
+    """Sends every event to several recorders; cache lookups go to the first that can answer."""
+
+    recorders: tuple
+
+    def record(self, event: Event) -> None:
+        for r in self.recorders:
+            r.record(event)
+
+    def flush(self) -> None:
+        for r in self.recorders:
+            r.flush()
+
+    def close(self) -> None:
+        for r in self.recorders:
+            r.close()
+
+    def lookup(self, cache_key: str) -> CacheEntry | None:
+        for r in self.recorders:
+            if isinstance(r, ActionCache):
+                return r.lookup(cache_key)
+        return None

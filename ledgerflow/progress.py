@@ -1,0 +1,90 @@
+"""Showing a run as it goes: a live line on a terminal, log lines everywhere else.
+
+`Progress` is a Recorder: the runner's events drive it as they drive the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import Counter
+from typing import IO
+
+from ledgerflow.engine import events as ev
+
+log = logging.getLogger("ledgerflow")
+
+_LABEL = {ev.RUNNING: "running", ev.SUCCEEDED: "done", ev.CACHED: "cached", ev.SKIPPED: "skipped",
+          ev.FAILED: "failed", ev.TIMEOUT: "failed", ev.CANCELLED: "failed"}
+
+
+class Progress:
+    """Steps pending, running, cached, done and failed, with the elapsed time.
+
+    On a terminal, one rich line redrawn in place; otherwise each finished step is a line on
+    the `ledgerflow` logger (INFO, errors as WARNING), which suits CI and pipes.
+
+    >>> run(pipeline, progress=True)   # doctest: +SKIP
+    """
+
+    def __init__(self, total_steps: int, *, stream: IO[str] | None = None, live: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.total = total_steps
+        self.state: dict[str, str] = {}  # step -> label of its latest event
+        self.started = time.monotonic()
+        self.workflow = ""
+        self._lock = threading.Lock()
+        self._live = None
+
+    def line(self) -> str:
+        counts = Counter(self.state.values())
+        elapsed = time.monotonic() - self.started
+        pending = max(self.total - len(self.state), 0)
+        return (f"{self.workflow} {elapsed:6.1f}s | pending {pending} | running {counts['running']} | "
+                f"cached {counts['cached']} | done {counts['done'] + counts['skipped']} | failed {counts['failed']}")
+
+    def record(self, event: ev.Event) -> None:
+        with self._lock:
+            self._update(event)
+            if self._live is not None:
+                self._live.update(self.line())
+
+    def _update(self, event: ev.Event) -> None:
+        if isinstance(event, ev.ExecutionStarted):
+            self.workflow = event.workflow.split(":")[-1]
+            self.started = time.monotonic()
+            if self.live:
+                from rich.console import Console
+                from rich.live import Live
+
+                self._live = Live(self.line(), console=Console(file=self.stream), refresh_per_second=8)
+                self._live.start()
+            else:
+                log.info("execution %s of %s started", event.execution_id, self.workflow)
+            return
+        if isinstance(event, (ev.StepStarted, ev.StepFinished)):
+            if event.map_index is not None and event.step not in self.state:
+                self.total += 1  # map elements are known only once their list is
+            status = ev.RUNNING if isinstance(event, ev.StepStarted) else event.status
+            self.state[event.step] = _LABEL.get(status, status)
+            if isinstance(event, ev.StepFinished) and not self.live:
+                seconds = (event.ended_at - event.started_at).total_seconds()
+                if event.error:
+                    log.warning("step %s attempt %d %s after %.2fs: %s", event.step, event.attempt, event.status,
+                                seconds, event.error)
+                else:
+                    log.info("step %s %s (%.2fs)", event.step, event.status, seconds)
+        elif isinstance(event, ev.ExecutionFinished) and not self.live:
+            log.info("execution %s %s | %s", event.execution_id, event.status, self.line())
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.update(self.line())
+            self._live.stop()
+            self._live = None
