@@ -21,7 +21,9 @@ from ledgerflow.errors import (
     StepOutputError,
     WorkflowTypeError,
 )
-from ledgerflow.launch import run
+from ledgerflow.lineage import Ledger
+from ledgerflow.lineage.recording import run
+from ledgerflow.lineage.replay import Replay, replay
 from ledgerflow.types import Dataset, Directory, File, Model
 
 try:
@@ -30,7 +32,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "Dataset", "Directory", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
+    "Dataset", "Directory", "Ledger", "Replay", "replay", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
     "MemoryRecorder", "Model", "ParameterError", "Resources", "StepOutputError", "StepResult", "Task",
     "WorkflowTypeError", "log_metric", "map_task", "run", "task", "when", "workflow",
 ]

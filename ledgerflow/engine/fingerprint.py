@@ -63,7 +63,7 @@ def normalized_source(fn: types.FunctionType) -> str:
     return ast.dump(_StripDocstrings().visit(tree), annotate_fields=False, include_attributes=False)
 
 
-def _referenced_user_functions(fn: types.FunctionType) -> list[types.FunctionType]:
+def referenced_user_functions(fn: types.FunctionType) -> list[types.FunctionType]:
     names: set[str] = set()
     stack = [fn.__code__]
     while stack:
@@ -94,6 +94,6 @@ def code_fingerprint(fn: types.FunctionType) -> str:
         if id(f) in seen:
             continue
         seen.add(id(f))
-        parts.append(f"{f.__module__}:{f.__qualname__}\n{normalized_source(f)}")
-        todo.extend(_referenced_user_functions(f))
+        parts.append(f"{f.__qualname__}\n{normalized_source(f)}")
+        todo.extend(referenced_user_functions(f))
     return digest_bytes("\n\0".join(sorted(parts)).encode())

@@ -49,7 +49,7 @@ def encode_rows(table: ChainedTable, data: pa.Table) -> list:
     >>> from ledgerflow.lineage.schema import METRICS
     >>> import datetime as dt
     >>> row = pa.Table.from_pylist([dict(seq=7, execution_id="E", step="train", name="loss",
-    ...     value=0.5, idx=None, at=dt.datetime(2026, 1, 1))], schema=METRICS.arrow_schema)
+    ...     value=0.5, idx=None, logged_at=dt.datetime(2026, 1, 1))], schema=METRICS.arrow_schema)
     >>> encode_rows(METRICS, row)[0]
     b'metrics|1:7|1:E|5:train|4:loss|19:4602678819172646912|~|16:1767225600000000'
     """
@@ -109,7 +109,7 @@ def walk(con, max_problems: int = 100) -> ChainWalk:
     parts = []
     for t in CHAINED_TABLES:
         cols = ", ".join(t.column_names)
-        data = con.execute(f"SELECT {cols}, prev_hash, row_hash FROM {t.name}").fetch_arrow_table()
+        data = con.sql(f"SELECT {cols}, prev_hash, row_hash FROM {t.name}").to_arrow_table()
         if data.num_rows == 0:
             continue
         encs = encode_rows(t, data)
@@ -127,7 +127,7 @@ def walk(con, max_problems: int = 100) -> ChainWalk:
     if not parts:
         return ChainWalk(0, 0, GENESIS.hex(), ())
     allrows = pa.concat_tables(parts)
-    allrows = allrows.take(pc.sort_indices(allrows, [("seq", "ascending")], null_placement="at_start"))
+    allrows = allrows.take(pc.sort_indices(allrows, sort_keys=[("seq", "ascending", "at_start")]))
     seqs = allrows.column("seq").to_pylist()
     tables = allrows.column("table").to_pylist()
     prevs = allrows.column("prev_hash").to_pylist()

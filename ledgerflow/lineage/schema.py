@@ -13,6 +13,7 @@ back the same way.
 from __future__ import annotations
 
 import attrs
+from blake3 import blake3 as _blake3
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
@@ -65,7 +66,7 @@ EXECUTION_LOG = ChainedTable(
         _c("seq", "BIGINT"),
         _c("execution_id", "VARCHAR"),
         _c("state", "VARCHAR"),
-        _c("at", "TIMESTAMP"),
+        _c("changed_at", "TIMESTAMP"),
         _c("workflow", "VARCHAR"),
         _c("workflow_fingerprint", "VARCHAR"),
         _c("params", "VARCHAR"),
@@ -144,7 +145,7 @@ METRICS = ChainedTable(
         _c("name", "VARCHAR"),
         _c("value", "DOUBLE"),
         _c("idx", "BIGINT"),
-        _c("at", "TIMESTAMP"),
+        _c("logged_at", "TIMESTAMP"),
     ),
 )
 
@@ -175,14 +176,14 @@ VIEWS = (
         SELECT * FROM execution_log WHERE workflow IS NOT NULL
         QUALIFY row_number() OVER (PARTITION BY execution_id ORDER BY seq) = 1
     ), l AS (
-        SELECT execution_id, state, at, error, seq FROM execution_log
+        SELECT execution_id, state, changed_at, error, seq FROM execution_log
         QUALIFY row_number() OVER (PARTITION BY execution_id ORDER BY seq DESC) = 1
     )
-    SELECT s.execution_id, s.workflow, l.state AS status, s.at AS started_at,
-           CASE WHEN l.state <> 'running' THEN l.at END AS ended_at,
-           CASE WHEN l.state <> 'running' THEN epoch(l.at) - epoch(s.at) END AS duration_s,
+    SELECT s.execution_id, s.workflow, l.state AS status, s.changed_at AS started_at,
+           CASE WHEN l.state <> 'running' THEN l.changed_at END AS ended_at,
+           CASE WHEN l.state <> 'running' THEN epoch(l.changed_at) - epoch(s.changed_at) END AS duration_s,
            s.params, s.executor, s.workflow_fingerprint, s.code_digest, s.environment,
-           s.replay_of, s.host, s.pid, l.error, s.seq AS start_seq, l.seq AS last_seq
+           s.replay_of, s.host, s.pid, s.process_start, l.error, s.seq AS start_seq, l.seq AS last_seq
     FROM s JOIN l USING (execution_id)
     """,
     # One row per attempt: its latest state.
@@ -221,13 +222,13 @@ def ensure_schema(con) -> None:
     """Create the schema in an empty file, or check the version of an existing one."""
     has_meta = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if has_meta:
         # meta is insert-only too: a migration adds a row, the highest version wins.
         row = con.execute(
             "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key = 'schema_version'"
-        ).fetchone()
-        version = int(row[0]) if row and row[0] is not None else 0
+        ).fetchall()[0]
+        version = int(row[0]) if row[0] is not None else 0
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
@@ -239,11 +240,23 @@ def ensure_schema(con) -> None:
         while version < SCHEMA_VERSION:
             MIGRATIONS[version](con)
             version += 1
-        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)]).fetchall()
         return
-    con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)")
+    con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)").fetchall()
     for t in CHAINED_TABLES:
-        con.execute(_table_ddl(t))
+        con.execute(_table_ddl(t)).fetchall()
     for ddl in INDEXES + VIEWS:
-        con.execute(ddl)
-    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        con.execute(ddl).fetchall()
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]).fetchall()
+
+
+def key64(text: str) -> int:
+    """The 64-bit lookup key of a digest or cache key (`dkey`, `ckey` columns).
+
+    The first 8 bytes of blake3(text), as a signed integer. Collisions are possible and
+    harmless: lookups by key also compare the full text.
+
+    >>> key64("blake3:00") == key64("blake3:00")
+    True
+    """
+    return int.from_bytes(_blake3(text.encode()).digest(length=8), "big", signed=True)

@@ -1,4 +1,4 @@
-"""`run`: the one call that wires a workflow to an executor, the store and the ledger."""
+"""`run`: a workflow on an executor, with its execution recorded in the ledger."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import os
 from typing import Any
 
 from ledgerflow import store as cas
+from ledgerflow.engine import environment, snapshot
 from ledgerflow.engine.events import Recorder, Tee
+from ledgerflow.engine.progress import Progress
 from ledgerflow.engine.runner import Execution, execute
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.executors import resolve
 from ledgerflow.home import Home
-from ledgerflow.lineage import Ledger
-from ledgerflow.progress import Progress
+from ledgerflow.lineage.ledger import Ledger
 from ledgerflow.store import Store
 
 
 def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: Any = "local",
         cache: bool = True, home: str | os.PathLike | None = None, recorder: Recorder | None = None,
-        progress: bool | None = None) -> Execution:
+        progress: bool | None = None, replay_of: str | None = None) -> Execution:
     """Run a workflow and record it in the ledger of `home` (default: $LEDGERFLOW_HOME or ./.ledgerflow).
 
     `executor` is "local" (in this process), "ray", or an executor instance. `cache=False`
@@ -36,8 +37,10 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     display = Progress(len(workflow.graph.nodes), live=progress)
     try:
         with cas.using(store):
+            code = snapshot.take(workflow, store)
             return execute(workflow, params, executor=runner, recorder=Tee((ledger, display)), store=store,
-                           cache=cache)
+                           cache=cache, code_digest=code.digest, environment=environment.capture_json(),
+                           replay_of=replay_of)
     finally:
         runner.close()
         display.close()

@@ -1,0 +1,75 @@
+"""Finding a workflow from text: `path/to/file.py:pipeline` or `package.module:pipeline`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from ledgerflow.engine.workflow import Workflow
+from ledgerflow.errors import LedgerflowError
+
+
+class LoadError(LedgerflowError):
+    """A FILE_OR_MODULE:WORKFLOW target could not be loaded; the message says why."""
+
+
+def load_workflow(target: str) -> Workflow:
+    """The @workflow named by `FILE.py:NAME` or `MODULE:NAME`.
+
+    A file is imported as a module named after its stem, with its folder on sys.path so it
+    can import its neighbours, as `python FILE.py` would.
+
+    >>> load_workflow("examples/quickstart.py:pipeline")   # doctest: +SKIP
+    <workflow quickstart:pipeline: 2 steps>
+    """
+    where, sep, name = target.rpartition(":")
+    if not sep or not where or not name:
+        raise LoadError(f"{target!r} is not FILE.py:WORKFLOW or MODULE:WORKFLOW (e.g. examples/digits.py:pipeline)")
+    if where.endswith(".py") or "/" in where or Path(where).is_file():
+        path = Path(where)
+        if not path.is_file():
+            raise LoadError(f"{where}: no such file")
+        module = import_file(path)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as e:
+            raise LoadError(f"cannot import module {where!r}: {e}") from e
+    return workflow_in(module, name, target)
+
+
+def import_file(path: Path):
+    path = path.resolve()
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = path.stem
+    existing = sys.modules.get(name)
+    if existing is not None and Path(getattr(existing, "__file__", "") or "").resolve() == path:
+        return existing
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        sys.modules.pop(name, None)
+        if isinstance(e, LedgerflowError):
+            raise
+        raise LoadError(f"{path}: importing it raised {type(e).__name__}: {e}") from e
+    return module
+
+
+def workflow_in(module, qualname: str, target: str) -> Workflow:
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            found = sorted(k for k, v in vars(module).items() if isinstance(v, Workflow))
+            raise LoadError(f"{target}: no {qualname!r} in {module.__name__}; workflows there: "
+                            + (", ".join(found) or "none"))
+    if not isinstance(obj, Workflow):
+        raise LoadError(f"{target}: {qualname!r} is a {type(obj).__name__}, not a @workflow")
+    return obj

@@ -1,0 +1,111 @@
+"""Code snapshots: the user's source files an execution ran, stored as a Directory.
+
+A replay loads the workflow from its snapshot, not from today's working tree, so any
+execution can be replayed after its code has changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import attrs
+
+from ledgerflow.engine.fingerprint import is_user_code, referenced_user_functions
+from ledgerflow.engine.loading import LoadError, workflow_in
+from ledgerflow.engine.workflow import Workflow
+from ledgerflow.store import Store
+
+MANIFEST = "ledgerflow-snapshot.json"
+
+
+def module_name(module: types.ModuleType) -> str:
+    """The name a module is imported by from its snapshot: a script's `__main__` becomes its stem."""
+    if module.__name__ == "__main__":
+        return Path(module.__file__).stem
+    return module.__name__
+
+
+def _modules(wf: Workflow) -> dict[str, Path]:
+    functions = [wf.fn] + [n.task.fn for n in wf.graph.nodes]
+    seen: set[int] = set()
+    found: dict[str, Path] = {}
+    while functions:
+        fn = functions.pop()
+        if id(fn) in seen or not is_user_code(fn):
+            continue
+        seen.add(id(fn))
+        module = sys.modules.get(fn.__module__)
+        if module is not None and getattr(module, "__file__", None):
+            found[module_name(module)] = Path(module.__file__)
+        functions.extend(referenced_user_functions(fn))
+    return found
+
+
+@attrs.frozen
+class Snapshot:
+    digest: str
+    workflow: str  # "module:qualname" as importable from the snapshot
+
+
+def take(wf: Workflow, store: Store) -> Snapshot:
+    """Store the source files of wf's modules (not site-packages) and say how to load wf from them."""
+    modules = _modules(wf)
+    ref = f"{module_name(sys.modules[wf.fn.__module__])}:{wf.fn.__qualname__}"
+    with tempfile.TemporaryDirectory(prefix="ledgerflow-snapshot-") as tmp:
+        root = Path(tmp)
+        files = {}
+        for name, path in sorted(modules.items()):
+            parts = name.split(".")
+            is_package = path.name == "__init__.py"
+            relative = Path(*parts, "__init__.py") if is_package else Path(*parts).with_suffix(".py")
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, root / relative)
+            files[name] = relative.as_posix()
+            # Keep enclosing packages importable: copy their __init__.py too, innermost first.
+            folder = path.parent.parent if is_package else path.parent
+            for depth in range(len(parts) - 1, 0, -1):
+                init, target = folder / "__init__.py", root / Path(*parts[:depth]) / "__init__.py"
+                if init.is_file() and not target.exists():
+                    shutil.copyfile(init, target)
+                folder = folder.parent
+        (root / MANIFEST).write_text(json.dumps({"workflow": ref, "modules": files}, sort_keys=True, indent=1))
+        digest = store.put_directory(root)
+    return Snapshot(digest=digest, workflow=ref)
+
+
+@contextlib.contextmanager
+def loaded(store: Store, digest: str):
+    """Import the workflow of a snapshot under its original module names, for the block only.
+
+    The modules this process already has under those names are set aside and restored after,
+    so a replay neither sees nor disturbs today's code.
+    """
+    root = store.checkout(digest)
+    try:
+        meta = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError) as e:
+        raise LoadError(f"snapshot {digest} has no readable {MANIFEST}: {e}") from e
+    names = list(meta["modules"])
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, str(root))
+    try:
+        module_part, _, qualname = meta["workflow"].partition(":")
+        import importlib
+
+        try:
+            module = importlib.import_module(module_part)
+        except Exception as e:  # ImportError, or the module's own code failing here
+            raise LoadError(f"the recorded code cannot be imported in this environment: "
+                            f"{type(e).__name__}: {e}") from e
+        yield workflow_in(module, qualname, meta["workflow"])
+    finally:
+        sys.path.remove(str(root))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)

@@ -1,0 +1,494 @@
+"""The ledger: a buffering Recorder, an ActionCache, and the audit query API, over one DuckDB file.
+
+Recording never touches the file on the caller's thread (except at the end of an
+execution): `record` appends to a list, and a daemon thread writes the list out in one
+transaction at least every `flush_interval` seconds. Every read opens the file
+read-only for one query and closes it, so other processes can write in between.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+import time
+import weakref
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ledgerflow.engine.events import (
+    INTERRUPTED,
+    RUNNING,
+    SUCCEEDED,
+    ArtifactRef,
+    CacheEntry,
+    ExecutionFinished,
+    StepFinished,
+)
+from ledgerflow.errors import LedgerError
+from ledgerflow.home import Home
+from ledgerflow.lineage import chain, liveness, readonly_sql, refs, walk, writer
+from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
+from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
+from ledgerflow.lineage.values import (
+    ArtifactInfo,
+    AttemptInfo,
+    Bound,
+    ExecutionDetail,
+    ExecutionSummary,
+    Lineage,
+    MetricPoint,
+    ObjectProblem,
+    StepInfo,
+    VerifyReport,
+)
+
+_open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    # A daemon thread dies with the interpreter; without this, the last < 250 ms of
+    # events of a process that forgot close() would be lost.
+    for ledger in list(_open_ledgers):
+        try:
+            ledger.close()
+        except Exception:
+            pass
+
+
+def _home(home) -> Home:
+    if isinstance(home, Home):
+        return home
+    return Home.resolve(home)
+
+
+def _params(text: str | None) -> dict:
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {"_unparsed": text}
+
+
+def _effective_status(status: str, host, pid, start) -> str:
+    """`running` whose process is gone reads as `interrupted`, before anyone appends the row."""
+    if status == RUNNING and liveness.is_alive(host, pid, start) is False:
+        return INTERRUPTED
+    return status
+
+
+class Ledger:
+    """The lineage ledger of a Ledgerflow home.
+
+    >>> import tempfile
+    >>> ledger = Ledger(tempfile.mkdtemp())
+    >>> ledger.executions()
+    ()
+    >>> ledger.verify(store=False).ok
+    True
+    >>> ledger.close()
+
+    As a Recorder it is handed to the runner; as an ActionCache it answers cache keys;
+    the query methods (`executions`, `execution`, `upstream`, `downstream`, `sql`,
+    `verify`) are the audit API the `lineage` CLI is built on.
+    """
+
+    def __init__(self, home=None, *, flush_interval: float = 0.25, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        self.home = _home(home)
+        self.path: Path = self.home.ledger_path
+        self.flush_interval = flush_interval
+        self.lock_timeout = lock_timeout
+        self._buffer: list = []
+        self._buffer_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # keeps batches in order: one flush at a time
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+        self._recent: dict = {}  # cache_key -> CacheEntry recorded by this process
+        self._cache_keys: set | None = None  # ckeys of succeeded steps in the file
+        self._cache_watermark = (0, 0.0)  # (seq, monotonic time) of that snapshot
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.home.path)!r})"
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- Recorder -------------------------------------------------------------------
+
+    def record(self, event) -> None:
+        """Buffer `event`; a background thread writes it within `flush_interval`.
+
+        The end of an execution (ExecutionFinished) is written before this returns, so
+        a finished run is in the ledger when the runner hands back its result.
+        """
+        if self._closed:
+            raise LedgerError(f"the ledger at {self.path} is closed")
+        start = writer.process_start_of(event)
+        with self._buffer_lock:
+            self._buffer.append((event, start))
+        if isinstance(event, StepFinished) and event.status == SUCCEEDED and event.cache_key:
+            self._recent.setdefault(
+                event.cache_key, CacheEntry(f"{event.execution_id}:{event.step}", event.outputs)
+            )
+        if isinstance(event, ExecutionFinished):
+            self.flush()
+            return
+        if self._thread is None:
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        _open_ledgers.add(self)
+        self._thread = threading.Thread(target=self._run, name=f"ledger-flush:{self.path}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self._flush_once()
+                self._error = None
+            except BaseException as exc:  # kept, and raised by the next flush()/close()
+                self._error = exc
+
+    def _flush_once(self) -> int:
+        with self._flush_lock:
+            with self._buffer_lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return 0
+            try:
+                with open_ledger(self.path, timeout=self.lock_timeout) as con:
+                    return writer.write(con, batch, self.path)
+            except BaseException:
+                # Nothing was committed: put the events back, in order, for the next try.
+                with self._buffer_lock:
+                    self._buffer[:0] = batch
+                raise
+
+    def flush(self) -> None:
+        """Write every buffered event now, in one transaction."""
+        try:
+            self._flush_once()
+        except duckdb.Error as exc:
+            raise LedgerError(f"could not write the ledger at {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Flush and stop the background thread. Queries still work afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.lock_timeout + 5)
+        _open_ledgers.discard(self)
+        self.flush()
+
+    # -- ActionCache ----------------------------------------------------------------
+
+    def lookup(self, cache_key: str) -> CacheEntry | None:
+        """The outputs of the first successful step with this cache key, or None.
+
+        Misses, the common case, are answered from memory: the 64-bit keys of every
+        succeeded step are loaded once and topped up (rows newer than the last look)
+        every couple of seconds, so a run doesn't open the file once per step.
+        """
+        if cache_key in self._recent:
+            return self._recent[cache_key]
+        k = key64(cache_key)
+        if not self.path.exists():
+            return None
+        seq, when = self._cache_watermark
+        if self._cache_keys is None or time.monotonic() - when > 2.0:
+            with self._reader() as con:
+                rows = con.execute(
+                    "SELECT ckey, seq FROM step_log WHERE seq > ? AND state = ? AND ckey IS NOT NULL",
+                    [seq, SUCCEEDED],
+                ).fetchall()
+            keys = self._cache_keys or set()
+            keys.update(r[0] for r in rows)
+            self._cache_keys = keys
+            self._cache_watermark = (max([seq] + [r[1] for r in rows]), time.monotonic())
+        if k not in self._cache_keys:
+            return None
+        with self._reader() as con:
+            hit = con.execute(
+                "SELECT execution_id, step, attempt FROM step_log WHERE ckey = ? AND cache_key = ? AND state = ? "
+                "ORDER BY seq LIMIT 1",
+                [k, cache_key, SUCCEEDED],
+            ).fetchall()
+            if not hit:
+                return None
+            execution_id, step, attempt = hit[0]
+            ranges = walk.ExecutionRanges(con)
+            edges = walk.rows_of_executions(
+                con, ranges, "edges", "step, attempt, direction, name, digest", [execution_id]
+            )[execution_id]
+            outs = [(n, d) for s, a, dirn, n, d in edges if s == step and a == attempt and dirn == "produced"]
+            arts = self._artifacts(con, [d for _, d in outs])
+        binding = tuple(
+            (n, ArtifactRef(digest=d, kind=arts[d].kind, type=arts[d].type, size=arts[d].size,
+                            uri=arts[d].uri, value=arts[d].value))
+            for n, d in outs
+        )
+        return CacheEntry(step_ref=f"{execution_id}:{step}", outputs=binding)
+
+    # -- queries --------------------------------------------------------------------
+
+    def _reader(self, config: dict | None = None):
+        return open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config)
+
+    def _has_file(self) -> bool:
+        return self.path.exists()
+
+    @staticmethod
+    def _artifacts(con, digests) -> dict:
+        found = writer.lookup_by_key(
+            con, "artifacts", "dkey", [key64(d) for d in digests], "digest, kind, type, size, uri, value"
+        )
+        out = {}
+        if found is not None:
+            for row in found.to_pylist():
+                out.setdefault(row["digest"], ArtifactInfo(**row))
+        return out
+
+    _SUMMARY_COLS = (
+        "execution_id, workflow, status, started_at, ended_at, duration_s, executor, host, pid, "
+        "replay_of, error, process_start"
+    )
+
+    @staticmethod
+    def _summary(row) -> ExecutionSummary:
+        eid, wf, status, started, ended, dur, executor, host, pid, replay_of, error, start = row
+        return ExecutionSummary(
+            id=eid,
+            workflow=wf,
+            status=_effective_status(status, host, pid, start),
+            started_at=started,
+            ended_at=ended,
+            duration_s=dur,
+            executor=executor,
+            host=host,
+            pid=pid,
+            replay_of=replay_of,
+            error=error,
+        )
+
+    def executions(self, limit: int | None = None) -> tuple:
+        """Executions, newest first, as ExecutionSummary values.
+
+        A running execution whose process is gone (on this host) reads as `interrupted`.
+
+        >>> import tempfile
+        >>> Ledger(tempfile.mkdtemp()).executions(limit=10)
+        ()
+        """
+        if not self._has_file():
+            return ()
+        q = f"SELECT {self._SUMMARY_COLS} FROM executions ORDER BY started_at DESC, start_seq DESC"
+        params = []
+        if limit is not None:
+            q += " LIMIT ?"
+            params.append(int(limit))
+        with self._reader() as con:
+            rows = con.execute(q, params).fetchall()
+        return tuple(self._summary(r) for r in rows)
+
+    def resolve(self, ref: str) -> refs.Resolved:
+        """What a REF names (see `ledgerflow.lineage.refs`); RefError if nothing or several things."""
+        with self._reader() as con:
+            return refs.resolve(con, ref)
+
+    def execution(self, ref: str) -> ExecutionDetail:
+        """Everything recorded about one execution: its steps, attempts, artifacts and metrics.
+
+        `ref` is an execution id or a unique prefix of one.
+        """
+        with self._reader() as con:
+            eid = refs.resolve_execution(con, ref)
+            row = con.execute(
+                f"SELECT {self._SUMMARY_COLS}, workflow_fingerprint, params, code_digest, environment "
+                "FROM executions WHERE execution_id = ?",
+                [eid],
+            ).fetchall()
+            if not row:
+                raise LedgerError(f"execution {eid} has state rows but no start row: the ledger is damaged")
+            summary = self._summary(row[0][:12])
+            fingerprint, params, code_digest, environment = row[0][12:]
+            ranges = walk.ExecutionRanges(con)
+            step_rows = walk.rows_of_executions(
+                con, ranges, "step_log",
+                "step, attempt, state, task, task_fingerprint, cache_key, cached_from, started_at, ended_at, "
+                "resources, node, error, traceback, map_index, condition",
+                [eid],
+            )[eid]
+            edge_rows = walk.rows_of_executions(
+                con, ranges, "edges", "step, attempt, direction, name, digest", [eid]
+            )[eid]
+            metric_rows = walk.rows_of_executions(con, ranges, "metrics", "step, name, value, idx, logged_at", [eid])[eid]
+            arts = self._artifacts(con, {r[4] for r in edge_rows})
+        return _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows, arts)
+
+    def upstream(self, ref: str, depth: int | None = None) -> Lineage:
+        """Everything `ref` came from: producing steps, their inputs, ... down to raw parameters.
+
+        `ref`: a digest or unique prefix, an execution id, or "EXECUTION_ID:step". Nodes
+        come with their depth (hops from `ref`); `depth` limits it. For example::
+
+            model = ledger.upstream("blake3:9f3a", depth=4)
+            [n.ref for n in model.of_kind("step")]       # ['01JD...:train', '01JD...:ingest']
+        """
+        return self._walk(ref, "upstream", depth)
+
+    def downstream(self, ref: str, depth: int | None = None) -> Lineage:
+        """Everything made from `ref`, across executions (e.g. every model trained on a dataset)."""
+        return self._walk(ref, "downstream", depth)
+
+    def _walk(self, ref: str, direction: str, depth: int | None) -> Lineage:
+        with self._reader() as con:
+            return walk.walk(con, refs.resolve(con, ref), direction, depth)
+
+    def sql(self, query: str, params: list | None = None) -> pa.Table:
+        """Run a read-only query; returns a pyarrow Table (`.to_pylist()` for dicts).
+
+        Statements that write, and any access outside the ledger file, are refused with
+        LedgerError; the ledger is left unchanged.
+
+        >>> import tempfile
+        >>> Ledger(tempfile.mkdtemp()).sql("DROP TABLE steps")
+        Traceback (most recent call last):
+        ...
+        ledgerflow.errors.LedgerError: query sql is read-only: refused a DROP statement (statement 1)
+        """
+        readonly_sql.check(query)
+        with self._reader(readonly_sql.READ_ONLY_CONFIG) as con:
+            try:
+                return con.sql(query, params=params or None).to_arrow_table()
+            except duckdb.Error as exc:
+                raise LedgerError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+
+    def verify(self, store: bool = True) -> VerifyReport:
+        """Re-walk the hash chain and re-hash every store object; a VerifyReport says what's wrong.
+
+        >>> import tempfile
+        >>> Ledger(tempfile.mkdtemp()).verify(store=False).ok
+        True
+        """
+        if self._has_file():
+            with self._reader() as con:
+                walked = chain.walk(con)
+        else:
+            walked = chain.ChainWalk(0, 0, chain.GENESIS.hex(), ())
+        checked, problems, store_url, note = 0, [], None, None
+        if store:
+            checked, problems, store_url, note = _verify_store(self.home.store_url)
+        return VerifyReport(
+            ok=not walked.problems and not problems,
+            rows=walked.rows,
+            head_seq=walked.head_seq,
+            head_hash=walked.head_hash,
+            problems=walked.problems,
+            objects_checked=checked,
+            object_problems=tuple(problems),
+            store=store_url,
+            store_note=note,
+        )
+
+
+def _verify_store(url: str) -> tuple:
+    from ledgerflow.errors import LedgerflowError
+
+    try:
+        from ledgerflow.store import Store
+    except ImportError as exc:  # the store is optional to the ledger
+        return 0, [], None, f"store not checked: {exc}"
+    if "://" not in url and not os.path.isdir(url):
+        return 0, [], None, f"no store at {url}: nothing to check"
+    store = Store.open(url)
+    checked, problems = 0, []
+    for digest in store.iter_digests():
+        checked += 1
+        try:
+            store.verify(digest)
+        except LedgerflowError as exc:
+            problems.append(ObjectProblem(digest, str(exc)))
+    return checked, problems, url, None
+
+
+def _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows, arts):
+    """Build an ExecutionDetail from one execution's rows, each list in seq order."""
+
+    def bound(name, digest):
+        return Bound(name, arts.get(digest) or ArtifactInfo(digest, None, None, None, None, None))
+
+    edges_by = defaultdict(list)  # (step, attempt) -> [(direction, name, digest)]
+    for step, attempt, direction, name, digest in edge_rows:
+        edges_by[(step, attempt)].append((direction, name, digest))
+    metrics_by = defaultdict(list)
+    for step, name, value, idx, at in metric_rows:
+        metrics_by[step].append(MetricPoint(step, name, value, idx, at))
+
+    attempts: dict = {}  # step -> {attempt: latest row}
+    for row in step_rows:
+        attempts.setdefault(row[0], {})[row[1]] = row
+    interrupted = summary.status == INTERRUPTED
+    steps = []
+    for step, by_attempt in attempts.items():
+        infos = []
+        for n in sorted(by_attempt):
+            r = by_attempt[n]
+            state = INTERRUPTED if interrupted and r[2] == RUNNING else r[2]
+            dur = (r[8] - r[7]).total_seconds() if r[7] and r[8] else None
+            infos.append(AttemptInfo(n, state, r[7], r[8], dur, r[10], r[11], r[12]))
+        last = by_attempt[max(by_attempt)]
+        first = by_attempt[min(by_attempt)]
+        io = edges_by.get((step, last[1])) or next(
+            (edges_by[(step, a)] for a in sorted(by_attempt, reverse=True) if (step, a) in edges_by), []
+        )
+        started = first[7]
+        ended = last[8]
+        steps.append(
+            StepInfo(
+                step=step,
+                task=last[3],
+                task_fingerprint=last[4],
+                status=infos[-1].status,
+                started_at=started,
+                ended_at=ended,
+                duration_s=(ended - started).total_seconds() if started and ended else None,
+                attempts=tuple(infos),
+                cache_key=last[5],
+                cache_hit=last[2] == "cached" or last[6] is not None,
+                cached_from=last[6],
+                inputs=tuple(bound(n, d) for dirn, n, d in io if dirn == "consumed"),
+                outputs=tuple(bound(n, d) for dirn, n, d in io if dirn == "produced"),
+                metrics=tuple(metrics_by.get(step, ())),
+                resources=last[9],
+                node=last[10],
+                error=last[11],
+                map_index=last[13],
+                condition=last[14],
+            )
+        )
+    inputs = tuple(bound(n, d) for dirn, n, d in edges_by.get((PARAMS_STEP, 0), ()) if dirn == "produced")
+    outputs = tuple(bound(n, d) for dirn, n, d in edges_by.get((OUTPUTS_STEP, 0), ()) if dirn == "consumed")
+    env = _params(environment)
+    return ExecutionDetail(
+        summary=summary,
+        workflow_fingerprint=fingerprint,
+        params=_params(params),
+        inputs=inputs,
+        outputs=outputs,
+        steps=tuple(steps),
+        code_digest=code_digest,
+        environment=env,
+    )

@@ -1,0 +1,325 @@
+"""One flush: a batch of events becomes chained rows, written in one transaction.
+
+The batch is turned into one Arrow table per ledger table, each row numbered with the
+next `seq`, hashed in `seq` order onto the chain's head, and inserted in bulk (one
+INSERT ... SELECT per table, never one statement per event). The head is read inside
+the same transaction while this process holds the file lock, so no other writer can
+append in between.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from ledgerflow.engine.events import (
+    INTERRUPTED,
+    RUNNING,
+    ExecutionFinished,
+    ExecutionStarted,
+    MetricLogged,
+    StepFinished,
+    StepStarted,
+)
+from ledgerflow.lineage import chain, liveness
+from ledgerflow.lineage.schema import (
+    ARTIFACTS,
+    CHAINED_TABLES,
+    EDGES,
+    EXECUTION_LOG,
+    METRICS,
+    OUTPUTS_STEP,
+    PARAMS_STEP,
+    STEP_LOG,
+    ensure_schema,
+    key64,
+)
+
+_ensured: set = set()  # (path, inode) of ledger files whose schema this process has checked
+
+
+def utc_naive(at: datetime | None) -> datetime | None:
+    """Timestamps are stored as naive UTC; an aware datetime is converted, a naive one taken as UTC."""
+    if at is None or at.tzinfo is None:
+        return at
+    return at.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def head(con) -> tuple:
+    """(seq, row_hash) of the newest row of the chain, or (0, genesis)."""
+    parts = " UNION ALL ".join(
+        f"(SELECT seq, row_hash FROM {t.name} ORDER BY seq DESC LIMIT 1)" for t in CHAINED_TABLES
+    )
+    rows = con.execute(f"SELECT seq, row_hash FROM ({parts}) ORDER BY seq DESC LIMIT 1").fetchall()
+    return (0, chain.GENESIS) if not rows else (rows[0][0], bytes(rows[0][1]))
+
+
+def lookup_by_key(con, table: str, keycol: str, keys: list, cols: str):
+    """Rows of `table` whose `keycol` is in `keys`, as an Arrow table.
+
+    A lone `key = ?` is the only predicate DuckDB 2.0 answers from an ART index, so a
+    few keys become a UNION ALL of point lookups (~0.4 ms each); many keys become one
+    hash join over a scan of the column.
+    """
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return None
+    if len(keys) <= 16:
+        q = " UNION ALL ".join(f"SELECT {cols} FROM {table} WHERE {keycol} = ?" for _ in keys)
+        return con.sql(q, params=keys).to_arrow_table()
+    wanted = pa.table({"k": pa.array(keys, pa.int64())})
+    con.register("_wanted_keys", wanted)
+    try:
+        return con.sql(f"SELECT {cols} FROM {table} WHERE {keycol} IN (SELECT k FROM _wanted_keys)").to_arrow_table()
+    finally:
+        con.unregister("_wanted_keys")
+
+
+class _Batch:
+    """Rows being assembled for one flush, numbered as they are added."""
+
+    def __init__(self, first_seq: int, known_digests: set):
+        self.next_seq = first_seq
+        self.rows = {t.name: [] for t in CHAINED_TABLES}  # tuples in column order
+        self.known = known_digests
+        self._keys: dict = {}
+
+    def add(self, table, **values) -> None:
+        values["seq"] = self.next_seq
+        self.next_seq += 1
+        self.rows[table.name].append(tuple(values.get(c) for c in table.column_names))
+
+    def key(self, text: str) -> int:
+        # A digest appears in several edges of a batch (produced, then consumed): hash it once.
+        k = self._keys.get(text)
+        if k is None:
+            k = self._keys[text] = key64(text)
+        return k
+
+    def artifacts_and_edges(self, execution_id, step, attempt, direction, binding, at) -> None:
+        for name, ref in binding:
+            if ref.digest not in self.known:
+                self.known.add(ref.digest)
+                self.add(
+                    ARTIFACTS,
+                    digest=ref.digest,
+                    dkey=self.key(ref.digest),
+                    kind=ref.kind,
+                    type=ref.type,
+                    size=ref.size,
+                    uri=ref.uri,
+                    value=ref.value,
+                    first_execution_id=execution_id,
+                    first_step=step,
+                    first_seen_at=at,
+                )
+            self.add(
+                EDGES,
+                execution_id=execution_id,
+                step=step,
+                attempt=attempt,
+                direction=direction,
+                name=name,
+                digest=ref.digest,
+                dkey=self.key(ref.digest),
+            )
+
+
+def _batch_digests(events) -> list:
+    out = []
+    for ev, _ in events:
+        for binding in (getattr(ev, "inputs", ()), getattr(ev, "outputs", ())):
+            out.extend(ref.digest for _, ref in binding)
+    return out
+
+
+def _existing(con, digests: list) -> set:
+    found = lookup_by_key(con, "artifacts", "dkey", [key64(d) for d in digests], "digest")
+    if found is None:
+        return set()
+    wanted = set(digests)
+    return {d for d in found.column("digest").to_pylist() if d in wanted}
+
+
+def _interrupted(con, batch: _Batch, starting: set, now: datetime) -> None:
+    """Append an `interrupted` state row for running executions whose process is gone."""
+    rows = con.execute(
+        """
+        SELECT s.execution_id, s.host, s.pid, s.process_start FROM execution_log s
+        WHERE s.workflow IS NOT NULL AND s.host = ?
+          AND NOT EXISTS (SELECT 1 FROM execution_log l
+                          WHERE l.execution_id = s.execution_id AND l.state <> 'running')
+        ORDER BY s.seq
+        """,
+        [liveness.this_host()],
+    ).fetchall()
+    for execution_id, host, pid, start in rows:
+        if execution_id in starting or liveness.is_alive(host, pid, start) is not False:
+            continue
+        batch.add(
+            EXECUTION_LOG,
+            execution_id=execution_id,
+            state=INTERRUPTED,
+            changed_at=now,
+            error=f"process {pid} on {host} ended without finishing the execution",
+        )
+
+
+def write(con, events: list, ledger_path) -> int:
+    """Append `events` (pairs of event and its process-start token) in one transaction.
+
+    Returns the number of rows written.
+    """
+    # Keyed by inode too: a ledger file deleted and created afresh needs its schema again.
+    key = (str(ledger_path), os.stat(ledger_path).st_ino)
+    if key not in _ensured:
+        con.execute("BEGIN").fetchall()
+        ensure_schema(con)
+        con.execute("COMMIT").fetchall()
+        _ensured.add(key)
+    con.execute("BEGIN").fetchall()
+    try:
+        head_seq, head_hash = head(con)
+        batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
+        starting = {ev.execution_id for ev, _ in events if isinstance(ev, ExecutionStarted)}
+        if starting:
+            _interrupted(con, batch, starting, utc_naive(datetime.now(timezone.utc)))
+        finished = _coalesced(events)
+        for ev, start in events:
+            if isinstance(ev, StepStarted) and (ev.execution_id, ev.step, ev.attempt) in finished:
+                continue
+            _add_event(batch, ev, start)
+        n = batch.next_seq - (head_seq + 1)
+        if n:
+            _insert(con, batch, head_seq, head_hash)
+        con.execute("COMMIT").fetchall()
+        return n
+    except BaseException:
+        con.execute("ROLLBACK").fetchall()
+        raise
+
+
+def _coalesced(events: list) -> set:
+    """Attempts that start and finish within this batch.
+
+    Their `running` row would be superseded in the same transaction, so no reader could
+    ever see it: it is not written (one step_log row per attempt instead of two).
+    """
+    return {
+        (ev.execution_id, ev.step, ev.attempt) for ev, _ in events if isinstance(ev, StepFinished)
+    }
+
+
+def _add_event(batch: _Batch, ev, start) -> None:
+    if isinstance(ev, StepFinished):
+        batch.add(
+            STEP_LOG,
+            execution_id=ev.execution_id,
+            step=ev.step,
+            attempt=ev.attempt,
+            state=ev.status,
+            task=ev.task,
+            task_fingerprint=ev.task_fingerprint,
+            cache_key=ev.cache_key,
+            ckey=None if ev.cache_key is None else batch.key(ev.cache_key),
+            cached_from=ev.cached_from,
+            started_at=utc_naive(ev.started_at),
+            ended_at=utc_naive(ev.ended_at),
+            resources=ev.resources,
+            node=ev.node,
+            error=ev.error,
+            traceback=ev.traceback,
+            map_index=ev.map_index,
+            condition=ev.condition,
+        )
+        at = utc_naive(ev.ended_at)
+        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "consumed", ev.inputs, at)
+        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "produced", ev.outputs, at)
+    elif isinstance(ev, StepStarted):
+        batch.add(
+            STEP_LOG,
+            execution_id=ev.execution_id,
+            step=ev.step,
+            attempt=ev.attempt,
+            state=RUNNING,
+            task=ev.task,
+            task_fingerprint=ev.task_fingerprint,
+            cache_key=ev.cache_key,
+            ckey=None if ev.cache_key is None else batch.key(ev.cache_key),
+            started_at=utc_naive(ev.started_at),
+            resources=ev.resources,
+            map_index=ev.map_index,
+        )
+    elif isinstance(ev, MetricLogged):
+        batch.add(
+            METRICS,
+            execution_id=ev.execution_id,
+            step=ev.step,
+            name=ev.name,
+            value=float(ev.value),
+            idx=ev.index,
+            logged_at=utc_naive(ev.at),
+        )
+    elif isinstance(ev, ExecutionStarted):
+        batch.add(
+            EXECUTION_LOG,
+            execution_id=ev.execution_id,
+            state=RUNNING,
+            changed_at=utc_naive(ev.started_at),
+            workflow=ev.workflow,
+            workflow_fingerprint=ev.workflow_fingerprint,
+            params=ev.params,
+            executor=ev.executor,
+            host=ev.host,
+            pid=ev.pid,
+            process_start=start,
+            code_digest=ev.code_digest,
+            environment=ev.environment,
+            replay_of=ev.replay_of,
+        )
+        batch.artifacts_and_edges(ev.execution_id, PARAMS_STEP, 0, "produced", ev.inputs, utc_naive(ev.started_at))
+    elif isinstance(ev, ExecutionFinished):
+        at = utc_naive(ev.ended_at)
+        batch.artifacts_and_edges(ev.execution_id, OUTPUTS_STEP, 0, "consumed", ev.outputs, at)
+        # The state row comes last, so an execution's rows all lie between its first and
+        # last execution_log rows (queries use that seq range to skip the rest of the file).
+        batch.add(EXECUTION_LOG, execution_id=ev.execution_id, state=ev.status, changed_at=at, error=ev.error)
+    else:
+        raise TypeError(f"the ledger does not know how to record {type(ev).__name__}")
+
+
+def _insert(con, batch: _Batch, head_seq: int, head_hash: bytes) -> None:
+    n = batch.next_seq - (head_seq + 1)
+    encodings: list = [None] * n
+    tables = {}
+    for t in CHAINED_TABLES:
+        rows = batch.rows[t.name]
+        if not rows:
+            continue
+        columns = list(zip(*rows))
+        data = pa.table([pa.array(col, c.arrow) for col, c in zip(columns, t.columns)], schema=t.arrow_schema)
+        for seq, enc in zip(columns[0], chain.encode_rows(t, data)):
+            encodings[seq - head_seq - 1] = enc
+        tables[t] = (data, columns[0])
+    hashes = chain.chain(head_hash, encodings)
+    prevs = [head_hash] + hashes[:-1]
+    for t, (data, seqs) in tables.items():
+        idx = [s - head_seq - 1 for s in seqs]
+        data = data.append_column("prev_hash", pa.array([prevs[i] for i in idx], pa.binary()))
+        data = data.append_column("row_hash", pa.array([hashes[i] for i in idx], pa.binary()))
+        con.register("_batch", data)
+        try:
+            cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
+            con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _batch").fetchall()
+        finally:
+            con.unregister("_batch")
+
+
+def process_start_of(ev) -> str | None:
+    """The start token to record with an event (only ExecutionStarted needs one)."""
+    if isinstance(ev, ExecutionStarted):
+        return liveness.process_start(ev.pid)
+    return None
+

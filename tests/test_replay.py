@@ -1,0 +1,128 @@
+"""Replay by id: identical, diverged, failed, could not replay; from the recorded code snapshot."""
+
+import textwrap
+import uuid
+
+import pytest
+
+from ledgerflow import File, Ledger, replay, run
+from ledgerflow.engine import environment
+from ledgerflow.engine.loading import import_file
+from ledgerflow.errors import RefError
+from ledgerflow.store import Store
+
+PIPELINE = '''
+import os, random
+from ledgerflow import task, workflow, File
+if os.environ.get("BREAK_IMPORT"):
+    import a_package_that_is_not_installed
+
+@task
+def draw(n: int, seed: int) -> list[float]:
+    rng = random.Random(seed) if seed >= 0 else random.Random()
+    return [rng.random() for _ in range(n)]
+
+@task
+def total(xs: list[float]) -> float:
+    return sum(xs) * SCALE
+
+@task
+def label(x: float) -> str:
+    return f"{x:.6f}"
+
+SCALE = 1.0
+
+@workflow
+def pipeline(n: int = 5, seed: int = -1) -> str:
+    return label(x=total(xs=draw(n=n, seed=seed)))
+
+@task
+def size(f: File) -> int:
+    return len(f.read_bytes())
+
+@workflow
+def with_file(f: File) -> int:
+    return size(f=f)
+'''
+
+
+def load(tmp_path, source=PIPELINE):
+    path = tmp_path / f"pipe_{uuid.uuid4().hex[:8]}.py"
+    path.write_text(textwrap.dedent(source))
+    return import_file(path), path
+
+
+def test_seeded_is_identical_and_linked(home, tmp_path):
+    mod, _ = load(tmp_path)
+    ex = run(mod.pipeline, {"seed": 42})
+    r = replay(ex.id)
+    assert r.verdict == "identical" and r.identical and r.differences == ()
+    assert r.steps == 3 and r.artifacts == 3 and r.id != ex.id
+    assert Ledger(home).execution(r.id).summary.replay_of == ex.id
+    again = replay(r.id)  # replaying a replay works
+    assert again.identical and Ledger(home).execution(again.id).summary.replay_of == r.id
+    assert "identical (3 steps, 3 artifacts)" in r.summary()
+
+
+def test_unseeded_diverges_at_the_first_step(home, tmp_path):
+    mod, _ = load(tmp_path)
+    ex = run(mod.pipeline)
+    r = replay(ex.id)
+    assert r.verdict == "diverged" and not r.identical
+    first = r.first_divergence
+    assert first.step == "draw" and first.original != first.replayed and first.original.startswith("blake3:")
+    assert [d.step for d in r.differences] == ["draw", "total", "label"]
+
+
+def test_replay_uses_the_recorded_code(home, tmp_path):
+    mod, path = load(tmp_path)
+    ex = run(mod.pipeline, {"seed": 1})
+    path.write_text(path.read_text().replace("SCALE = 1.0", "SCALE = 2.0"))
+    today, _ = load(tmp_path, path.read_text())
+    assert run(today.pipeline, {"seed": 1}).outputs != ex.outputs  # today's code gives another result
+    r = replay(ex.id)
+    assert r.identical, r.summary()
+
+
+def test_could_not_replay_missing_input(home, tmp_path):
+    mod, _ = load(tmp_path)
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"12345")
+    f = File.from_path(data)
+    ex = run(mod.with_file, {"f": f})
+    assert ex.outputs == 5
+    store = Store.open(home / "store")
+    obj = store.local_path(f.digest)
+    obj.chmod(0o644)
+    obj.unlink()
+    r = replay(ex.id)
+    assert r.verdict == "could not replay" and r.id is None
+    assert f.digest in r.reason and "missing from the store" in r.reason
+
+
+def test_could_not_replay_unimportable_code(home, tmp_path, monkeypatch):
+    mod, _ = load(tmp_path)
+    ex = run(mod.pipeline, {"seed": 3})
+    monkeypatch.setenv("BREAK_IMPORT", "1")
+    r = replay(ex.id)
+    assert r.verdict == "could not replay" and "a_package_that_is_not_installed" in r.reason
+
+
+def test_environment_changes_are_reported(home, tmp_path, monkeypatch):
+    mod, _ = load(tmp_path)
+    ex = run(mod.pipeline, {"seed": 3})
+    real = dict(environment.capture()["packages"])
+    real["pyarrow"] = "0.0.1"
+    real.pop("duckdb")
+    real["brand-new"] = "1.0"
+    monkeypatch.setattr(environment, "_packages", lambda: tuple(sorted(real.items())))
+    changes = replay(ex.id).environment_changes
+    assert any(c.startswith("package pyarrow") and "-> 0.0.1" in c for c in changes)
+    assert "package brand-new 1.0 added" in changes and any("duckdb" in c and "removed" in c for c in changes)
+
+
+def test_unknown_id(home, tmp_path):
+    mod, _ = load(tmp_path)
+    run(mod.pipeline, {"seed": 3})
+    with pytest.raises(RefError):
+        replay("01NOPE")
