@@ -46,3 +46,63 @@ def executor(request):
     if request.param == "ray":
         request.getfixturevalue("ray_runtime")
     return request.param
+
+
+class S3Server:
+    """A running moto S3 server on 127.0.0.1 (see the `s3_server` fixture)."""
+
+    def __init__(self, server, endpoint: str, bucket: str):
+        self.server = server
+        self.endpoint = endpoint
+        self.bucket = bucket
+
+    def client(self):
+        """A boto3 client of this server, for looking at or damaging objects behind the store's back."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def url(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+
+def start_moto_server():
+    """Start a moto S3 server in this process on a free port; return (server, endpoint)."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto's server mode) on 127.0.0.1, with one bucket.
+
+    For the whole session the standard AWS variables point at it: fake credentials,
+    region us-east-1, and AWS_ENDPOINT_URL_S3, which botocore (and so s3fs and
+    ledgerflow's store) reads natively. Tests use `s3_server.url(prefix)` with a
+    prefix of their own, so they never see each other's objects.
+    """
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    server, endpoint = start_moto_server()
+    mp = pytest.MonkeyPatch()
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": endpoint}.items():
+        mp.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        mp.delenv(name, raising=False)
+    s3 = S3Server(server, endpoint, "ledgerflow-test")
+    try:
+        s3.client().create_bucket(Bucket=s3.bucket)
+        yield s3
+    finally:
+        mp.undo()
+        server.stop()

@@ -298,8 +298,12 @@ class _Run:
             return False
         try:
             for _, ref in entry.outputs:
-                if ref.kind != "value":
+                if ref.kind == "value":
+                    continue
+                if self.store.is_local:
                     self.store.verify(ref.digest)
+                elif not self.store.has(ref.digest):  # remote: consumers verify as they read
+                    raise ObjectNotFound(ref.digest, self.store.url)
             values = tuple(decode(ref.value, tp) for (_, ref), (_, tp) in zip(entry.outputs, node.task.outputs))
         except (ObjectNotFound, IntegrityError, TypeError, ValueError) as e:
             warnings.warn(f"step {node.name!r}: cached outputs from {entry.step_ref} cannot be used ({e}); "

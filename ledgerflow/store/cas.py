@@ -91,6 +91,11 @@ class Store:
                 self._backend_ = RemoteBackend(self.url)
         return self._backend_
 
+    @property
+    def is_local(self) -> bool:
+        """True for a store on this machine's filesystem, where reading an object back is cheap."""
+        return self._is_local
+
     def __reduce__(self):
         return (_reopen, (self.url,))
 
@@ -219,7 +224,14 @@ class Store:
         return path
 
     def verify(self, digest: str) -> None:
-        """Re-hash an object; IntegrityError if it no longer matches, ObjectNotFound if absent."""
+        """Re-hash an object; IntegrityError if it no longer matches, ObjectNotFound if absent.
+
+        For a remote store this reads the object in the store, not the node's cached copy.
+        """
+        if not self._is_local:
+            actual, location = self._backend.hash_remote(validate_digest(digest))
+            self._check(digest, actual, location)
+            return
         raw, size, location = self._backend.open_raw(validate_digest(digest))
         hasher = Hasher()
         with raw:

@@ -76,9 +76,7 @@ def write_ipc(table: pa.Table, store: Store) -> tuple[str, int]:
 
 
 def read_ipc(store: Store, digest: str, *, verify: bool = True) -> pa.Table:
-    if verify:
-        store.verify(digest)
-    with pa.memory_map(str(store.local_path(digest))) as source:
+    with pa.memory_map(str(store.local_path(digest, verify=verify))) as source:
         return pa.ipc.open_stream(source).read_all()
 
 
