@@ -4,6 +4,14 @@ from ledgerflow import store as cas
 from ledgerflow.store import Store
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Remote stores' read-through cache goes to a temp folder, never the user's ~/.cache."""
+    import os
+
+    os.environ["LEDGERFLOW_CACHE"] = str(tmp_path_factory.mktemp("ledgerflow-cache"))
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh LEDGERFLOW_HOME for the test, with its store in effect."""
