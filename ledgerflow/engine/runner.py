@@ -120,6 +120,8 @@ class _Run:
     retry_at: list = attrs.Factory(list)  # heap of (monotonic time, step)
     completed: deque = attrs.Factory(deque)  # graph nodes just done, whose dependents may be ready
     map_elements: dict[str, list[str]] = attrs.Factory(dict)  # map node -> its element steps
+    map_open: dict[str, int] = attrs.Factory(dict)  # map node -> elements not yet ended
+    map_failed: dict[str, list[str]] = attrs.Factory(dict)  # map node -> elements that failed for good
     map_of: dict[str, str] = attrs.Factory(dict)  # element step -> its map node
     errors: dict[str, BaseException] = attrs.Factory(dict)  # step -> the error that failed it for good
     failure: tuple[str, BaseException] | None = None
@@ -180,7 +182,7 @@ class _Run:
         if parent is None:
             self.completed.append(name)
         else:
-            self.element_done(parent)
+            self.element_ended(parent)
 
     def start(self, node: Node) -> None:
         """Skip it (a branch not taken), expand it (a map), reuse cached outputs, or submit it."""
@@ -208,7 +210,7 @@ class _Run:
         self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SKIPPED, 0, {}, error=why)
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
-            attempt=0, status=ev.SKIPPED, started_at=stamp, ended_at=stamp, resources=node.task.resources.to_json(),
+            attempt=0, status=ev.SKIPPED, started_at=stamp, ended_at=stamp, resources=node.task.resources_json,
             condition=why, map_index=node.map_index))
         self.done(node.name)
 
@@ -231,26 +233,30 @@ class _Run:
             self.map_of[element.name] = node.name
             elements.append(element.name)
         self.map_elements[node.name] = elements
+        self.map_open[node.name] = len(elements)
+        self.map_failed[node.name] = []
         self.started[node.name] = now()
         if not elements:
-            self.element_done(node.name)
+            self.element_ended(node.name, count=False)
         for name in elements:
             if self.failure is None:
                 self.start(self.nodes[name])
 
-    def element_done(self, parent: str) -> None:
-        node = self.nodes[parent]
-        elements = self.map_elements[parent]
+    def element_ended(self, parent: str, failed: str | None = None, *, count: bool = True) -> None:
+        """One element of a map ended; fail the map once too many failed, finish it once all ended."""
+        if count:
+            self.map_open[parent] -= 1
+        if failed is not None:
+            self.map_failed[parent].append(failed)
         if parent in self.results:
             return
-        ended = [self.results[e] for e in elements if e in self.results]
-        failed = [r for r in ended if r.status not in (ev.SUCCEEDED, ev.CACHED)]
+        node, elements, failures = self.nodes[parent], self.map_elements[parent], self.map_failed[parent]
         allowed = len(elements) - math.ceil(node.min_success * len(elements) - 1e-9)
-        if len(failed) > allowed:
-            first = failed[0].name
-            self.fail_map(node, self.errors.get(first) or RuntimeError(failed[0].error), element=first)
+        if len(failures) > allowed:
+            first = failures[0]
+            self.fail_map(node, self.errors.get(first) or RuntimeError(self.results[first].error), element=first)
             return
-        if len(ended) < len(elements):
+        if self.map_open[parent]:
             return
         values = [self.values[e][0] if e in self.values else None for e in elements]
         element_type = node.task.output if node.min_success >= 1 else Optional[node.task.output]
@@ -262,8 +268,8 @@ class _Run:
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=parent, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=1, status=ev.SUCCEEDED, started_at=self.started[parent], ended_at=now(), inputs=consumed,
-            outputs=self.refs[parent], resources=node.task.resources.to_json(),
-            condition=f"map over {', '.join(node.mapped)}: {len(elements) - len(failed)}/{len(elements)} succeeded"))
+            outputs=self.refs[parent], resources=node.task.resources_json,
+            condition=f"map over {', '.join(node.mapped)}: {len(elements) - len(failures)}/{len(elements)} succeeded"))
         self.completed.append(parent)
 
     def fail_map(self, node: Node, error: BaseException, element: str | None = None) -> None:
@@ -275,7 +281,7 @@ class _Run:
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=1, status=ev.FAILED, started_at=self.started.get(node.name, stamp), ended_at=stamp,
-            resources=node.task.resources.to_json(), error=line))
+            resources=node.task.resources_json, error=line))
         if self.failure is None:
             self.failure = (element or node.name, error)
 
@@ -286,7 +292,7 @@ class _Run:
         self.recorder.record(ev.StepStarted(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=attempt, started_at=self.started[node.name], cache_key=self.keys[node.name],
-            resources=node.task.resources.to_json(), map_index=node.map_index))
+            resources=node.task.resources_json, map_index=node.map_index))
         call = StepCall(execution_id=self.id, step=node.name, task=node.task, inputs=self.call_values[node.name],
                         attempt=attempt, store_url=self.store.url)
         self.executor.submit(call, timeout=node.task.timeout, resources=node.task.resources)
@@ -317,7 +323,7 @@ class _Run:
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=0, status=ev.CACHED, started_at=stamp, ended_at=stamp, inputs=self.call_inputs[node.name],
-            outputs=entry.outputs, cache_key=key, cached_from=entry.step_ref, resources=node.task.resources.to_json(),
+            outputs=entry.outputs, cache_key=key, cached_from=entry.step_ref, resources=node.task.resources_json,
             map_index=node.map_index))
         return True
 
@@ -331,7 +337,7 @@ class _Run:
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=outcome.attempt, status=outcome.status, started_at=outcome.started_at, ended_at=outcome.ended_at,
             inputs=self.call_inputs[node.name], outputs=outputs, cache_key=self.keys[node.name],
-            resources=node.task.resources.to_json(), node=outcome.node, error=error_line, traceback=outcome.traceback,
+            resources=node.task.resources_json, node=outcome.node, error=error_line, traceback=outcome.traceback,
             map_index=node.map_index))
         if outcome.status == ev.SUCCEEDED:
             self.values[node.name] = tuple(v for _, v, _ in outcome.outputs)
@@ -347,7 +353,7 @@ class _Run:
                                                  self.keys[node.name], error=error_line)
             self.errors[node.name] = outcome.error
             if node.name in self.map_of:
-                self.element_done(self.map_of[node.name])
+                self.element_ended(self.map_of[node.name], failed=node.name)
             elif self.failure is None:
                 self.failure = (node.name, outcome.error)
 
@@ -360,7 +366,7 @@ class _Run:
                 self.recorder.record(ev.StepFinished(
                     execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
                     attempt=self.attempts[name], status=ev.CANCELLED, started_at=started, ended_at=stamp,
-                    inputs=self.call_inputs[name], cache_key=self.keys[name], resources=node.task.resources.to_json(),
+                    inputs=self.call_inputs[name], cache_key=self.keys[name], resources=node.task.resources_json,
                     error="cancelled: the execution was interrupted", map_index=node.map_index))
         self.executor.close()
 

@@ -51,6 +51,7 @@ class Task:
         self.retries = retries
         self.timeout = timeout
         self.resources = resources or Resources()
+        self.resources_json = self.resources.to_json()  # recorded with every step: compute once
         self.params, self.output = read_signature(fn, f"task {self.name!r}")
         self.outputs = output_slots(self.output)
         self._signature = inspect.signature(fn)
@@ -66,12 +67,12 @@ class Task:
         caller = sys._getframe(1)
         return self._record(builder, args, kwargs, f"{caller.f_code.co_filename}:{caller.f_lineno}")
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Digest of the normalised code (and user helpers it calls) and `cache_version`."""
         return digest_bytes(f"{code_fingerprint(self.fn)}\0{self.cache_version}".encode())
 
-    @property
+    @functools.cached_property
     def type_signature(self) -> str:
         params = ", ".join(f"{p.name}: {type_name(p.type)}" for p in self.params)
         return f"({params}) -> {type_name(self.output)}"
