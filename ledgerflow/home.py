@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from pathlib import Path
 
 import attrs
 
 DEFAULT_HOME = ".ledgerflow"
+
+# The home of the run a step belongs to: set around each step, in Ray workers too, so code
+# inside a step (reading the model registry, say) sees the driver's home, not its own cwd.
+_active: contextvars.ContextVar[str | None] = contextvars.ContextVar("ledgerflow_home", default=None)
+
+
+@contextlib.contextmanager
+def using(path: str | os.PathLike | None):
+    """Make `path` the home that `Home.resolve()` finds inside the block."""
+    token = _active.set(None if path is None else str(path))
+    try:
+        yield
+    finally:
+        _active.reset(token)
 
 
 @attrs.frozen
@@ -28,6 +44,6 @@ class Home:
 
     @classmethod
     def resolve(cls, path: str | os.PathLike | None = None, store: str | None = None) -> "Home":
-        root = Path(path or os.environ.get("LEDGERFLOW_HOME") or DEFAULT_HOME).expanduser().absolute()
+        root = Path(path or _active.get() or os.environ.get("LEDGERFLOW_HOME") or DEFAULT_HOME).expanduser().absolute()
         store_url = store or os.environ.get("LEDGERFLOW_STORE") or str(root / "store")
         return cls(path=root, store_url=store_url)

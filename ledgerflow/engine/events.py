@@ -115,7 +115,38 @@ class ExecutionFinished:
     error: str | None = None
 
 
-Event = Union[ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished]
+@attrs.frozen
+class ModelRegistered:
+    """A new version of a named model; the ledger numbers versions 1, 2, ... per name.
+
+    With `alias`, the alias (e.g. "production") moves to the new version in the same write.
+    """
+
+    name: str
+    model: ArtifactRef
+    at: datetime
+    who: str  # user@host
+    execution_id: str | None = None  # None when registered outside a run
+    step: str | None = None
+    alias: str | None = None
+    metrics: str = "{}"  # JSON object of name -> number
+    why: str | None = None
+
+
+@attrs.frozen
+class AliasMoved:
+    """An alias of a named model pointed at another version (promote, rollback)."""
+
+    name: str
+    alias: str
+    version: int
+    at: datetime
+    who: str
+    why: str | None = None
+
+
+Event = Union[ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished, ModelRegistered,
+              AliasMoved]
 
 
 @runtime_checkable

@@ -107,6 +107,7 @@ class _Run:
     store: Store
     use_cache: bool
     id: str
+    home: str | None = None
     nodes: dict[str, Node] = attrs.Factory(dict)
     values: dict[str, tuple[Any, ...]] = attrs.Factory(dict)  # step -> output values
     refs: dict[str, ev.Binding] = attrs.Factory(dict)  # step -> output artifacts
@@ -294,7 +295,7 @@ class _Run:
             attempt=attempt, started_at=self.started[node.name], cache_key=self.keys[node.name],
             resources=node.task.resources_json, map_index=node.map_index))
         call = StepCall(execution_id=self.id, step=node.name, task=node.task, inputs=self.call_values[node.name],
-                        attempt=attempt, store_url=self.store.url)
+                        attempt=attempt, store_url=self.store.url, home=self.home)
         self.executor.submit(call, timeout=node.task.timeout, resources=node.task.resources)
 
     def reuse(self, node: Node, key: str) -> bool:
@@ -340,6 +341,11 @@ class _Run:
             resources=node.task.resources_json, node=outcome.node, error=error_line, traceback=outcome.traceback,
             map_index=node.map_index))
         if outcome.status == ev.SUCCEEDED:
+            for reg in outcome.registrations:
+                self.recorder.record(ev.ModelRegistered(
+                    name=reg.name, model=artifact_ref(reg.model, type(reg.model)), at=reg.at, who=who(),
+                    execution_id=self.id, step=node.name, alias=reg.alias,
+                    metrics=json.dumps(reg.metrics, sort_keys=True), why=reg.why))
             self.values[node.name] = tuple(v for _, v, _ in outcome.outputs)
             self.refs[node.name] = outputs
             self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SUCCEEDED, outcome.attempt,
@@ -381,6 +387,17 @@ class _Run:
         return value, (("return", ref),)
 
 
+def who() -> str:
+    """user@host, for the ledger's record of who did what."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
 def environment_json() -> str:
     import platform
     import sys
@@ -390,7 +407,7 @@ def environment_json() -> str:
 
 def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Executor, recorder: ev.Recorder,
             store: Store, cache: bool = True, replay_of: str | None = None, code_digest: str | None = None,
-            environment: str | None = None) -> Execution:
+            environment: str | None = None, home: str | None = None) -> Execution:
     """Run wf's graph on executor, reporting to recorder; raise ExecutionFailed if a step fails."""
     if not isinstance(wf, Workflow):
         raise TypeError(f"run() takes a @workflow, not {wf!r}")
@@ -398,7 +415,8 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
     check = getattr(executor, "check", None)
     if check is not None:
         check(wf.graph.nodes)  # e.g. a step asking for more GPUs than the cluster has: fail now, not hang
-    run = _Run(wf=wf, params=bound, executor=executor, recorder=recorder, store=store, use_cache=cache, id=new_id())
+    run = _Run(wf=wf, params=bound, executor=executor, recorder=recorder, store=store, use_cache=cache, id=new_id(),
+               home=home)
     run.input_refs = {p.name: artifact_ref(bound[p.name], p.type) for p in wf.params}
     started = now()
     recorder.record(ev.ExecutionStarted(

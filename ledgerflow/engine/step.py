@@ -9,9 +9,9 @@ from typing import Any
 
 import attrs
 
-from ledgerflow import store as cas
+from ledgerflow import home, store as cas
 from ledgerflow.engine.events import ArtifactRef, FAILED, SUCCEEDED, TIMEOUT
-from ledgerflow.engine.metrics import Metric, collecting
+from ledgerflow.engine.reporting import Metric, Registration, collecting
 from ledgerflow.errors import StepOutputError
 from ledgerflow.store import Store
 from ledgerflow.types import Handle, TypeMismatch, conform, type_name
@@ -32,6 +32,7 @@ class StepCall:
     inputs: tuple[tuple[str, Any], ...]
     attempt: int
     store_url: str
+    home: str | None = None  # the driver's LEDGERFLOW_HOME, for code in the step that reads it
 
 
 @attrs.frozen
@@ -48,6 +49,7 @@ class StepOutcome:
     error: BaseException | None = None
     traceback: str | None = None
     metrics: tuple[Metric, ...] = ()
+    registrations: tuple[Registration, ...] = ()
 
 
 def artifact_ref(value: Any, tp: Any) -> ArtifactRef:
@@ -81,7 +83,7 @@ def run_step(call: StepCall) -> StepOutcome:
     outputs: tuple = ()
     error = trace = None
     status = SUCCEEDED
-    with cas.using(Store.open(call.store_url)), collecting() as metrics:
+    with cas.using(Store.open(call.store_url)), home.using(call.home), collecting() as reports:
         try:
             result = call.task.fn(**dict(call.inputs))
             outputs = conform_outputs(call.task, call.step, result)
@@ -90,4 +92,5 @@ def run_step(call: StepCall) -> StepOutcome:
             error, trace = e, "".join(tb.format_exception(e))
     return StepOutcome(step=call.step, attempt=call.attempt, status=status, started_at=started,
                        ended_at=datetime.now(timezone.utc), node=socket.gethostname(), outputs=outputs,
-                       error=error, traceback=trace, metrics=tuple(metrics))
+                       error=error, traceback=trace, metrics=tuple(reports.metrics),
+                       registrations=tuple(reports.registrations) if status == SUCCEEDED else ())

@@ -40,7 +40,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
             code = snapshot.take(workflow, store)
             return execute(workflow, params, executor=runner, recorder=Tee((ledger, display)), store=store,
                            cache=cache, code_digest=code.digest, environment=environment.capture_json(),
-                           replay_of=replay_of)
+                           replay_of=replay_of, home=str(where.path))
     finally:
         runner.close()
         display.close()
