@@ -7,18 +7,19 @@ attempts with exponential backoff, and stops scheduling after a step fails for g
 from __future__ import annotations
 
 import heapq
-import math
-from collections import deque
 import json
+import math
 import os
 import socket
 import time
+import warnings
+from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Optional
-import warnings
 
 import attrs
 
+from ledgerflow.engine import environment as env
 from ledgerflow.engine import events as ev
 from ledgerflow.engine.executor import Executor
 from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source
@@ -398,13 +399,6 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def environment_json() -> str:
-    import platform
-    import sys
-
-    return json.dumps({"python": sys.version.split()[0], "platform": platform.platform()}, sort_keys=True)
-
-
 def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Executor, recorder: ev.Recorder,
             store: Store, cache: bool = True, replay_of: str | None = None, code_digest: str | None = None,
             environment: str | None = None, home: str | None = None) -> Execution:
@@ -424,14 +418,18 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         params=json.dumps({k: json.loads(r.value) for k, r in run.input_refs.items()}, sort_keys=True),
         inputs=tuple(run.input_refs.items()), executor=executor.name, started_at=started,
         host=socket.gethostname(), pid=os.getpid(), code_digest=code_digest,
-        environment=environment or environment_json(), replay_of=replay_of))
+        environment=environment or env.capture_json(), replay_of=replay_of))
     try:
         run.go()
     except BaseException as e:
-        # Ctrl-C or a crash of the runner itself: the record says so before the error goes on.
+        # Ctrl-C, or an error of the runner itself (the store unreachable, say): the record
+        # says so before the error goes on.
         run.cancel_in_flight()
-        reason = "interrupted by the user" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-        recorder.record(ev.ExecutionFinished(run.id, ev.CANCELLED, now(), error=reason))
+        if isinstance(e, KeyboardInterrupt):
+            status, reason = ev.CANCELLED, "interrupted by the user (Ctrl-C)"
+        else:
+            status, reason = ev.FAILED, f"the run stopped: {type(e).__name__}: {e}"
+        recorder.record(ev.ExecutionFinished(run.id, status, now(), error=reason))
         recorder.flush()
         raise
     if run.failure is not None:
