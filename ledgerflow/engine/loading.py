@@ -73,3 +73,36 @@ def workflow_in(module, qualname: str, target: str) -> Workflow:
     if not isinstance(obj, Workflow):
         raise LoadError(f"{target}: {qualname!r} is a {type(obj).__name__}, not a @workflow")
     return obj
+
+
+def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
+    """Workflow parameters from `name=value` strings, each converted to its declared type.
+
+    >>> params_from_text(pipeline, ["n=500", "lr=1e-3"])      # doctest: +SKIP
+    {'n': 500, 'lr': 0.001}
+    """
+    from ledgerflow.errors import ParameterError
+    from ledgerflow.types import type_name
+    from ledgerflow.types.codec import parse_text
+
+    declared = {p.name: p for p in wf.params}
+    signature = ", ".join(f"{p.name}: {type_name(p.type)}" for p in wf.params) or "none"
+    params = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(f"-p {pair!r}: write parameters as name=value (e.g. -p n=500)")
+        if name not in declared:
+            raise ParameterError(f"-p {pair!r}: workflow {wf.name!r} has no parameter {name!r}; its parameters are: "
+                                 f"{signature}")
+        try:
+            params[name] = parse_text(text, declared[name].type)
+        except ValueError as e:
+            raise ParameterError(f"-p {pair!r}: parameter {name!r} is {type_name(declared[name].type)}, "
+                                 f"and {e}") from None
+    missing = [p.name for p in wf.params if p.required and p.name not in params]
+    if missing:
+        raise ParameterError(f"workflow {wf.name!r} needs -p {missing[0]}=... "
+                             f"({type_name(declared[missing[0]].type)})")
+    return params
