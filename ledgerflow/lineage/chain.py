@@ -37,7 +37,9 @@ def _text(col: pa.ChunkedArray | pa.Array) -> pa.Array:
         col = pc.cast(col, pa.int64())
     elif pa.types.is_floating(t):
         col = pa.concat_arrays(col.chunks) if isinstance(col, pa.ChunkedArray) else col
-        col = col.cast(pa.float64()).view(pa.int64())
+        col = col.cast(pa.float64())
+        # Storage may rewrite a NaN's payload bits; every NaN hashes as the canonical one.
+        col = pc.if_else(pc.is_nan(col), pa.scalar(float("nan")), col).view(pa.int64())
     if not pa.types.is_string(col.type):
         col = pc.cast(col, pa.string())
     return col

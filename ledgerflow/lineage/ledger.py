@@ -27,7 +27,10 @@ from ledgerflow.engine.events import (
     ArtifactRef,
     CacheEntry,
     ExecutionFinished,
+    ExecutionStarted,
+    MetricLogged,
     StepFinished,
+    StepStarted,
 )
 from ledgerflow.errors import LedgerError
 from ledgerflow.home import Home
@@ -48,6 +51,7 @@ from ledgerflow.lineage.values import (
 )
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
+_EVENT_TYPES = (ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished)
 
 
 @atexit.register
@@ -132,6 +136,9 @@ class Ledger:
         """
         if self._closed:
             raise LedgerError(f"the ledger at {self.path} is closed")
+        if not isinstance(event, _EVENT_TYPES):
+            # Refused here, not in the flush thread where nobody would see it.
+            raise TypeError(f"the ledger does not record {type(event).__name__} (not a ledgerflow event)")
         start = writer.process_start_of(event)
         with self._buffer_lock:
             self._buffer.append((event, start))
@@ -335,7 +342,16 @@ class Ledger:
                 con, ranges, "edges", "step, attempt, direction, name, digest", [eid]
             )[eid]
             metric_rows = walk.rows_of_executions(con, ranges, "metrics", "step, name, value, idx, logged_at", [eid])[eid]
-            arts = self._artifacts(con, {r[4] for r in edge_rows})
+            # Most of its artifacts were first seen in this execution, so their rows lie in
+            # its seq range too: read those by range, and look up only the others by key.
+            lo, hi = ranges.get([eid])[eid]
+            arts = {
+                row["digest"]: ArtifactInfo(**row)
+                for row in con.sql(
+                    f"SELECT digest, kind, type, size, uri, value FROM artifacts WHERE seq BETWEEN {int(lo)} AND {int(hi)}"
+                ).to_arrow_table().to_pylist()
+            }
+            arts.update(self._artifacts(con, {r[4] for r in edge_rows} - arts.keys()))
         return _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows, arts)
 
     def upstream(self, ref: str, depth: int | None = None) -> Lineage:

@@ -1,0 +1,139 @@
+"""The `lineage` CLI: human and --json output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ledgerflow.lineage import Ledger
+from ledgerflow.lineage.cli import cli
+from test_ledger_events import pipeline_events, retrain_events
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    home = tmp_path / "home"
+    with Ledger(home) as led:
+        evs, arts = pipeline_events(train_failures=1)
+        for ev in evs:
+            led.record(ev)
+        evs2, arts2 = retrain_events(arts["dataset"], lr=0.01)
+        for ev in evs2:
+            led.record(ev)
+    return home, arts, arts2
+
+
+def run(*args, home=None, env=None):
+    runner = CliRunner()
+    full = (["--home", str(home)] if home else []) + list(args)
+    return runner.invoke(cli, full, env=env, catch_exceptions=False)
+
+
+def test_version_and_help():
+    assert run("--version").exit_code == 0
+    out = run("--help")
+    assert out.exit_code == 0
+    for cmd in ("list", "show", "query", "verify"):
+        assert cmd in out.output
+
+
+def test_list_json_and_table(recorded):
+    home, arts, arts2 = recorded
+    out = run("list", "--json", home=home)
+    assert out.exit_code == 0
+    rows = json.loads(out.stdout)
+    assert [r["id"] for r in rows] == [arts2["id"], arts["id"]] or {r["id"] for r in rows} == {arts["id"], arts2["id"]}
+    assert set(rows[0]) >= {"id", "workflow", "status", "started_at", "ended_at", "duration_s"}
+    assert rows[0]["started_at"].endswith("Z")
+    table = run("list", home=home)
+    assert arts["id"] in table.output and "succeeded" in table.output
+
+
+def test_home_from_environment(recorded):
+    home, arts, _ = recorded
+    out = run("list", "--json", env={"LEDGERFLOW_HOME": str(home)})
+    assert len(json.loads(out.stdout)) == 2
+
+
+def test_show_tree_has_retries_cache_and_digests(recorded):
+    home, arts, _ = recorded
+    out = run("show", arts["id"][:12], home=home)
+    assert out.exit_code == 0, out.output
+    text = out.output
+    assert "train" in text and "attempts=2" in text and "CUDA out of memory" in text
+    assert arts["model"].digest[:19] in text
+    data = json.loads(run("show", arts["id"], "--json", home=home).stdout)
+    train = next(s for s in data["steps"] if s["step"] == "train")
+    assert [a["status"] for a in train["attempts"]] == ["failed", "succeeded"]
+    assert train["outputs"][0]["artifact"]["digest"] == arts["model"].digest
+
+
+def test_query_upstream_and_downstream(recorded):
+    home, arts, arts2 = recorded
+    up = json.loads(run("query", "upstream", arts["model"].digest[:20], "--json", home=home).stdout)
+    refs = {n["ref"] for n in up["nodes"]}
+    assert arts["dataset"].digest in refs and arts["lr"].digest in refs
+    down = json.loads(run("query", "downstream", arts["dataset"].digest, "--json", home=home).stdout)
+    assert arts2["model"].digest in {n["ref"] for n in down["nodes"]}
+    shallow = json.loads(run("query", "upstream", arts["model"].digest, "--depth", "1", "--json", home=home).stdout)
+    assert max(n["depth"] for n in shallow["nodes"]) == 1
+    table = run("query", "upstream", f"{arts['id']}:train", home=home)
+    assert table.exit_code == 0 and "0.001" in table.output
+
+
+def test_query_sql(recorded):
+    home, arts, _ = recorded
+    out = run("query", "sql", "SELECT execution_id FROM params WHERE name = 'lr' AND value = '0.001'", "--json", home=home)
+    assert json.loads(out.stdout) == [{"execution_id": arts["id"]}]
+    out = run("query", "sql", "SELECT task, count(*) AS n FROM steps GROUP BY 1 ORDER BY 1", home=home)
+    assert out.exit_code == 0 and "examples.quickstart:train" in out.output
+
+
+def _one_line_error(out, code):
+    assert out.exit_code == code
+    assert "Traceback" not in out.output
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lineage: error: ")
+    return lines[0]
+
+
+def test_sql_writes_are_refused(recorded):
+    home, *_ = recorded
+    before = run("verify", "--no-store", "--json", home=home).stdout
+    line = _one_line_error(run("query", "sql", "DELETE FROM step_log", home=home), 2)
+    assert "read-only" in line and "DELETE" in line
+    assert run("verify", "--no-store", "--json", home=home).output == before
+
+
+def test_bad_sql_bad_ref_unknown_id(recorded):
+    home, *_ = recorded
+    assert "SQL" in _one_line_error(run("query", "sql", "SELEC nope", home=home), 2)
+    assert "no artifact or execution" in _one_line_error(run("query", "upstream", "blake3:fffff0000", home=home), 2)
+    assert "no execution" in _one_line_error(run("show", "NOPE", home=home), 2)
+
+
+def test_missing_ledger(tmp_path):
+    line = _one_line_error(run("show", "X", home=tmp_path / "none"), 1)
+    assert "no ledger" in line
+    out = run("list", "--json", home=tmp_path / "none")
+    assert out.exit_code == 0 and json.loads(out.stdout) == []
+
+
+def test_verify_exit_codes(recorded):
+    home, *_ = recorded
+    ok = run("verify", home=home)
+    assert ok.exit_code == 0 and "ok" in ok.output
+    report = json.loads(run("verify", "--json", home=home).stdout)
+    assert report["ok"] is True and report["problems"] == []
+    import duckdb
+
+    con = duckdb.connect(str(home / "ledger.duckdb"))
+    con.execute("UPDATE artifacts SET value = '0.1' WHERE value = '0.001'").fetchall()
+    con.close()
+    bad = run("verify", home=home)
+    assert bad.exit_code == 1
+    assert "artifacts row seq=" in bad.stderr and "changed" in bad.stderr
+    data = json.loads(run("verify", "--json", home=home).stdout)
+    assert data["ok"] is False and data["problems"][0]["table"] == "artifacts"
