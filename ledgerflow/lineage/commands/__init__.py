@@ -1,0 +1,12 @@
+"""The `lineage` CLI: one module of commands per topic, on the group in app.py."""
+
+from ledgerflow.lineage.commands import audit  # noqa: F401  (registers its commands)
+from ledgerflow.lineage.commands.app import cli
+
+
+def main(argv: list | None = None) -> None:
+    """Console-script entry point (`lineage`)."""
+    cli.main(args=argv, prog_name="lineage")
+
+
+__all__ = ["cli", "main"]

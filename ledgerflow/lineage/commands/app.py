@@ -1,0 +1,126 @@
+"""The `lineage` command group and what its commands share: errors, JSON, formatting.
+
+Exit codes, for scripts:
+  0  done; for `verify`, the ledger and the store are intact
+  1  a problem was found (`verify`, a failed run or replay), or the ledger could not be read
+  2  bad input: an unknown id or ref, an ambiguous prefix, bad or writing SQL, bad options
+
+Errors are one line on stderr, never a traceback. `--json` prints stable, machine-readable
+JSON on stdout (the shape of each value's `to_json()`, documented in docs/ledger.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from datetime import datetime
+
+import click
+import duckdb
+from rich.console import Console
+
+from ledgerflow.errors import LedgerflowError, RefError
+from ledgerflow.lineage.ledger import Ledger
+from ledgerflow.lineage.values import jsonable
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "cached": "cyan",
+    "failed": "red",
+    "timeout": "red",
+    "interrupted": "yellow",
+    "running": "blue",
+    "cancelled": "magenta",
+    "skipped": "dim",
+}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ledgerflow")
+    except Exception:
+        import ledgerflow
+
+        return getattr(ledgerflow, "__version__", "unknown")
+
+
+def _console() -> Console:
+    # Wide when piped, so tables aren't cut to 80 columns in logs.
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"lineage: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _guarded(fn):
+    """Turn Ledgerflow and DuckDB errors into one line on stderr and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RefError as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except LedgerflowError as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            bad_input = text.startswith(("query sql is read-only", "bad SQL", "SQL error"))
+            _fail(text, EXIT_USAGE if bad_input else EXIT_PROBLEM)
+        except duckdb.Error as exc:
+            _fail(f"ledger error: {str(exc).splitlines()[0]}", EXIT_PROBLEM)
+
+    return wrapper
+
+
+def _print_json(data) -> None:
+    click.echo(json.dumps(jsonable(data), indent=2, sort_keys=False, default=str))
+
+
+def _short(digest: str | None) -> str:
+    if not digest:
+        return "-"
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:12]}" if hexpart else digest[:19]
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def _status(status: str | None) -> str:
+    status = status or "-"
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="lineage")
+@click.option(
+    "--home",
+    envvar="LEDGERFLOW_HOME",
+    type=click.Path(file_okay=False),
+    help="Ledgerflow home holding ledger.duckdb (default: $LEDGERFLOW_HOME or ./.ledgerflow).",
+)
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """Audit what Ledgerflow ran: executions, lineage, SQL, and tamper checks."""
+    ctx.obj = {"home": home}
+
+
+def _ledger(ctx: click.Context) -> Ledger:
+    return Ledger(ctx.obj["home"])

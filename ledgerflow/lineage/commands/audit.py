@@ -1,0 +1,164 @@
+"""Audit commands: list, show, query (upstream, downstream, sql), verify."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from ledgerflow.lineage.values import jsonable
+from ledgerflow.lineage.commands.app import (
+    EXIT_PROBLEM, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
+)
+
+
+@cli.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N executions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_guarded
+def list_cmd(ctx, limit, as_json):
+    """Executions, newest first: id, workflow, status, start, duration."""
+    rows = _ledger(ctx).executions(limit=limit)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "workflow", "status", "started (UTC)", "duration", box=None)
+    for r in rows:
+        table.add_row(r.id, escape(r.workflow or ""), _status(r.status), _when(r.started_at), _dur(r.duration_s))
+    _console().print(table if rows else "no executions recorded")
+
+
+@cli.command()
+@click.argument("execution")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_guarded
+def show(ctx, execution, as_json):
+    """One execution's steps as a tree: status, duration, attempts, cache, inputs and outputs."""
+    d = _ledger(ctx).execution(execution)
+    if as_json:
+        _print_json(d)
+        return
+    s = d.summary
+    root = Tree(
+        f"[bold]{s.id}[/]  {escape(s.workflow or '')}  {_status(s.status)}  "
+        f"started {_when(s.started_at)}  {_dur(s.duration_s)}  executor={s.executor}"
+    )
+    if s.error:
+        root.add(f"[red]error: {escape(s.error)}[/]")
+    if d.inputs:
+        params = root.add("parameters")
+        for b in d.inputs:
+            params.add(f"{escape(b.name)} = {escape(b.artifact.value or _short(b.artifact.digest))}")
+    for st in d.steps:
+        bits = [f"[bold]{escape(st.step)}[/]", escape(st.task or ""), _status(st.status), _dur(st.duration_s)]
+        if len(st.attempts) > 1:
+            bits.append(f"attempts={len(st.attempts)}")
+        if st.cache_hit:
+            bits.append(f"[cyan]cache hit from {escape(st.cached_from or '?')}[/]")
+        node = root.add("  ".join(bits))
+        for b in st.inputs:
+            node.add(f"in  {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}")
+        for b in st.outputs:
+            node.add(f"out {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}")
+        for m in st.metrics:
+            node.add(f"metric {escape(m.name)} = {m.value:g}" + (f" @ {m.index}" if m.index is not None else ""))
+        if len(st.attempts) > 1 or st.status not in ("succeeded", "cached"):
+            for a in st.attempts:
+                line = f"attempt {a.attempt}: {_status(a.status)} {_dur(a.duration_s)}"
+                if a.error:
+                    line += f"  [red]{escape(a.error)}[/]"
+                node.add(line)
+    if d.outputs:
+        outs = root.add("outputs")
+        for b in d.outputs:
+            outs.add(f"{escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}")
+    _console().print(root)
+
+
+@cli.group()
+def query():
+    """Lineage queries (upstream, downstream) and read-only SQL."""
+
+
+def _walk_cmd(direction: str):
+    @click.argument("ref")
+    @click.option("--depth", type=click.IntRange(min=0), default=None, help="Stop N hops from REF.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.pass_context
+    @_guarded
+    def cmd(ctx, ref, depth, as_json):
+        ledger = _ledger(ctx)
+        result = ledger.upstream(ref, depth) if direction == "upstream" else ledger.downstream(ref, depth)
+        if as_json:
+            _print_json(result)
+            return
+        table = Table("depth", "kind", "ref", "what", "status", box=None)
+        for n in result.nodes:
+            what = n.label
+            if n.artifact is not None and n.artifact.value is not None:
+                what = f"{n.label} = {n.artifact.value}"
+            ref_text = _short(n.ref) if n.kind == "artifact" else n.ref
+            table.add_row(str(n.depth), n.kind, ref_text, escape(what or ""), _status(n.status) if n.status else "")
+        _console().print(table)
+
+    cmd.__doc__ = (
+        "Everything REF came from, down to raw parameters."
+        if direction == "upstream"
+        else "Everything made from REF, across executions."
+    ) + "\n\nREF: a digest or unique prefix, an execution id, or EXECUTION_ID:step."
+    return cmd
+
+
+query.command("upstream")(_walk_cmd("upstream"))
+query.command("downstream")(_walk_cmd("downstream"))
+
+
+@query.command("sql")
+@click.argument("statement")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of row objects).")
+@click.pass_context
+@_guarded
+def sql_cmd(ctx, statement, as_json):
+    """Run a read-only SQL query (tables and views: docs/ledger.md)."""
+    result = _ledger(ctx).sql(statement)
+    rows = result.to_pylist()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(*[escape(c) for c in result.column_names], box=None)
+    for row in rows:
+        table.add_row(*[escape("NULL" if v is None else str(jsonable(v))) for v in row.values()])
+    _console().print(table)
+
+
+@cli.command()
+@click.option("--no-store", is_flag=True, help="Check only the ledger's hash chain, not the store's objects.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_guarded
+def verify(ctx, no_store, as_json):
+    """Re-walk the hash chain and re-hash every stored object. Exit 1 naming the first problem."""
+    report = _ledger(ctx).verify(store=not no_store)
+    if as_json:
+        _print_json(report)
+    else:
+        out = _console()
+        out.print(f"chain: {report.rows} rows, head seq {report.head_seq} {report.head_hash[:16]}")
+        if report.store:
+            out.print(f"store: {report.objects_checked} objects checked at {escape(report.store)}")
+        elif report.store_note:
+            out.print(f"store: {escape(report.store_note)}")
+        for p in report.problems[:20]:
+            out.print(f"[red]{escape(str(p))}[/]")
+        for p in report.object_problems[:20]:
+            out.print(f"[red]{escape(str(p))}[/]")
+        if report.ok:
+            out.print("[green]ok[/]")
+    if not report.ok:
+        click.echo(f"lineage: verify failed: {report.first_problem}", err=True)
+        sys.exit(EXIT_PROBLEM)

@@ -1,0 +1,907 @@
+"""Draw one execution's step graph: Mermaid, Graphviz DOT, or a self-contained HTML page.
+
+    render(detail, "mermaid" | "dot" | "html") -> str
+
+`detail` is what `Ledger.execution(ID)` returns. The graph is rebuilt from the ledger's
+facts alone, since artifacts are what connect steps:
+
+- step A -> step B when B consumed an artifact (by digest) that A produced. Content
+  addressing means equal values share a digest, so a consumer is linked to the producer
+  that could have fed it: one that had finished before it started, the most recent such,
+  and never a map element (element outputs only feed their map step);
+- the workflow's parameters are one source node, linked to the steps that consumed them;
+- map elements `train[0]`, `train[1]`, ... feed their map step `train` (its inputs are
+  named "[0]", "[1]", ...); an element's input that no step produced is traced to the
+  list it was cut from, when a step's (or parameter's) recorded list value has it at the
+  element's index;
+- a step skipped by `when(...)` records only the condition's value; it is linked, dashed,
+  to the latest boolean-producing step before it that produced that value (inferred).
+
+The HTML page needs no network: CSS and JS are inline, the layout (layers by longest path
+from the sources, orders within a layer by barycentre sweeps) is computed here, and the
+data rides in a `<script type="application/json">` block with `<`, `>`, `&` and the JS line
+separators escaped, so no artifact value or step name can close the script or inject
+markup. The page writes every string with textContent, never innerHTML.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+import re
+from datetime import datetime
+
+import attrs
+
+FORMATS = ("mermaid", "dot", "html")
+PARAMS_ID = "@parameters"  # a step is named after a Python identifier, so this can't clash
+
+_STATUS_COLOURS = {  # status -> (fill, stroke, text)
+    "succeeded": ("#dcfce7", "#16a34a", "#14532d"),
+    "cached": ("#ede9fe", "#7c3aed", "#3b0764"),
+    "failed": ("#fee2e2", "#dc2626", "#7f1d1d"),
+    "timeout": ("#fee2e2", "#dc2626", "#7f1d1d"),
+    "running": ("#dbeafe", "#2563eb", "#1e3a8a"),
+    "skipped": ("#f1f5f9", "#94a3b8", "#475569"),
+    "cancelled": ("#fef3c7", "#d97706", "#78350f"),
+    "interrupted": ("#fef3c7", "#d97706", "#78350f"),
+}
+_UNKNOWN_COLOURS = ("#f8fafc", "#64748b", "#334155")
+_PARAMS_COLOURS = ("#e0f2fe", "#0284c7", "#0c4a6e")
+_VALUE_PREVIEW = 2000  # characters of an artifact's plain value carried into the HTML page
+
+
+# ---------------------------------------------------------------------------- the graph
+
+
+@attrs.frozen
+class Node:
+    id: str  # a safe id: "p" for the parameters, "s0", "s1", ... for steps in ledger order
+    step: str  # the step's name, or PARAMS_ID
+    index: int | None  # position in detail.steps, None for the parameters
+
+
+@attrs.frozen
+class Edge:
+    source: str  # node id
+    target: str  # node id
+    labels: tuple  # of (name, digest) the target received from the source
+    inferred: str | None = None  # "when True"/"when False" for a skipped branch's guard
+
+
+@attrs.frozen
+class StepGraph:
+    nodes: tuple  # of Node: the parameters first (if any), then steps in ledger order
+    edges: tuple  # of Edge, deduplicated per (source, target)
+
+
+_MAP_ELEMENT = re.compile(r"^(?P<base>.+)\[(?P<i>\d+)\]$")
+_CONDITION = re.compile(r"condition was (True|False)")
+
+
+def _short(digest: str | None) -> str:
+    if not digest:
+        return "?"
+    return digest.split(":", 1)[-1][:8]
+
+
+def _ts(value) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None
+
+
+def _json_value(artifact):
+    if artifact.value is None:
+        return None, False
+    try:
+        return json.loads(artifact.value), True
+    except (TypeError, ValueError):
+        return None, False
+
+
+def build_graph(detail) -> StepGraph:
+    """The step DAG of one execution, as described in the module's docstring."""
+    steps = list(detail.steps)
+    names = {s.step: i for i, s in enumerate(steps)}
+    nodes = []
+    if detail.inputs or detail.params:
+        nodes.append(Node("p", PARAMS_ID, None))
+    nodes += [Node(f"s{i}", s.step, i) for i, s in enumerate(steps)]
+    node_of_step = {i: f"s{i}" for i in range(len(steps))}
+
+    # map structure: element index -> its map step's index
+    parent_of: dict = {}
+    for i, s in enumerate(steps):
+        m = _MAP_ELEMENT.match(s.step)
+        if m and m.group("base") in names and (s.map_index is None or s.map_index == int(m.group("i"))):
+            parent_of[i] = names[m.group("base")]
+
+    # who produced each digest (map elements excluded: they feed only their map step)
+    producers: dict = {}
+    for i, s in enumerate(steps):
+        if i in parent_of:
+            continue
+        for b in s.outputs:
+            producers.setdefault(b.artifact.digest, []).append(i)
+    param_digests: dict = {}
+    for b in detail.inputs:
+        param_digests.setdefault(b.artifact.digest, set()).add(b.name)
+
+    def before(p: int, c: int) -> bool:
+        """Could step p's outputs have been available when step c started?"""
+        pe, cs = _ts(steps[p].ended_at), _ts(steps[c].started_at)
+        if pe is not None and cs is not None:
+            return pe <= cs and p != c
+        return p < c
+
+    def latest(candidates):
+        return max(candidates, key=lambda p: (_ts(steps[p].ended_at) or float("-inf"), p))
+
+    edges: dict = {}  # (source, target) -> [labels], inferred
+
+    def link(source: str, target: str, name: str, digest: str | None, inferred: str | None = None):
+        entry = edges.setdefault((source, target), [[], inferred])
+        if (name, digest) not in entry[0]:
+            entry[0].append((name, digest))
+
+    children: dict = {}
+    for e, p in parent_of.items():
+        children.setdefault(p, {})[steps[e].map_index if steps[e].map_index is not None
+                                   else int(_MAP_ELEMENT.match(steps[e].step).group("i"))] = e
+
+    list_sources: dict = {}  # (map step, input name) -> the list's source
+    for c, s in enumerate(steps):
+        target = node_of_step[c]
+        for b in s.inputs:
+            digest = b.artifact.digest
+            m = re.fullmatch(r"\[(\d+)\]", b.name)
+            if m and c in children and int(m.group(1)) in children[c]:
+                link(node_of_step[children[c][int(m.group(1))]], target, b.name, digest)
+                continue
+            candidates = [p for p in producers.get(digest, ()) if before(p, c)]
+            by_param = b.name in param_digests.get(digest, ())
+            if by_param or (digest in param_digests and not candidates):
+                link("p", target, b.name, digest)
+            elif candidates:
+                link(node_of_step[latest(candidates)], target, b.name, digest)
+            elif c in parent_of and steps[c].map_index is not None:
+                key = (parent_of[c], b.name)
+                if key not in list_sources:
+                    elements = sorted(children[parent_of[c]].values())
+                    list_sources[key] = _list_source(detail, steps, elements, b.name, before, latest)
+                source = list_sources[key]
+                if source is not None:
+                    link("p" if source == "p" else node_of_step[source], target, b.name, digest)
+        if s.status == "skipped" and not s.inputs and s.condition:
+            guard = _guard_source(steps, c, s.condition, before, latest)
+            if guard is not None:
+                value = _CONDITION.search(s.condition).group(1)
+                wanted = "False" if value == "True" else "True"
+                link(node_of_step[guard], target, f"when {wanted}", None, inferred=f"when {wanted}")
+
+    out = tuple(Edge(src, dst, tuple(labels), inferred) for (src, dst), (labels, inferred) in edges.items())
+    return StepGraph(tuple(nodes), out)
+
+
+def _list_source(detail, steps, elements, name, before, latest):
+    """The step (index) or "p" whose recorded list holds, for every element of a map, that
+    element's input `name` at the element's index; None if none does.
+
+    Asking it of all the elements at once keeps a constant argument (the same for every
+    element) from matching some list by coincidence.
+    """
+    pairs = []
+    for e in elements:
+        for b in steps[e].inputs:
+            if b.name == name:
+                value, ok = _json_value(b.artifact)
+                pairs.append((steps[e].map_index, b.artifact.digest, value, ok))
+    if not pairs:
+        return None
+    first = min(elements, key=lambda e: (_ts(steps[e].started_at) or float("inf"), e))
+
+    def holds(artifact) -> bool:
+        value, parsed = _json_value(artifact)
+        if not parsed or not isinstance(value, list):
+            return False
+        for i, digest, element, ok in pairs:
+            if i is None or i >= len(value) or not ((ok and value[i] == element) or value[i] == digest):
+                return False
+        return True
+
+    candidates = [p for p, s in enumerate(steps) if p not in elements and before(p, first)
+                  and not _MAP_ELEMENT.match(s.step) and any(holds(o.artifact) for o in s.outputs)]
+    if candidates:
+        return latest(candidates)
+    if any(holds(b.artifact) for b in detail.inputs):
+        return "p"
+    return None
+
+
+def _guard_source(steps, c, condition, before, latest):
+    m = _CONDITION.search(condition)
+    if not m:
+        return None
+    wanted = m.group(1).lower()  # the JSON form of the recorded bool
+    candidates = [p for p, s in enumerate(steps) if before(p, c) and s.status != "skipped"
+                  and any((o.artifact.type == "bool" and o.artifact.value == wanted) for o in s.outputs)]
+    return latest(candidates) if candidates else None
+
+
+# ---------------------------------------------------------------------------- labels
+
+
+def format_duration(seconds: float | None) -> str:
+    """'0.05 ms', '12 ms', '1.24 s', '2m 03s', '1h 02m', or '-' when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 0.001:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
+
+
+def format_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+def _status_class(step) -> str:
+    return step.status if step.status in _STATUS_COLOURS else "other"
+
+
+def _step_lines(step) -> list:
+    lines = [step.step, f"{step.status} · {format_duration(step.duration_s)}"]
+    if step.cache_hit:
+        lines.append("cached")
+    return lines
+
+
+def _params_lines(detail) -> list:
+    names = [b.name for b in detail.inputs] or list(detail.params)
+    return ["parameters", ", ".join(names) if names else "(none)"]
+
+
+def _edge_text(edge: Edge) -> str:
+    if edge.inferred:
+        return f"{edge.inferred} (skipped)"
+    return ", ".join(f"{n} · {_short(d)}" for n, d in edge.labels)
+
+
+# ---------------------------------------------------------------------------- mermaid
+
+
+def _mermaid_text(text: str) -> str:
+    """Text safe inside a quoted Mermaid label: entity codes for what Mermaid would parse."""
+    out = []
+    for ch in str(text):
+        if ch in '"#&<>`|[](){};' or ord(ch) < 32:
+            out.append(f"#{ord(ch)};" if ord(ch) >= 32 else " ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def to_mermaid(detail, graph: StepGraph | None = None) -> str:
+    graph = graph or build_graph(detail)
+    steps = detail.steps
+    s = detail.summary
+    lines = [
+        f"%% ledgerflow execution {_mermaid_comment(s.id)} of {_mermaid_comment(s.workflow)}: {s.status}",
+        "flowchart LR",
+    ]
+    classes: dict = {}
+    cached = []
+    for node in graph.nodes:
+        if node.index is None:
+            label = "<br/>".join(_mermaid_text(t) for t in _params_lines(detail))
+            lines.append(f'  {node.id}(["{label}"]):::params')
+            continue
+        step = steps[node.index]
+        label = "<br/>".join(_mermaid_text(t) for t in _step_lines(step))
+        cls = "st_" + _status_class(step)
+        classes[cls] = _STATUS_COLOURS.get(_status_class(step), _UNKNOWN_COLOURS)
+        lines.append(f'  {node.id}["{label}"]:::{cls}')
+        if step.cache_hit:
+            cached.append(node.id)
+    for edge in graph.edges:
+        arrow = "-.->" if edge.inferred else "-->"
+        lines.append(f'  {edge.source} {arrow}|"{_mermaid_text(_edge_text(edge))}"| {edge.target}')
+    fill, stroke, text = _PARAMS_COLOURS
+    lines.append(f"  classDef params fill:{fill},stroke:{stroke},color:{text}")
+    for cls, (fill, stroke, text) in sorted(classes.items()):
+        lines.append(f"  classDef {cls} fill:{fill},stroke:{stroke},color:{text}")
+    if cached:
+        lines.append("  classDef cachehit stroke-dasharray:5 3,stroke-width:2px")
+        lines.append(f"  class {','.join(cached)} cachehit")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_comment(text: str) -> str:
+    return re.sub(r"[\r\n]+", " ", str(text))
+
+
+# ---------------------------------------------------------------------------- dot
+
+
+def _dot_string(text: str) -> str:
+    """A quoted DOT string (an escString in labels: backslashes doubled, \\n for newlines)."""
+    text = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def to_dot(detail, graph: StepGraph | None = None) -> str:
+    graph = graph or build_graph(detail)
+    steps = detail.steps
+    s = detail.summary
+    ids = {n.id: n.step for n in graph.nodes}
+    lines = [
+        f"digraph {_dot_string('ledgerflow ' + s.id)} {{",
+        f"  label={_dot_string(f'{s.workflow} · {s.id} · {s.status}')};",
+        '  labelloc="t"; rankdir="LR"; fontname="Helvetica";',
+        '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11", penwidth="1.5"];',
+        '  edge [fontname="Helvetica", fontsize="9", color="#64748b", fontcolor="#475569"];',
+    ]
+    for node in graph.nodes:
+        if node.index is None:
+            fill, stroke, text = _PARAMS_COLOURS
+            label = "\n".join(_params_lines(detail))
+            lines.append(f'  {_dot_string(PARAMS_ID)} [label={_dot_string(label)}, shape="ellipse", style="filled", '
+                         f'fillcolor="{fill}", color="{stroke}", fontcolor="{text}"];')
+            continue
+        step = steps[node.index]
+        fill, stroke, text = _STATUS_COLOURS.get(_status_class(step), _UNKNOWN_COLOURS)
+        style = "rounded,filled,dashed" if step.cache_hit else "rounded,filled"
+        lines.append(f"  {_dot_string(step.step)} [label={_dot_string(chr(10).join(_step_lines(step)))}, "
+                     f'style="{style}", fillcolor="{fill}", color="{stroke}", fontcolor="{text}"];')
+    for edge in graph.edges:
+        attrs_ = f"label={_dot_string(_edge_text(edge))}"
+        if edge.inferred:
+            attrs_ += ', style="dashed"'
+        lines.append(f"  {_dot_string(ids[edge.source])} -> {_dot_string(ids[edge.target])} [{attrs_}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+NODE_W, NODE_H = 216, 66
+GAP_X, GAP_Y = 96, 20
+MARGIN = 32
+
+
+def layout(graph: StepGraph) -> dict:
+    """node id -> (x, y, layer): layers by longest path from the sources, LR."""
+    ids = [n.id for n in graph.nodes]
+    preds: dict = {i: [] for i in ids}
+    succs: dict = {i: [] for i in ids}
+    for e in graph.edges:
+        preds[e.target].append(e.source)
+        succs[e.source].append(e.target)
+
+    layer: dict = {}
+    state: dict = {}
+
+    def depth(n) -> int:  # iterative longest path; a back edge (never expected) is ignored
+        stack = [(n, iter(preds[n]))]
+        state[n] = 1
+        best = {n: 0}
+        while stack:
+            cur, it = stack[-1]
+            for p in it:
+                if p in layer:
+                    best[cur] = max(best[cur], layer[p] + 1)
+                elif state.get(p) != 1:
+                    state[p] = 1
+                    best[p] = 0
+                    stack.append((p, iter(preds[p])))
+                    break
+            else:
+                stack.pop()
+                layer[cur] = best[cur]
+                state[cur] = 2
+                if stack:
+                    parent = stack[-1][0]
+                    best[parent] = max(best[parent], layer[cur] + 1)
+        return layer[n]
+
+    for i in ids:
+        if i not in layer:
+            depth(i)
+
+    layers: dict = {}
+    for i in ids:  # ledger order as the first guess
+        layers.setdefault(layer[i], []).append(i)
+    position = {i: k for lst in layers.values() for k, i in enumerate(lst)}
+
+    def sweep(order, neighbours):
+        for lay in order:
+            lst = layers[lay]
+            def key(n):
+                ps = [position[p] for p in neighbours[n]]
+                return (sum(ps) / len(ps)) if ps else position[n]
+            lst.sort(key=lambda n: (key(n), position[n]))
+            for k, n in enumerate(lst):
+                position[n] = k
+
+    order = sorted(layers)
+    for _ in range(4):
+        sweep(order[1:], preds)
+        sweep(list(reversed(order[:-1])), succs)
+    sweep(order[1:], preds)
+
+    tallest = max((len(v) for v in layers.values()), default=0)
+    full = tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
+    out = {}
+    for lay, lst in layers.items():
+        height = len(lst) * NODE_H + max(len(lst) - 1, 0) * GAP_Y
+        top = MARGIN + (full - height) / 2
+        for k, n in enumerate(lst):
+            out[n] = (MARGIN + lay * (NODE_W + GAP_X), round(top + k * (NODE_H + GAP_Y), 1), lay)
+    return out
+
+
+# ---------------------------------------------------------------------------- html
+
+
+def _artifact_json(bound, consumers=None, producer=None) -> dict:
+    a = bound.artifact
+    value = a.value
+    truncated = value is not None and len(value) > _VALUE_PREVIEW
+    return {
+        "name": bound.name, "digest": a.digest, "kind": a.kind, "type": a.type, "size": a.size,
+        "size_h": format_size(a.size), "uri": a.uri,
+        "value": value[:_VALUE_PREVIEW] if truncated else value, "value_truncated": truncated,
+        **({"from": producer} if producer is not None else {}),
+        **({"to": consumers} if consumers is not None else {}),
+    }
+
+
+def page_data(detail, graph: StepGraph | None = None) -> dict:
+    """The JSON the HTML page draws from (also handy for tests)."""
+    graph = graph or build_graph(detail)
+    pos = layout(graph)
+    steps = detail.steps
+    name_of = {n.id: n.step for n in graph.nodes}
+    src_of: dict = {}  # (target id, input name) -> source step name
+    consumers: dict = {}  # (source id, digest) -> [target step names]
+    for e in graph.edges:
+        for name, digest in e.labels:
+            src_of[(e.target, name)] = name_of[e.source]
+            consumers.setdefault((e.source, digest), []).append(name_of[e.target])
+
+    nodes = []
+    for node in graph.nodes:
+        x, y, lay = pos[node.id]
+        base = {"id": node.id, "x": x, "y": y, "layer": lay}
+        if node.index is None:
+            nodes.append({**base, "kind": "params", "step": "parameters", "status": "params",
+                          "label": ", ".join(b.name for b in detail.inputs) or ", ".join(detail.params),
+                          "outputs": [_artifact_json(b, consumers.get((node.id, b.artifact.digest), []))
+                                      for b in detail.inputs]})
+            continue
+        s = steps[node.index]
+        nodes.append({
+            **base, "kind": "step", "step": s.step, "task": s.task, "status": s.status,
+            "status_class": _status_class(s), "duration": format_duration(s.duration_s), "duration_s": s.duration_s,
+            "started_at": _iso(s.started_at), "ended_at": _iso(s.ended_at),
+            "cache_hit": s.cache_hit, "cached_from": s.cached_from, "cache_key": s.cache_key,
+            "task_fingerprint": s.task_fingerprint, "resources": s.resources, "node": s.node,
+            "error": s.error, "map_index": s.map_index, "condition": s.condition,
+            "attempts": [{"attempt": a.attempt, "status": a.status, "duration": format_duration(a.duration_s),
+                          "node": a.node, "error": a.error, "traceback": a.traceback} for a in s.attempts],
+            "inputs": [_artifact_json(b, producer=src_of.get((node.id, b.name))) for b in s.inputs],
+            "outputs": [_artifact_json(b, consumers.get((node.id, b.artifact.digest), [])) for b in s.outputs],
+            "metrics": [{"name": m.name, "value": m.value, "index": m.index} for m in s.metrics],
+        })
+    summary = detail.summary
+    counts: dict = {}
+    for s in steps:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    return {
+        "execution": {
+            "id": summary.id, "workflow": summary.workflow, "status": summary.status,
+            "started_at": _iso(summary.started_at), "ended_at": _iso(summary.ended_at),
+            "duration": format_duration(summary.duration_s), "executor": summary.executor, "host": summary.host,
+            "replay_of": summary.replay_of, "error": summary.error, "code_digest": detail.code_digest,
+            "workflow_fingerprint": detail.workflow_fingerprint,
+            "params": [_artifact_json(b) for b in detail.inputs],
+            "outputs": [_artifact_json(b) for b in detail.outputs],
+            "counts": counts, "cache_hits": sum(1 for s in steps if s.cache_hit), "steps": len(steps),
+        },
+        "nodes": nodes,
+        "edges": [{"source": e.source, "target": e.target, "label": _edge_text(e),
+                   "inferred": e.inferred} for e in graph.edges],
+        "size": {"w": MARGIN * 2 + (max((p[2] for p in pos.values()), default=0) + 1) * (NODE_W + GAP_X) - GAP_X,
+                 "h": MARGIN * 2 + max((p[1] for p in pos.values()), default=MARGIN) - MARGIN + NODE_H},
+        "node_size": {"w": NODE_W, "h": NODE_H},
+        "colours": {k: list(v) for k, v in {**_STATUS_COLOURS, "params": _PARAMS_COLOURS,
+                                            "other": _UNKNOWN_COLOURS}.items()},
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat(timespec="milliseconds") + "Z" if isinstance(value, datetime) else None
+
+
+def script_json(data) -> str:
+    """JSON safe inside <script>: no '<', '>' or '&' (so no '</script>' or '<!--'), no U+2028/9."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def to_html(detail, graph: StepGraph | None = None) -> str:
+    data = page_data(detail, graph)
+    s = detail.summary
+    title = _html.escape(f"{s.workflow} · {s.id} — Ledgerflow lineage", quote=True)
+    return (_PAGE.replace("{{TITLE}}", title)
+            .replace("{{CSS}}", _CSS)
+            .replace("{{JS}}", _JS)
+            .replace("{{DATA}}", script_json(_finite(data))))
+
+
+def _finite(value):
+    """NaN/inf metrics as strings, since JSON has no such numbers."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def render(detail, fmt: str) -> str:
+    """The step graph of `detail` (an ExecutionDetail) as "mermaid", "dot" or "html" text."""
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown graph format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    graph = build_graph(detail)
+    return {"mermaid": to_mermaid, "dot": to_dot, "html": to_html}[fmt](detail, graph)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<title>{{TITLE}}</title>
+<style>{{CSS}}</style>
+</head>
+<body>
+<header id="top">
+  <div class="brand">Ledgerflow <span>lineage</span></div>
+  <div class="title"><span id="wf"></span><code id="exid"></code></div>
+  <div id="stats" class="stats"></div>
+</header>
+<main>
+  <section id="canvas" aria-label="step graph">
+    <div id="graph"><svg id="edges" xmlns="http://www.w3.org/2000/svg"></svg></div>
+    <div id="legend" class="legend"></div>
+  </section>
+  <aside id="panel" aria-live="polite"></aside>
+</main>
+<script type="application/json" id="ledgerflow-data">{{DATA}}</script>
+<script>{{JS}}</script>
+</body>
+</html>
+"""
+
+_CSS = r"""
+:root{--bg:#f8fafc;--fg:#0f172a;--muted:#64748b;--line:#e2e8f0;--panel:#ffffff;--accent:#4f46e5;
+--mono:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;
+--sans:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue","DejaVu Sans",Arial,sans-serif}
+*{box-sizing:border-box}
+html,body{margin:0;height:100%;background:var(--bg);color:var(--fg);font:13px/1.45 var(--sans)}
+header{display:flex;align-items:center;gap:24px;padding:12px 20px;background:#0f172a;color:#e2e8f0;
+  border-bottom:1px solid #1e293b;height:56px}
+.brand{font-weight:700;letter-spacing:.02em;font-size:15px;white-space:nowrap}
+.brand span{font-weight:400;color:#94a3b8}
+.title{display:flex;align-items:baseline;gap:10px;min-width:0;flex:1;overflow:hidden}
+.title #wf{font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.title code{font:12px var(--mono);color:#94a3b8;white-space:nowrap}
+.stats{display:flex;gap:8px;flex-wrap:nowrap;white-space:nowrap}
+.chip{display:inline-flex;align-items:center;gap:6px;padding:2px 9px;border-radius:999px;font-size:12px;
+  background:#1e293b;color:#cbd5e1;border:1px solid #334155}
+.chip b{color:#f8fafc;font-weight:600}
+.dot{width:8px;height:8px;border-radius:50%;display:inline-block;flex:none}
+main{display:flex;height:calc(100% - 56px)}
+#canvas{position:relative;flex:1;overflow:auto;background:
+  radial-gradient(circle,#e2e8f0 1px,transparent 1px) 0 0/22px 22px}
+#graph{position:relative}
+#edges{position:absolute;left:0;top:0;overflow:visible;pointer-events:none}
+#edges path{fill:none;stroke:#94a3b8;stroke-width:1.5}
+#edges path.inferred{stroke-dasharray:5 4}
+#edges path.hot{stroke:var(--accent);stroke-width:2.25}
+#edges path.dim{opacity:.25}
+#edges text{font:10px var(--sans);fill:#334155;paint-order:stroke;stroke:#f8fafc;stroke-width:4px}
+.node{position:absolute;border-radius:10px;background:#fff;border:1.5px solid #cbd5e1;padding:8px 12px 8px 16px;
+  cursor:pointer;box-shadow:0 1px 2px rgba(15,23,42,.06),0 1px 6px rgba(15,23,42,.05);overflow:hidden;
+  transition:box-shadow .12s,transform .12s;user-select:none}
+.node:hover{box-shadow:0 4px 14px rgba(15,23,42,.14);transform:translateY(-1px)}
+.node:focus{outline:none}
+.node.selected{box-shadow:0 0 0 3px rgba(79,70,229,.35),0 4px 14px rgba(15,23,42,.14);border-color:var(--accent)!important}
+.node.dim{opacity:.45}
+.node .bar{position:absolute;left:0;top:0;bottom:0;width:5px}
+.node .name{font-weight:600;font-size:13px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.node .meta{display:flex;gap:6px;align-items:center;margin-top:5px;color:var(--muted);font-size:11.5px;white-space:nowrap}
+.node .badge{font-size:10.5px;padding:0 6px;border-radius:999px;font-weight:600;letter-spacing:.01em}
+.node.cachehit{border-style:dashed}
+.node.params{border-radius:33px;padding-left:20px}
+.legend{position:sticky;left:12px;bottom:12px;margin:12px;display:inline-flex;gap:12px;padding:6px 12px;
+  background:rgba(255,255,255,.92);border:1px solid var(--line);border-radius:8px;color:var(--muted);font-size:11.5px;float:left}
+.legend span{display:inline-flex;align-items:center;gap:5px}
+aside{width:440px;flex:none;background:var(--panel);border-left:1px solid var(--line);overflow:auto;padding:18px 20px 40px}
+aside h2{margin:0 0 2px;font-size:17px;word-break:break-all}
+aside h3{margin:20px 0 8px;font-size:11px;text-transform:uppercase;letter-spacing:.08em;color:var(--muted)}
+aside .sub{color:var(--muted);font-size:12px;word-break:break-all}
+.kv{display:grid;grid-template-columns:110px 1fr;gap:4px 10px;margin:10px 0 0}
+.kv div:nth-child(odd){color:var(--muted)}
+.kv div{word-break:break-all}
+.art{border:1px solid var(--line);border-radius:8px;padding:8px 10px;margin:0 0 8px;background:#fcfdfe}
+.art .head{display:flex;justify-content:space-between;gap:8px;align-items:baseline}
+.art .aname{font-weight:600}
+.art .atype{font:11.5px var(--mono);color:#0369a1;word-break:break-all;text-align:right}
+.digest{font:11px var(--mono);color:#334155;word-break:break-all;margin-top:4px;user-select:all}
+.art .foot{display:flex;gap:10px;flex-wrap:wrap;margin-top:4px;color:var(--muted);font-size:11.5px}
+.art .value{font:11.5px var(--mono);background:#f1f5f9;border-radius:5px;padding:3px 6px;margin-top:5px;
+  white-space:pre-wrap;word-break:break-all;max-height:110px;overflow:auto}
+a.step-link{color:var(--accent);text-decoration:none;cursor:pointer}
+a.step-link:hover{text-decoration:underline}
+table{border-collapse:collapse;width:100%;font-size:12px}
+th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);vertical-align:top}
+th{color:var(--muted);font-weight:500}
+td.num{font-family:var(--mono);text-align:right}
+pre.err{background:#fef2f2;color:#7f1d1d;border:1px solid #fecaca;border-radius:6px;padding:8px;
+  white-space:pre-wrap;word-break:break-word;font:11.5px var(--mono);max-height:260px;overflow:auto;margin:0}
+.pill{display:inline-block;padding:1px 8px;border-radius:999px;font-size:11.5px;font-weight:600}
+.empty{color:var(--muted);font-style:italic}
+.hint{color:var(--muted);font-size:12px;margin-top:14px}
+"""
+
+_JS = r"""
+(function () {
+  "use strict";
+  var DATA = JSON.parse(document.getElementById("ledgerflow-data").textContent);
+  var COL = DATA.colours, NW = DATA.node_size.w, NH = DATA.node_size.h;
+  var byId = {}, byStep = {}, elOf = {}, selected = null;
+  DATA.nodes.forEach(function (n) { byId[n.id] = n; byStep[n.step] = n; });
+  var SVGNS = "http://www.w3.org/2000/svg";
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function colours(n) { return COL[n.kind === "params" ? "params" : (n.status_class || "other")] || COL.other; }
+  function pill(status, cls) {
+    var c = COL[cls || status] || COL.other, p = el("span", "pill", status);
+    p.style.background = c[0]; p.style.color = c[2]; p.style.border = "1px solid " + c[1];
+    return p;
+  }
+
+  // ---- header
+  var X = DATA.execution;
+  document.getElementById("wf").textContent = X.workflow;
+  document.getElementById("exid").textContent = X.id;
+  var stats = document.getElementById("stats");
+  function chip(label, value, colour) {
+    var c = el("span", "chip");
+    if (colour) { var d = el("span", "dot"); d.style.background = colour; c.appendChild(d); }
+    c.appendChild(el("span", null, label + " ")); c.appendChild(el("b", null, value));
+    stats.appendChild(c);
+  }
+  chip("status", X.status, (COL[X.status] || COL.other)[1]);
+  chip("duration", X.duration);
+  chip("steps", X.steps);
+  Object.keys(X.counts).sort().forEach(function (k) {
+    if (k !== X.status || Object.keys(X.counts).length > 1) chip(k, X.counts[k], (COL[k] || COL.other)[1]);
+  });
+  chip("cache hits", X.cache_hits, COL.cached[1]);
+
+  // ---- graph
+  var graph = document.getElementById("graph"), svg = document.getElementById("edges");
+  graph.style.width = DATA.size.w + "px"; graph.style.height = DATA.size.h + "px";
+  svg.setAttribute("width", DATA.size.w); svg.setAttribute("height", DATA.size.h);
+  var edgeEls = [];
+  DATA.edges.forEach(function (e) {
+    var a = byId[e.source], b = byId[e.target];
+    var x1 = a.x + NW, y1 = a.y + NH / 2, x2 = b.x, y2 = b.y + NH / 2, dx = Math.max(40, (x2 - x1) / 2);
+    var p = document.createElementNS(SVGNS, "path");
+    p.setAttribute("d", "M" + x1 + "," + y1 + " C" + (x1 + dx) + "," + y1 + " " + (x2 - dx) + "," + y2 + " " + x2 + "," + y2);
+    p.setAttribute("marker-end", "url(#arrow)");
+    if (e.inferred) p.setAttribute("class", "inferred");
+    var t = document.createElementNS(SVGNS, "title"); t.textContent = byId[e.source].step + " \u2192 " + byId[e.target].step + ": " + e.label;
+    p.appendChild(t);
+    svg.appendChild(p);
+    var label = document.createElementNS(SVGNS, "text");
+    label.setAttribute("x", (x1 + x2) / 2); label.setAttribute("y", (y1 + y2) / 2 - 4);
+    label.setAttribute("text-anchor", "middle"); label.textContent = e.label; label.style.display = "none";
+    svg.appendChild(label);
+    edgeEls.push({ e: e, path: p, label: label });
+  });
+  var defs = document.createElementNS(SVGNS, "defs");
+  var marker = document.createElementNS(SVGNS, "marker");
+  [["id", "arrow"], ["viewBox", "0 0 10 10"], ["refX", "9"], ["refY", "5"], ["markerWidth", "7"], ["markerHeight", "7"],
+   ["orient", "auto-start-reverse"]].forEach(function (kv) { marker.setAttribute(kv[0], kv[1]); });
+  var tip = document.createElementNS(SVGNS, "path"); tip.setAttribute("d", "M0,0 L10,5 L0,10 z");
+  tip.setAttribute("style", "fill:#94a3b8;stroke:none");
+  marker.appendChild(tip); defs.appendChild(marker); svg.insertBefore(defs, svg.firstChild);
+
+  DATA.nodes.forEach(function (n) {
+    var c = colours(n), d = el("div", "node" + (n.kind === "params" ? " params" : "") + (n.cache_hit ? " cachehit" : ""));
+    d.style.left = n.x + "px"; d.style.top = n.y + "px"; d.style.width = NW + "px"; d.style.height = NH + "px";
+    d.style.borderColor = c[1];
+    d.setAttribute("data-step", n.step); d.setAttribute("data-status", n.status);
+    d.setAttribute("role", "button"); d.setAttribute("tabindex", "0");
+    var bar = el("div", "bar"); bar.style.background = c[1]; d.appendChild(bar);
+    d.appendChild(el("div", "name", n.step)).title = n.step;
+    var meta = el("div", "meta");
+    if (n.kind === "params") {
+      meta.appendChild(el("span", null, n.label || "(none)"));
+    } else {
+      var b = el("span", "badge", n.status); b.style.background = c[0]; b.style.color = c[2]; meta.appendChild(b);
+      meta.appendChild(el("span", "dur", n.duration));
+      if (n.cache_hit) { var ch = el("span", "badge", "cached"); ch.style.background = COL.cached[0]; ch.style.color = COL.cached[2]; meta.appendChild(ch); }
+      if (n.attempts && n.attempts.length > 1) meta.appendChild(el("span", null, n.attempts.length + " attempts"));
+    }
+    d.appendChild(meta);
+    d.addEventListener("click", function (ev) { ev.stopPropagation(); select(n.id); });
+    d.addEventListener("keydown", function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); d.click(); } });
+    graph.appendChild(d);
+    elOf[n.id] = d;
+  });
+  document.getElementById("canvas").addEventListener("click", function () { select(null); });
+
+  var legend = document.getElementById("legend");
+  ["succeeded", "failed", "skipped", "running"].concat(["cached"]).forEach(function (k) {
+    var s = el("span"), d = el("span", "dot"); d.style.background = COL[k][1]; s.appendChild(d);
+    s.appendChild(document.createTextNode(k === "cached" ? "cache hit (dashed)" : k)); legend.appendChild(s);
+  });
+
+  // ---- side panel
+  var panel = document.getElementById("panel");
+  function kv(rows) {
+    var g = el("div", "kv");
+    rows.forEach(function (r) {
+      if (r[1] === null || r[1] === undefined || r[1] === "") return;
+      g.appendChild(el("div", null, r[0]));
+      var v = el("div"); if (r[1] instanceof Node) v.appendChild(r[1]); else v.textContent = String(r[1]);
+      g.appendChild(v);
+    });
+    return g;
+  }
+  function stepLink(name) {
+    var a = el("a", "step-link", name); a.href = "#select=" + encodeURIComponent(name);
+    a.addEventListener("click", function (ev) { ev.preventDefault(); var n = byStep[name]; if (n) elOf[n.id].click(); });
+    return a;
+  }
+  function artifacts(title, list, dir) {
+    panel.appendChild(el("h3", null, title + " (" + list.length + ")"));
+    if (!list.length) { panel.appendChild(el("div", "empty", "none")); return; }
+    var box = el("div", "artifacts " + dir);
+    list.forEach(function (a) {
+      var c = el("div", "art"); c.setAttribute("data-digest", a.digest);
+      var h = el("div", "head"); h.appendChild(el("span", "aname", a.name)); h.appendChild(el("span", "atype", a.type || a.kind || ""));
+      c.appendChild(h);
+      c.appendChild(el("div", "digest", a.digest));
+      var f = el("div", "foot");
+      f.appendChild(el("span", null, (a.kind || "artifact") + " \u00b7 " + a.size_h));
+      if (a.from) { var s = el("span", null, "from "); s.appendChild(stepLink(a.from)); f.appendChild(s); }
+      if (a.to && a.to.length) {
+        var t = el("span", null, "to ");
+        a.to.forEach(function (name, i) { if (i) t.appendChild(document.createTextNode(", ")); t.appendChild(stepLink(name)); });
+        f.appendChild(t);
+      }
+      c.appendChild(f);
+      if (a.uri) c.appendChild(el("div", "digest", a.uri));
+      if (a.value !== null && a.value !== undefined) c.appendChild(el("div", "value", a.value + (a.value_truncated ? " \u2026" : "")));
+      box.appendChild(c);
+    });
+    panel.appendChild(box);
+  }
+  function showExecution() {
+    panel.textContent = "";
+    panel.setAttribute("data-selected", "");
+    panel.appendChild(el("h2", null, "Execution"));
+    panel.appendChild(el("div", "sub", X.id));
+    panel.appendChild(kv([["workflow", X.workflow], ["status", pill(X.status)], ["duration", X.duration],
+      ["started", X.started_at], ["ended", X.ended_at], ["executor", X.executor], ["host", X.host],
+      ["replay of", X.replay_of], ["code", X.code_digest], ["fingerprint", X.workflow_fingerprint]]));
+    if (X.error) { panel.appendChild(el("h3", null, "Error")); panel.appendChild(el("pre", "err", X.error)); }
+    artifacts("Parameters", X.params, "inputs");
+    artifacts("Outputs", X.outputs, "outputs");
+    panel.appendChild(el("div", "hint", "Click a step to see its inputs, outputs, metrics and attempts."));
+  }
+  function showStep(n) {
+    panel.textContent = "";
+    panel.setAttribute("data-selected", n.step);
+    panel.appendChild(el("h2", "step-title", n.step));
+    if (n.kind === "params") {
+      panel.appendChild(el("div", "sub", "the workflow's parameters"));
+      artifacts("Parameters", n.outputs, "outputs");
+      return;
+    }
+    panel.appendChild(el("div", "sub", n.task || ""));
+    panel.appendChild(kv([["status", pill(n.status, n.status_class)], ["duration", n.duration],
+      ["cache", n.cache_hit ? "hit" + (n.cached_from ? " \u2014 from " + n.cached_from : "") : "miss"],
+      ["attempts", n.attempts.length], ["map index", n.map_index], ["condition", n.condition],
+      ["started", n.started_at], ["ended", n.ended_at], ["ran on", n.node], ["resources", n.resources],
+      ["cache key", n.cache_key], ["fingerprint", n.task_fingerprint]]));
+    if (n.error) { panel.appendChild(el("h3", null, "Error")); panel.appendChild(el("pre", "err", n.error)); }
+    artifacts("Inputs", n.inputs, "inputs");
+    artifacts("Outputs", n.outputs, "outputs");
+    panel.appendChild(el("h3", null, "Metrics (" + n.metrics.length + ")"));
+    if (!n.metrics.length) panel.appendChild(el("div", "empty", "none"));
+    else {
+      var t = el("table", "metrics"), hr = el("tr");
+      ["name", "index", "value"].forEach(function (h) { hr.appendChild(el("th", null, h)); }); t.appendChild(hr);
+      n.metrics.forEach(function (m) {
+        var r = el("tr"); r.appendChild(el("td", null, m.name)); r.appendChild(el("td", "num", m.index === null ? "" : m.index));
+        r.appendChild(el("td", "num", typeof m.value === "number" ? +m.value.toPrecision(6) : m.value)); t.appendChild(r);
+      });
+      panel.appendChild(t);
+    }
+    panel.appendChild(el("h3", null, "Attempts (" + n.attempts.length + ")"));
+    if (!n.attempts.length) panel.appendChild(el("div", "empty", "none"));
+    else {
+      var at = el("table", "attempts"), ah = el("tr");
+      ["#", "status", "duration", "ran on"].forEach(function (h) { ah.appendChild(el("th", null, h)); }); at.appendChild(ah);
+      n.attempts.forEach(function (a) {
+        var r = el("tr"); r.appendChild(el("td", null, a.attempt)); r.appendChild(el("td", null, a.status));
+        r.appendChild(el("td", null, a.duration)); r.appendChild(el("td", null, a.node || "")); at.appendChild(r);
+        if (a.error) { var er = el("tr"), td = el("td"); td.colSpan = 4; td.appendChild(el("pre", "err", a.traceback || a.error)); er.appendChild(td); at.appendChild(er); }
+      });
+      panel.appendChild(at);
+    }
+  }
+  function select(id) {
+    selected = id;
+    Object.keys(elOf).forEach(function (k) {
+      elOf[k].classList.toggle("selected", k === id);
+    });
+    var near = {};
+    edgeEls.forEach(function (x) {
+      var hot = id !== null && (x.e.source === id || x.e.target === id);
+      if (hot) { near[x.e.source] = near[x.e.target] = true; }
+      x.path.classList.toggle("hot", hot); x.path.classList.toggle("dim", id !== null && !hot);
+      x.label.style.display = hot ? "" : "none";
+    });
+    Object.keys(elOf).forEach(function (k) { elOf[k].classList.toggle("dim", id !== null && !near[k] && k !== id); });
+    if (id === null) showExecution(); else showStep(byId[id]);
+    var want = id === null ? "" : "#select=" + encodeURIComponent(byId[id].step);
+    if (location.hash !== want && (want || location.hash)) {
+      try { history.replaceState(null, "", want || location.pathname + location.search); } catch (e) { /* file:// */ }
+    }
+  }
+  // #select=STEP opens a step as if it had been clicked (a real click through the node's handler).
+  function fromHash() {
+    var m = /^#select=(.*)$/.exec(location.hash);
+    if (!m) return;
+    var name; try { name = decodeURIComponent(m[1]); } catch (e) { return; }
+    var n = byStep[name];
+    if (n && selected !== n.id) {
+      elOf[n.id].dispatchEvent(new MouseEvent("click", { bubbles: true, cancelable: true, view: window }));
+      elOf[n.id].scrollIntoView({ block: "center", inline: "center" });
+    }
+  }
+  window.addEventListener("hashchange", fromHash);
+  showExecution();
+  fromHash();
+  document.documentElement.setAttribute("data-ready", "1");
+})();
+"""
