@@ -227,27 +227,37 @@ class Ledger:
             self._cache_watermark = (max([seq] + [r[1] for r in rows]), time.monotonic())
         if k not in self._cache_keys:
             return None
+        # A hit: load every cached result of the same task in one read, so that a rerun of a
+        # thousand cached steps opens the file once per task, not once per step.
         with self._reader() as con:
-            hit = con.execute(
-                "SELECT execution_id, step, attempt FROM step_log WHERE ckey = ? AND cache_key = ? AND state = ? "
-                "ORDER BY seq LIMIT 1",
-                [k, cache_key, SUCCEEDED],
+            rows = con.execute(
+                """
+                WITH task AS (
+                    SELECT task_fingerprint FROM step_log
+                    WHERE ckey = ? AND cache_key = ? AND state = ? LIMIT 1
+                ), hits AS (
+                    SELECT execution_id, step, attempt, cache_key FROM step_log
+                    WHERE task_fingerprint = (SELECT task_fingerprint FROM task)
+                      AND state = ? AND cache_key IS NOT NULL
+                    QUALIFY row_number() OVER (PARTITION BY cache_key ORDER BY seq) = 1
+                )
+                SELECT h.cache_key, h.execution_id, h.step, e.name, a.digest, a.kind, a.type, a.size, a.uri, a.value
+                FROM hits h
+                JOIN edges e ON e.execution_id = h.execution_id AND e.step = h.step AND e.attempt = h.attempt
+                             AND e.direction = 'produced'
+                JOIN (SELECT * FROM artifacts QUALIFY row_number() OVER (PARTITION BY digest ORDER BY seq) = 1) a
+                  ON a.digest = e.digest
+                ORDER BY h.cache_key, e.seq
+                """,
+                [k, cache_key, SUCCEEDED, SUCCEEDED],
             ).fetchall()
-            if not hit:
-                return None
-            execution_id, step, attempt = hit[0]
-            ranges = walk.ExecutionRanges(con)
-            edges = walk.rows_of_executions(
-                con, ranges, "edges", "step, attempt, direction, name, digest", [execution_id]
-            )[execution_id]
-            outs = [(n, d) for s, a, dirn, n, d in edges if s == step and a == attempt and dirn == "produced"]
-            arts = self._artifacts(con, [d for _, d in outs])
-        binding = tuple(
-            (n, ArtifactRef(digest=d, kind=arts[d].kind, type=arts[d].type, size=arts[d].size,
-                            uri=arts[d].uri, value=arts[d].value))
-            for n, d in outs
-        )
-        return CacheEntry(step_ref=f"{execution_id}:{step}", outputs=binding)
+        outputs: dict = {}
+        for key, execution_id, step, name, digest, kind, type_, size, uri, value in rows:
+            entry = outputs.setdefault(key, (f"{execution_id}:{step}", []))
+            entry[1].append((name, ArtifactRef(digest=digest, kind=kind, type=type_, size=size, uri=uri, value=value)))
+        for key, (ref, binding) in outputs.items():
+            self._recent.setdefault(key, CacheEntry(step_ref=ref, outputs=tuple(binding)))
+        return self._recent.get(cache_key)
 
     # -- queries --------------------------------------------------------------------
 
