@@ -1,0 +1,203 @@
+"""Running and re-running: run, replay, diff, metrics, compare."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import sys
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ledgerflow.engine import environment
+from ledgerflow.engine.loading import LoadError, load_workflow, params_from_text
+from ledgerflow.errors import ExecutionFailed, ParameterError, WorkflowTypeError
+from ledgerflow.home import Home
+from ledgerflow.lineage.commands.app import (
+    EXIT_PROBLEM, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _status, cli,
+)
+from ledgerflow.lineage.recording import run as run_workflow
+from ledgerflow.lineage.replay import compare as compare_steps
+from ledgerflow.lineage.replay import replay as replay_execution
+from ledgerflow.store import Store
+from ledgerflow.types.codec import encode
+
+EXECUTORS = click.Choice(["local", "ray"])
+
+
+def _log_to_stderr() -> None:
+    """Progress lines go to stderr when it is not a terminal (a terminal gets the live display)."""
+    if not sys.stderr.isatty():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger = logging.getLogger("ledgerflow")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+@cli.command("run")
+@click.argument("target")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A workflow parameter, converted to its declared type (repeatable).")
+@click.option("--executor", type=EXECUTORS, default="local", show_default=True, help="Where the steps run.")
+@click.option("--no-cache", is_flag=True, help="Run every step, even those with a cached result.")
+@click.option("--json", "as_json", is_flag=True, help="Print the execution id, status and outputs as JSON.")
+@click.pass_context
+@_guarded
+def run_cmd(ctx, target, params, executor, no_cache, as_json):
+    """Run FILE.py:WORKFLOW or MODULE:WORKFLOW and record it; print its id and outputs."""
+    try:
+        wf = load_workflow(target)
+        values = params_from_text(wf, params)
+    except (LoadError, ParameterError, WorkflowTypeError) as e:
+        _fail(str(e).splitlines()[0], EXIT_USAGE)
+    _log_to_stderr()
+    try:
+        ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"])
+    except ExecutionFailed as e:
+        if as_json and e.execution is not None:
+            _print_json({"id": e.execution.id, "status": e.execution.status, "error": e.execution.error})
+        _fail(str(e).splitlines()[0], EXIT_PROBLEM)
+    outputs = json.loads(encode(ex.outputs, wf.output))
+    if as_json:
+        _print_json({"id": ex.id, "status": ex.status, "outputs": outputs})
+        return
+    click.echo(f"execution {ex.id}: {ex.status}")
+    click.echo(f"outputs: {json.dumps(outputs)}")
+
+
+@cli.command("replay")
+@click.argument("execution")
+@click.option("--executor", type=EXECUTORS, default="local", show_default=True, help="Where the steps run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.pass_context
+@_guarded
+def replay_cmd(ctx, execution, executor, as_json):
+    """Re-run a recorded execution from its code snapshot, without the cache, and compare bit for bit.
+
+    Exit 0 when every step's outputs are identical, 1 otherwise.
+    """
+    _log_to_stderr()
+    r = replay_execution(execution, executor=executor, home=ctx.obj["home"])
+    if as_json:
+        _print_json({"original": r.original, "replay": r.id, "verdict": r.verdict, "identical": r.identical,
+                     "reason": r.reason, "steps": r.steps, "artifacts": r.artifacts,
+                     "differences": [{"step": d.step, "output": d.output, "original": d.original,
+                                      "replayed": d.replayed} for d in r.differences],
+                     "environment_changes": list(r.environment_changes)})
+    else:
+        click.echo(r.summary())
+        for d in r.differences[1:]:
+            click.echo(f"  also differs: {d.step} {d.output}: {_short(d.original)} -> {_short(d.replayed)}")
+        for change in r.environment_changes:
+            click.echo(f"  environment: {change}")
+    if not r.identical:
+        sys.exit(EXIT_PROBLEM)
+
+
+def _snapshot_files(store: Store, digest: str | None) -> dict[str, str]:
+    if not digest or not store.has(digest):
+        return {}
+    root = store.checkout(digest)
+    return {p.relative_to(root).as_posix(): p.read_text(errors="replace")
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@cli.command("diff")
+@click.argument("first")
+@click.argument("second")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_context
+@_guarded
+def diff_cmd(ctx, first, second, as_json):
+    """What differs between two executions: parameters, code, environment, and step outputs."""
+    ledger = _ledger(ctx)
+    a, b = ledger.execution(first), ledger.execution(second)
+    params = {k: [a.params.get(k), b.params.get(k)] for k in sorted(set(a.params) | set(b.params))
+              if a.params.get(k) != b.params.get(k)}
+    store = Store.open(Home.resolve(ctx.obj["home"]).store_url)
+    files_a, files_b = _snapshot_files(store, a.code_digest), _snapshot_files(store, b.code_digest)
+    code = []
+    for name in sorted(set(files_a) | set(files_b)):
+        code.extend(difflib.unified_diff(files_a.get(name, "").splitlines(keepends=True),
+                                         files_b.get(name, "").splitlines(keepends=True),
+                                         f"{a.summary.id[:10]}/{name}", f"{b.summary.id[:10]}/{name}"))
+    env = environment.differences(a.environment or {}, b.environment or {})
+    steps, _, _ = compare_steps(a, b)
+    if as_json:
+        _print_json({"first": a.summary.id, "second": b.summary.id, "parameters": params,
+                     "code_digests": [a.code_digest, b.code_digest], "code": "".join(code), "environment": env,
+                     "outputs": [{"step": d.step, "output": d.output, "first": d.original, "second": d.replayed}
+                                 for d in steps]})
+        return
+    out = _console()
+    out.print(f"[bold]{a.summary.id}[/] ({escape(a.summary.workflow or '')}) vs [bold]{b.summary.id}[/] "
+              f"({escape(b.summary.workflow or '')})")
+    out.print("[bold]parameters[/]" + ("" if params else ": identical"))
+    for k, (x, y) in params.items():
+        out.print(f"  {escape(k)}: {escape(json.dumps(x))} -> {escape(json.dumps(y))}")
+    out.print("[bold]code[/]" + (": identical" if a.code_digest == b.code_digest else ""))
+    for line in code:
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+        out.print(f"[{style}]{escape(line.rstrip())}[/]")
+    out.print("[bold]environment[/]" + ("" if env else ": identical"))
+    for line in env:
+        out.print(f"  {escape(line)}")
+    out.print("[bold]step outputs[/]" + ("" if steps else ": identical"))
+    for d in steps:
+        out.print(f"  {escape(d.step)} {escape(d.output)}: {_short(d.original)} -> {_short(d.replayed)}")
+
+
+def _metric_rows(detail) -> list[dict]:
+    return [{"step": st.step, "metric": m.name, "index": m.index, "value": m.value}
+            for st in detail.steps for m in st.metrics]
+
+
+@cli.command("metrics")
+@click.argument("execution")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of {step, metric, index, value}).")
+@click.pass_context
+@_guarded
+def metrics_cmd(ctx, execution, as_json):
+    """The metrics an execution's steps logged."""
+    d = _ledger(ctx).execution(execution)
+    rows = _metric_rows(d)
+    if as_json:
+        _print_json({"execution": d.summary.id, "metrics": rows})
+        return
+    table = Table("step", "metric", "index", "value", title=f"{d.summary.id} {_status(d.summary.status)}")
+    for r in rows:
+        table.add_row(escape(r["step"]), escape(r["metric"]), "" if r["index"] is None else str(r["index"]),
+                      f"{r['value']:.6g}")
+    _console().print(table)
+
+
+@cli.command("compare")
+@click.argument("executions", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_guarded
+def compare_cmd(ctx, executions, as_json):
+    """Parameters and metrics of several executions, side by side (a metric's last value per step)."""
+    ledger = _ledger(ctx)
+    details = [ledger.execution(e) for e in executions]
+    ids = [d.summary.id for d in details]
+    params = sorted({k for d in details for k in d.params})
+    metrics: dict[tuple[str, str], dict[str, float]] = {}
+    for d in details:
+        for r in _metric_rows(d):
+            metrics.setdefault((r["step"], r["metric"]), {})[d.summary.id] = r["value"]
+    if as_json:
+        _print_json({"executions": ids,
+                     "parameters": {k: {d.summary.id: d.params.get(k) for d in details} for k in params},
+                     "metrics": [{"step": s, "metric": m, "values": v} for (s, m), v in sorted(metrics.items())]})
+        return
+    table = Table("", *[i[:14] for i in ids])
+    for k in params:
+        table.add_row(f"param {escape(k)}", *[escape(json.dumps(d.params.get(k))) for d in details])
+    for (step, name), values in sorted(metrics.items()):
+        table.add_row(f"{escape(step)}.{escape(name)}",
+                      *[f"{values[i]:.6g}" if i in values else "-" for i in ids])
+    _console().print(table)
