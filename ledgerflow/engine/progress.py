@@ -60,7 +60,7 @@ class Progress:
                 from rich.console import Console
                 from rich.live import Live
 
-                self._live = Live(self.line(), console=Console(file=self.stream), refresh_per_second=8)
+                self._live = Live(self.line(), console=Console(file=self.stream, highlight=False), refresh_per_second=8)
                 self._live.start()
             else:
                 log.info("execution %s of %s started", event.execution_id, self.workflow)

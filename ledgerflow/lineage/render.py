@@ -261,8 +261,8 @@ def _status_class(step) -> str:
 
 def _step_lines(step) -> list:
     lines = [step.step, f"{step.status} · {format_duration(step.duration_s)}"]
-    if step.cache_hit:
-        lines.append("cached")
+    if step.cache_hit and step.status != "cached":
+        lines.append("cache hit")
     return lines
 
 
@@ -280,15 +280,25 @@ def _edge_text(edge: Edge) -> str:
 # ---------------------------------------------------------------------------- mermaid
 
 
+# Control characters and what Unicode counts as line breaks (a line-based reader would split there).
+_ODD_BREAKS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_MERMAID_SAFE = str.maketrans({
+    '"': "'", "`": "'", "<": "\u2039", ">": "\u203a", "#": "\uff03", "&": "\uff06",
+    "\r": " ", "\n": " ", "\t": " ",
+})
+
+
 def _mermaid_text(text: str) -> str:
-    """Text safe inside a quoted Mermaid label: entity codes for what Mermaid would parse."""
-    out = []
-    for ch in str(text):
-        if ch in '"#&<>`|[](){};' or ord(ch) < 32:
-            out.append(f"#{ord(ch)};" if ord(ch) >= 32 else " ")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """Text safe inside a quoted Mermaid label.
+
+    Brackets, braces, parentheses, pipes and semicolons are literal inside quotes. Mermaid's
+    own escapes (`#quot;`, `#91;`) are not decoded by every renderer (Mermaid 11.17's
+    `run` shows them raw), so the few characters that could end the quote, start an
+    entity, or be read as HTML become look-alikes instead: " -> ', < -> \u2039, > -> \u203a,
+    # -> \uff03, & -> \uff06. Step and parameter names (Python identifiers, `[i]`) never
+    contain them; only hostile or odd text is touched.
+    """
+    return _ODD_BREAKS.sub(" ", str(text).translate(_MERMAID_SAFE))
 
 
 def to_mermaid(detail, graph: StepGraph | None = None) -> str:
@@ -296,7 +306,7 @@ def to_mermaid(detail, graph: StepGraph | None = None) -> str:
     steps = detail.steps
     s = detail.summary
     lines = [
-        f"%% ledgerflow execution {_mermaid_comment(s.id)} of {_mermaid_comment(s.workflow)}: {s.status}",
+        f"%% ledgerflow execution {_mermaid_text(s.id)} of {_mermaid_text(s.workflow)}: {_mermaid_text(s.status)}",
         "flowchart LR",
     ]
     classes: dict = {}
@@ -326,10 +336,6 @@ def to_mermaid(detail, graph: StepGraph | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mermaid_comment(text: str) -> str:
-    return re.sub(r"[\r\n]+", " ", str(text))
-
-
 # ---------------------------------------------------------------------------- dot
 
 
@@ -337,7 +343,7 @@ def _dot_string(text: str) -> str:
     """A quoted DOT string (an escString in labels: backslashes doubled, \\n for newlines)."""
     text = str(text).replace("\\", "\\\\").replace('"', '\\"')
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
-    return f'"{text}"'
+    return '"' + _ODD_BREAKS.sub(" ", text) + '"'
 
 
 def to_dot(detail, graph: StepGraph | None = None) -> str:
@@ -376,13 +382,13 @@ def to_dot(detail, graph: StepGraph | None = None) -> str:
 # ---------------------------------------------------------------------------- layout
 
 
-NODE_W, NODE_H = 216, 66
-GAP_X, GAP_Y = 96, 20
-MARGIN = 32
+NODE_W, NODE_H = 184, 60
 
 
 def layout(graph: StepGraph) -> dict:
-    """node id -> (x, y, layer): layers by longest path from the sources, LR."""
+    """node id -> (layer, order): layer by longest path from the sources, order within the
+    layer by barycentre sweeps (fewer crossings). The page turns these into coordinates,
+    left to right or top to bottom, whichever fits the window better."""
     ids = [n.id for n in graph.nodes]
     preds: dict = {i: [] for i in ids}
     succs: dict = {i: [] for i in ids}
@@ -441,15 +447,7 @@ def layout(graph: StepGraph) -> dict:
         sweep(list(reversed(order[:-1])), succs)
     sweep(order[1:], preds)
 
-    tallest = max((len(v) for v in layers.values()), default=0)
-    full = tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
-    out = {}
-    for lay, lst in layers.items():
-        height = len(lst) * NODE_H + max(len(lst) - 1, 0) * GAP_Y
-        top = MARGIN + (full - height) / 2
-        for k, n in enumerate(lst):
-            out[n] = (MARGIN + lay * (NODE_W + GAP_X), round(top + k * (NODE_H + GAP_Y), 1), lay)
-    return out
+    return {n: (lay, k) for lay, lst in layers.items() for k, n in enumerate(lst)}
 
 
 # ---------------------------------------------------------------------------- html
@@ -483,8 +481,8 @@ def page_data(detail, graph: StepGraph | None = None) -> dict:
 
     nodes = []
     for node in graph.nodes:
-        x, y, lay = pos[node.id]
-        base = {"id": node.id, "x": x, "y": y, "layer": lay}
+        lay, order = pos[node.id]
+        base = {"id": node.id, "layer": lay, "order": order}
         if node.index is None:
             nodes.append({**base, "kind": "params", "step": "parameters", "status": "params",
                           "label": ", ".join(b.name for b in detail.inputs) or ", ".join(detail.params),
@@ -523,8 +521,6 @@ def page_data(detail, graph: StepGraph | None = None) -> dict:
         "nodes": nodes,
         "edges": [{"source": e.source, "target": e.target, "label": _edge_text(e),
                    "inferred": e.inferred} for e in graph.edges],
-        "size": {"w": MARGIN * 2 + (max((p[2] for p in pos.values()), default=0) + 1) * (NODE_W + GAP_X) - GAP_X,
-                 "h": MARGIN * 2 + max((p[1] for p in pos.values()), default=MARGIN) - MARGIN + NODE_H},
         "node_size": {"w": NODE_W, "h": NODE_H},
         "colours": {k: list(v) for k, v in {**_STATUS_COLOURS, "params": _PARAMS_COLOURS,
                                             "other": _UNKNOWN_COLOURS}.items()},
@@ -589,8 +585,9 @@ _PAGE = """<!DOCTYPE html>
 </header>
 <main>
   <section id="canvas" aria-label="step graph">
-    <div id="graph"><svg id="edges" xmlns="http://www.w3.org/2000/svg"></svg></div>
+    <div id="scroll"><div id="sizer"><div id="graph"><svg id="edges" xmlns="http://www.w3.org/2000/svg"></svg></div></div></div>
     <div id="legend" class="legend"></div>
+    <div class="zoom"><button id="zoom-out" title="zoom out">&minus;</button><button id="zoom-fit" title="fit to window">fit</button><button id="zoom-in" title="zoom in">+</button><button id="orient" title="switch direction">\u21c4</button></div>
   </section>
   <aside id="panel" aria-live="polite"></aside>
 </main>
@@ -619,9 +616,16 @@ header{display:flex;align-items:center;gap:24px;padding:12px 20px;background:#0f
 .chip b{color:#f8fafc;font-weight:600}
 .dot{width:8px;height:8px;border-radius:50%;display:inline-block;flex:none}
 main{display:flex;height:calc(100% - 56px)}
-#canvas{position:relative;flex:1;overflow:auto;background:
+#canvas{position:relative;flex:1;min-width:0;background:
   radial-gradient(circle,#e2e8f0 1px,transparent 1px) 0 0/22px 22px}
-#graph{position:relative}
+#scroll{position:absolute;inset:0;overflow:auto;display:flex;padding-bottom:44px}
+#sizer{position:relative;margin:auto;flex:none}
+#graph{position:absolute;left:0;top:0;transform-origin:0 0}
+.zoom{position:absolute;right:12px;top:12px;display:flex;border:1px solid var(--line);border-radius:8px;overflow:hidden;
+  background:#fff;box-shadow:0 1px 3px rgba(15,23,42,.08)}
+.zoom button{border:0;background:#fff;color:#334155;font:600 13px var(--sans);padding:5px 11px;cursor:pointer}
+.zoom button+button{border-left:1px solid var(--line)}
+.zoom button:hover{background:#f1f5f9}
 #edges{position:absolute;left:0;top:0;overflow:visible;pointer-events:none}
 #edges path{fill:none;stroke:#94a3b8;stroke-width:1.5}
 #edges path.inferred{stroke-dasharray:5 4}
@@ -641,10 +645,10 @@ main{display:flex;height:calc(100% - 56px)}
 .node .badge{font-size:10.5px;padding:0 6px;border-radius:999px;font-weight:600;letter-spacing:.01em}
 .node.cachehit{border-style:dashed}
 .node.params{border-radius:33px;padding-left:20px}
-.legend{position:sticky;left:12px;bottom:12px;margin:12px;display:inline-flex;gap:12px;padding:6px 12px;
-  background:rgba(255,255,255,.92);border:1px solid var(--line);border-radius:8px;color:var(--muted);font-size:11.5px;float:left}
+.legend{position:absolute;left:12px;bottom:12px;display:flex;gap:12px;padding:6px 12px;
+  background:rgba(255,255,255,.94);border:1px solid var(--line);border-radius:8px;color:var(--muted);font-size:11.5px}
 .legend span{display:inline-flex;align-items:center;gap:5px}
-aside{width:440px;flex:none;background:var(--panel);border-left:1px solid var(--line);overflow:auto;padding:18px 20px 40px}
+aside{width:420px;flex:none;background:var(--panel);border-left:1px solid var(--line);overflow:auto;padding:18px 20px 40px}
 aside h2{margin:0 0 2px;font-size:17px;word-break:break-all}
 aside h3{margin:20px 0 8px;font-size:11px;text-transform:uppercase;letter-spacing:.08em;color:var(--muted)}
 aside .sub{color:var(--muted);font-size:12px;word-break:break-all}
@@ -713,38 +717,70 @@ _JS = r"""
   });
   chip("cache hits", X.cache_hits, COL.cached[1]);
 
-  // ---- graph
+  // ---- graph: nodes as positioned divs, edges as SVG paths; LR or TB, whichever fits better
   var graph = document.getElementById("graph"), svg = document.getElementById("edges");
-  graph.style.width = DATA.size.w + "px"; graph.style.height = DATA.size.h + "px";
-  svg.setAttribute("width", DATA.size.w); svg.setAttribute("height", DATA.size.h);
-  var edgeEls = [];
-  DATA.edges.forEach(function (e) {
-    var a = byId[e.source], b = byId[e.target];
-    var x1 = a.x + NW, y1 = a.y + NH / 2, x2 = b.x, y2 = b.y + NH / 2, dx = Math.max(40, (x2 - x1) / 2);
-    var p = document.createElementNS(SVGNS, "path");
-    p.setAttribute("d", "M" + x1 + "," + y1 + " C" + (x1 + dx) + "," + y1 + " " + (x2 - dx) + "," + y2 + " " + x2 + "," + y2);
-    p.setAttribute("marker-end", "url(#arrow)");
-    if (e.inferred) p.setAttribute("class", "inferred");
-    var t = document.createElementNS(SVGNS, "title"); t.textContent = byId[e.source].step + " \u2192 " + byId[e.target].step + ": " + e.label;
-    p.appendChild(t);
-    svg.appendChild(p);
-    var label = document.createElementNS(SVGNS, "text");
-    label.setAttribute("x", (x1 + x2) / 2); label.setAttribute("y", (y1 + y2) / 2 - 4);
-    label.setAttribute("text-anchor", "middle"); label.textContent = e.label; label.style.display = "none";
-    svg.appendChild(label);
-    edgeEls.push({ e: e, path: p, label: label });
+  var sizer = document.getElementById("sizer"), scroller = document.getElementById("scroll");
+  var M = 28, scale = 1, fitted = true, dir = "LR", W = 0, H = 0;
+  var counts = {}, nLayers = 0, widest = 0;
+  DATA.nodes.forEach(function (n) {
+    counts[n.layer] = (counts[n.layer] || 0) + 1;
+    nLayers = Math.max(nLayers, n.layer + 1); widest = Math.max(widest, counts[n.layer]);
   });
+  var GAP = { LR: { along: 72, across: 18 }, TB: { along: 56, across: 20 } };
+  function extent(d) {
+    var g = GAP[d];
+    if (d === "LR") return { w: 2 * M + nLayers * NW + (nLayers - 1) * g.along, h: 2 * M + widest * NH + (widest - 1) * g.across };
+    return { w: 2 * M + widest * NW + (widest - 1) * g.across, h: 2 * M + nLayers * NH + (nLayers - 1) * g.along };
+  }
+  function place(d) {
+    var g = GAP[d], e = extent(d);
+    dir = d; W = e.w; H = e.h;
+    DATA.nodes.forEach(function (n) {
+      var c = counts[n.layer];
+      if (d === "LR") {
+        n.x = M + n.layer * (NW + g.along);
+        n.y = M + ((widest - c) * (NH + g.across)) / 2 + n.order * (NH + g.across);
+      } else {
+        n.y = M + n.layer * (NH + g.along);
+        n.x = M + ((widest - c) * (NW + g.across)) / 2 + n.order * (NW + g.across);
+      }
+    });
+  }
+  function fitScale(d) {
+    var e = extent(d);
+    return Math.min(1, (scroller.clientWidth - 24) / e.w, (scroller.clientHeight - 60) / e.h);
+  }
+  function zoom(s) {
+    scale = Math.max(0.2, Math.min(2, s));
+    graph.style.transform = "scale(" + scale + ")";
+    sizer.style.width = W * scale + "px"; sizer.style.height = H * scale + "px";
+  }
+  function fit() { fitted = true; zoom(Math.max(0.6, fitScale(dir))); }
+
+  var edgeEls = [];
   var defs = document.createElementNS(SVGNS, "defs");
   var marker = document.createElementNS(SVGNS, "marker");
   [["id", "arrow"], ["viewBox", "0 0 10 10"], ["refX", "9"], ["refY", "5"], ["markerWidth", "7"], ["markerHeight", "7"],
    ["orient", "auto-start-reverse"]].forEach(function (kv) { marker.setAttribute(kv[0], kv[1]); });
   var tip = document.createElementNS(SVGNS, "path"); tip.setAttribute("d", "M0,0 L10,5 L0,10 z");
   tip.setAttribute("style", "fill:#94a3b8;stroke:none");
-  marker.appendChild(tip); defs.appendChild(marker); svg.insertBefore(defs, svg.firstChild);
+  marker.appendChild(tip); defs.appendChild(marker); svg.appendChild(defs);
+  DATA.edges.forEach(function (e) {
+    var p = document.createElementNS(SVGNS, "path");
+    p.setAttribute("marker-end", "url(#arrow)");
+    if (e.inferred) p.setAttribute("class", "inferred");
+    var t = document.createElementNS(SVGNS, "title"); t.textContent = byId[e.source].step + " \u2192 " + byId[e.target].step + ": " + e.label;
+    p.appendChild(t);
+    svg.appendChild(p);
+    var label = document.createElementNS(SVGNS, "text");
+    label.setAttribute("text-anchor", "middle"); label.textContent = e.label; label.style.display = "none";
+    svg.appendChild(label);
+    edgeEls.push({ e: e, path: p, label: label });
+  });
 
   DATA.nodes.forEach(function (n) {
     var c = colours(n), d = el("div", "node" + (n.kind === "params" ? " params" : "") + (n.cache_hit ? " cachehit" : ""));
-    d.style.left = n.x + "px"; d.style.top = n.y + "px"; d.style.width = NW + "px"; d.style.height = NH + "px";
+    d.style.width = NW + "px"; d.style.height = NH + "px";
     d.style.borderColor = c[1];
     d.setAttribute("data-step", n.step); d.setAttribute("data-status", n.status);
     d.setAttribute("role", "button"); d.setAttribute("tabindex", "0");
@@ -756,7 +792,7 @@ _JS = r"""
     } else {
       var b = el("span", "badge", n.status); b.style.background = c[0]; b.style.color = c[2]; meta.appendChild(b);
       meta.appendChild(el("span", "dur", n.duration));
-      if (n.cache_hit) { var ch = el("span", "badge", "cached"); ch.style.background = COL.cached[0]; ch.style.color = COL.cached[2]; meta.appendChild(ch); }
+      if (n.cache_hit && n.status !== "cached") { var ch = el("span", "badge", "cache hit"); ch.style.background = COL.cached[0]; ch.style.color = COL.cached[2]; meta.appendChild(ch); }
       if (n.attempts && n.attempts.length > 1) meta.appendChild(el("span", null, n.attempts.length + " attempts"));
     }
     d.appendChild(meta);
@@ -765,13 +801,46 @@ _JS = r"""
     graph.appendChild(d);
     elOf[n.id] = d;
   });
+
+  function draw(d) {
+    place(d);
+    graph.style.width = W + "px"; graph.style.height = H + "px";
+    svg.setAttribute("width", W); svg.setAttribute("height", H);
+    DATA.nodes.forEach(function (n) { elOf[n.id].style.left = n.x + "px"; elOf[n.id].style.top = n.y + "px"; });
+    edgeEls.forEach(function (x) {
+      var a = byId[x.e.source], b = byId[x.e.target], x1, y1, x2, y2, path;
+      if (d === "LR") {
+        x1 = a.x + NW; y1 = a.y + NH / 2; x2 = b.x; y2 = b.y + NH / 2;
+        var dx = Math.max(36, (x2 - x1) / 2);
+        path = "M" + x1 + "," + y1 + " C" + (x1 + dx) + "," + y1 + " " + (x2 - dx) + "," + y2 + " " + x2 + "," + y2;
+      } else {
+        x1 = a.x + NW / 2; y1 = a.y + NH; x2 = b.x + NW / 2; y2 = b.y;
+        var dy = Math.max(28, (y2 - y1) / 2);
+        path = "M" + x1 + "," + y1 + " C" + x1 + "," + (y1 + dy) + " " + x2 + "," + (y2 - dy) + " " + x2 + "," + y2;
+      }
+      x.path.setAttribute("d", path);
+      var at = { x: (x1 + x2) / 2, y: (y1 + y2) / 2 };  // near the target, so siblings' labels part
+      try { var len = x.path.getTotalLength(); at = x.path.getPointAtLength(len * 0.72); } catch (err) { /* not laid out */ }
+      x.label.setAttribute("x", at.x); x.label.setAttribute("y", at.y - 4);
+    });
+    if (fitted) fit(); else zoom(scale);
+  }
+  draw(fitScale("TB") > fitScale("LR") + 0.02 ? "TB" : "LR");
+  document.getElementById("zoom-in").addEventListener("click", function (ev) { ev.stopPropagation(); fitted = false; zoom(scale * 1.2); });
+  document.getElementById("zoom-out").addEventListener("click", function (ev) { ev.stopPropagation(); fitted = false; zoom(scale / 1.2); });
+  document.getElementById("zoom-fit").addEventListener("click", function (ev) { ev.stopPropagation(); fit(); });
+  document.getElementById("orient").addEventListener("click", function (ev) { ev.stopPropagation(); draw(dir === "LR" ? "TB" : "LR"); });
+  window.addEventListener("resize", function () { if (fitted) fit(); });
+  document.documentElement.setAttribute("data-direction", dir);
+
   document.getElementById("canvas").addEventListener("click", function () { select(null); });
 
   var legend = document.getElementById("legend");
-  ["succeeded", "failed", "skipped", "running"].concat(["cached"]).forEach(function (k) {
+  ["succeeded", "cached", "failed", "skipped", "running", "cancelled"].forEach(function (k) {
     var s = el("span"), d = el("span", "dot"); d.style.background = COL[k][1]; s.appendChild(d);
     s.appendChild(document.createTextNode(k === "cached" ? "cache hit (dashed)" : k)); legend.appendChild(s);
   });
+  var dashed = el("span", null, "\u2504 inferred from when()"); legend.appendChild(dashed);
 
   // ---- side panel
   var panel = document.getElementById("panel");
@@ -839,9 +908,7 @@ _JS = r"""
     panel.appendChild(el("div", "sub", n.task || ""));
     panel.appendChild(kv([["status", pill(n.status, n.status_class)], ["duration", n.duration],
       ["cache", n.cache_hit ? "hit" + (n.cached_from ? " \u2014 from " + n.cached_from : "") : "miss"],
-      ["attempts", n.attempts.length], ["map index", n.map_index], ["condition", n.condition],
-      ["started", n.started_at], ["ended", n.ended_at], ["ran on", n.node], ["resources", n.resources],
-      ["cache key", n.cache_key], ["fingerprint", n.task_fingerprint]]));
+      ["attempts", n.attempts.length], ["map index", n.map_index], ["condition", n.condition]]));
     if (n.error) { panel.appendChild(el("h3", null, "Error")); panel.appendChild(el("pre", "err", n.error)); }
     artifacts("Inputs", n.inputs, "inputs");
     artifacts("Outputs", n.outputs, "outputs");
@@ -868,6 +935,9 @@ _JS = r"""
       });
       panel.appendChild(at);
     }
+    panel.appendChild(el("h3", null, "Details"));
+    panel.appendChild(kv([["started", n.started_at], ["ended", n.ended_at], ["ran on", n.node],
+      ["resources", n.resources], ["cache key", n.cache_key], ["fingerprint", n.task_fingerprint]]));
   }
   function select(id) {
     selected = id;

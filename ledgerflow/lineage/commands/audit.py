@@ -162,3 +162,24 @@ def verify(ctx, no_store, as_json):
     if not report.ok:
         click.echo(f"lineage: verify failed: {report.first_problem}", err=True)
         sys.exit(EXIT_PROBLEM)
+
+
+@cli.command()
+@click.argument("execution")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "html"]), default="mermaid",
+              show_default=True, help="mermaid or dot text, or one self-contained HTML page.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+@click.pass_context
+@_guarded
+def graph(ctx, execution, fmt, output):
+    """An execution's step DAG: status, durations, cache hits, and each step's artifacts (html)."""
+    from ledgerflow.lineage.render import render
+
+    text = render(_ledger(ctx).execution(execution), fmt)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)

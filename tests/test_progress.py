@@ -1,0 +1,61 @@
+"""Progress: a live line on a terminal, log lines elsewhere."""
+
+import io
+import logging
+
+from ledgerflow import MemoryRecorder, map_task, run, task, workflow
+from ledgerflow.engine.progress import Progress
+
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+
+@task
+def fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+@workflow
+def fan(n: int = 4) -> list[int]:
+    return map_task(double, x=list(range(4)))
+
+
+@workflow
+def partly_failing() -> list[int | None]:
+    return map_task(fail_on_three, x=[1, 2, 3, 4], min_success=0.5)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_log_lines_when_not_a_terminal(home, caplog):
+    with caplog.at_level(logging.INFO, logger="ledgerflow"):
+        run(fan, recorder=MemoryRecorder(), progress=False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("execution ") and "of fan started" in lines[0]
+    assert sum("step double[" in line and "succeeded" in line for line in lines) == 4
+    assert "pending 0 | running 0 | cached 0 | done 5 | failed 0" in lines[-1]
+
+
+def test_failures_are_warnings(home, caplog):
+    with caplog.at_level(logging.INFO, logger="ledgerflow"):
+        run(partly_failing, recorder=MemoryRecorder(), progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [w for w in warnings if "fail_on_three[2]" in w and "ValueError: three" in w] and warnings
+    assert "failed 1" in caplog.records[-1].getMessage()
+
+
+def test_live_display_on_a_terminal(home):
+    screen = FakeTerminal()
+    progress = Progress(len(fan.graph.nodes), stream=screen)
+    assert progress.live
+    run(fan, recorder=progress, progress=False)  # as the only recorder: drives the display itself
+    progress.close()
+    shown = screen.getvalue()
+    assert "fan" in shown and "done 5" in shown and "failed 0" in shown
