@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from ledgerflow.engine.branching import when
 from ledgerflow.engine.events import MemoryRecorder
 from ledgerflow.engine.fanout import map_task
-from ledgerflow.engine.metrics import log_metric
+from ledgerflow.engine.reporting import log_metric
 from ledgerflow.engine.resources import Resources
 from ledgerflow.engine.runner import Execution, StepResult
 from ledgerflow.engine.task import Task, task

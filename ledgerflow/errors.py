@@ -66,3 +66,11 @@ class RefError(LedgerflowError, LookupError):
 
 class ResourceError(LedgerflowError, ValueError):
     """A step asks for more than any node of the cluster can ever give; raised before anything runs."""
+
+
+class RegistryError(LedgerflowError, ValueError):
+    """A model registry request that cannot be done: a bad name, not a Model, no earlier version to roll back to."""
+
+
+class RetentionError(LedgerflowError, ValueError):
+    """A tag or gc request that cannot be done: a bad tag name, removing a tag that isn't there, no gc policy."""

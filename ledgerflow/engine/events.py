@@ -143,6 +143,7 @@ class AliasMoved:
     at: datetime
     who: str
     why: str | None = None
+    action: str = "promote"  # "promote" | "rollback": a rollback pops the alias's history
 
 
 Event = Union[ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished, ModelRegistered,

@@ -208,7 +208,8 @@ class _Run:
 
     def skip(self, node: Node, guard: Guard, value: Any) -> None:
         stamp = now()
-        why = f"condition was {value!r}; this branch runs when it is {guard.expected}"
+        source = f" (output of step {guard.condition.step!r})" if isinstance(guard.condition, FromStep) else ""
+        why = f"condition{source} was {value!r}; this branch runs when it is {guard.expected}"
         self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SKIPPED, 0, {}, error=why)
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,

@@ -16,11 +16,7 @@ import attrs
 from blake3 import blake3 as _blake3
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
-
-# Bumped-from -> function(con) upgrading the schema by one version. Empty until a release
-# changes the schema; `ensure_schema` refuses a file newer than this code.
-MIGRATIONS: dict = {}
+SCHEMA_VERSION = 2
 
 PARAMS_STEP = "@params"  # pseudo-step that "produces" an execution's parameters
 OUTPUTS_STEP = "@outputs"  # pseudo-step that "consumes" an execution's outputs
@@ -149,7 +145,73 @@ METRICS = ChainedTable(
     ),
 )
 
-CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS)
+# Version 2: the model registry and store retention. Versions are facts (one row each,
+# numbered per name by the writer); aliases, tags and collected objects are logs whose
+# newest row per key is the current state, like execution_log.
+MODEL_VERSIONS = ChainedTable(
+    "model_versions",
+    (
+        _c("seq", "BIGINT"),
+        _c("name", "VARCHAR"),
+        _c("version", "INTEGER"),
+        _c("digest", "VARCHAR"),
+        _c("dkey", "BIGINT"),
+        _c("type", "VARCHAR"),
+        _c("flavor", "VARCHAR"),
+        _c("size", "BIGINT"),
+        _c("uri", "VARCHAR"),
+        _c("execution_id", "VARCHAR"),
+        _c("step", "VARCHAR"),
+        _c("registered_at", "TIMESTAMP"),
+        _c("who", "VARCHAR"),
+        _c("why", "VARCHAR"),
+        _c("metrics", "VARCHAR"),
+    ),
+)
+
+ALIAS_LOG = ChainedTable(
+    "alias_log",
+    (
+        _c("seq", "BIGINT"),
+        _c("name", "VARCHAR"),
+        _c("alias", "VARCHAR"),
+        _c("version", "INTEGER"),
+        _c("previous_version", "INTEGER"),
+        _c("action", "VARCHAR"),
+        _c("moved_at", "TIMESTAMP"),
+        _c("who", "VARCHAR"),
+        _c("why", "VARCHAR"),
+    ),
+)
+
+TAG_LOG = ChainedTable(
+    "tag_log",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("tag", "VARCHAR"),
+        _c("action", "VARCHAR"),
+        _c("tagged_at", "TIMESTAMP"),
+        _c("who", "VARCHAR"),
+        _c("why", "VARCHAR"),
+    ),
+)
+
+GC_LOG = ChainedTable(
+    "gc_log",
+    (
+        _c("seq", "BIGINT"),
+        _c("digest", "VARCHAR"),
+        _c("dkey", "BIGINT"),
+        _c("size", "BIGINT"),
+        _c("reason", "VARCHAR"),
+        _c("removed_at", "TIMESTAMP"),
+        _c("who", "VARCHAR"),
+        _c("policy", "VARCHAR"),
+    ),
+)
+
+CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG)
 TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
 
 
@@ -167,6 +229,9 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS edges_dkey ON edges(dkey)",
     "CREATE INDEX IF NOT EXISTS artifacts_dkey ON artifacts(dkey)",
 )
+# Registry, tag and gc tables stay small (a row per version, move, tag or removal): no
+# index, except gc_log by digest, which replay asks about one digest at a time.
+INDEXES_V2 = ("CREATE INDEX IF NOT EXISTS gc_log_dkey ON gc_log(dkey)",)
 
 VIEWS = (
     # Current state of each execution: its start row joined with its latest state row.
@@ -217,6 +282,63 @@ VIEWS = (
     """,
 )
 
+VIEWS_V2 = (
+    # Where each alias of each model points now: its newest move.
+    """
+    CREATE OR REPLACE VIEW aliases AS
+    SELECT name, alias, version, previous_version, action, moved_at, who, why, seq
+    FROM alias_log
+    QUALIFY row_number() OVER (PARTITION BY name, alias ORDER BY seq DESC) = 1
+    """,
+    # Every version with the aliases now pointing at it (a list, empty for none).
+    """
+    CREATE OR REPLACE VIEW models AS
+    SELECT v.name, v.version, v.digest, v.type, v.flavor, v.size, v.uri, v.execution_id, v.step,
+           v.registered_at, v.who, v.why, v.metrics,
+           coalesce(list(a.alias ORDER BY a.alias) FILTER (WHERE a.alias IS NOT NULL), []) AS aliases, v.seq
+    FROM model_versions v LEFT JOIN aliases a ON a.name = v.name AND a.version = v.version
+    GROUP BY ALL
+    """,
+    # The tags an execution carries now: those whose newest row adds them.
+    """
+    CREATE OR REPLACE VIEW tags AS
+    SELECT execution_id, tag, tagged_at, who, why, seq
+    FROM tag_log
+    QUALIFY row_number() OVER (PARTITION BY execution_id, tag ORDER BY seq DESC) = 1 AND action = 'add'
+    """,
+)
+
+
+V2_TABLES = (MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG)
+
+
+def _migrate_1_to_2(con) -> None:
+    """Add the model registry, tags and gc tables (and their views) to a version 1 ledger.
+
+    Nothing existing changes: the new tables start empty and join the chain at the next seq.
+    """
+    for t in V2_TABLES:
+        con.execute(_table_ddl(t)).fetchall()
+    for ddl in INDEXES_V2 + VIEWS_V2:
+        con.execute(ddl).fetchall()
+
+
+# Bumped-from -> function(con) upgrading the schema by one version, run by the next write
+# (inside its transaction); `ensure_schema` refuses a file newer than this code. A reader
+# of a file not yet migrated sees the new tables as absent (see `missing_tables`).
+MIGRATIONS: dict = {1: _migrate_1_to_2}
+
+
+def missing_tables(con) -> set:
+    """Names of chained tables absent from the file (a ledger written by an older version).
+
+    >>> import duckdb
+    >>> sorted(missing_tables(duckdb.connect()))[:2]
+    ['alias_log', 'artifacts']
+    """
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return {t.name for t in CHAINED_TABLES} - present
+
 
 def ensure_schema(con) -> None:
     """Create the schema in an empty file, or check the version of an existing one."""
@@ -245,7 +367,7 @@ def ensure_schema(con) -> None:
     con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)").fetchall()
     for t in CHAINED_TABLES:
         con.execute(_table_ddl(t)).fetchall()
-    for ddl in INDEXES + VIEWS:
+    for ddl in INDEXES + INDEXES_V2 + VIEWS + VIEWS_V2:
         con.execute(ddl).fetchall()
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]).fetchall()
 

@@ -208,3 +208,94 @@ class VerifyReport(_Json):
         if self.problems:
             return self.problems[0]
         return self.object_problems[0] if self.object_problems else None
+
+
+# -- model registry -----------------------------------------------------------------
+
+
+@attrs.frozen
+class ModelVersion(_Json):
+    """One registered version of a named model (`Ledger.model`, `lineage models`).
+
+    Versions are numbered 1, 2, 3, ... per name, in the order they were registered; the
+    same model (digest) registered again under a name is the version it already has.
+    `aliases` are the aliases pointing at this version now.
+    """
+
+    name: str
+    version: int
+    digest: str
+    type: str | None  # the declared type, e.g. "Model['sklearn']"
+    flavor: str | None
+    size: int | None
+    uri: str | None  # the store holding it
+    execution_id: str | None  # the execution whose step registered it; None outside a run
+    step: str | None
+    registered_at: datetime
+    who: str | None  # user@host
+    why: str | None
+    metrics: dict  # name -> number, as registered
+    aliases: tuple = ()  # of str, sorted
+
+
+@attrs.frozen
+class AliasMove(_Json):
+    """An alias of a model pointing at a version: by `register(alias=...)`, a promote or a rollback."""
+
+    name: str
+    alias: str
+    version: int
+    previous_version: int | None  # where the alias pointed before (None: it was new)
+    action: str  # "register" | "promote" | "rollback"
+    at: datetime
+    who: str | None
+    why: str | None
+
+
+@attrs.frozen
+class RegisteredModel(_Json):
+    """A name in the registry: its versions (oldest first), current aliases and their history."""
+
+    name: str
+    versions: tuple  # of ModelVersion, by version
+    aliases: dict  # alias -> version, now
+    history: tuple  # of AliasMove, oldest first
+
+    @property
+    def latest(self) -> ModelVersion:
+        return self.versions[-1]
+
+
+# -- retention ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CollectedObject(_Json):
+    """A store object `lineage gc` removed (or, in a dry run, would remove).
+
+    `reason`: "unkept" (only executions outside the keep policy referenced it) or
+    "orphan" (nothing in the ledger referenced it: left by a write that never got recorded).
+    """
+
+    digest: str
+    size: int | None
+    reason: str
+    removed_at: datetime | None = None  # None in a dry run
+    who: str | None = None
+    policy: dict | None = None
+
+
+@attrs.frozen
+class GcReport(_Json):
+    """What one `gc` did: the policy, the executions it kept, and each object removed."""
+
+    policy: dict  # keep_last, older_than_days, keep_tag, orphan_min_age_s
+    dry_run: bool
+    store: str
+    kept_executions: tuple  # of execution ids, newest first
+    unkept_executions: tuple  # of execution ids whose objects were not kept, newest first
+    objects_seen: int  # objects in the store before gc
+    objects_kept: int
+    removed: tuple  # of CollectedObject, in digest order
+    bytes_removed: int
+    young_orphans: int  # orphans left alone because they are younger than orphan_min_age_s
