@@ -153,7 +153,7 @@ def test_when_takes_one_branch_and_skips_the_other(home, executor):
     assert run(gated, params={"score": 10, "threshold": 50}, executor=executor, recorder=rec).outputs == "registered 100"
     steps = finished(rec)
     assert steps["register"].status == "succeeded" and steps["reject"].status == "skipped"
-    assert "condition was True" in steps["reject"].condition
+    assert "condition (output of step 'passes') was True" in steps["reject"].condition
 
     rec = MemoryRecorder()
     assert run(gated, params={"score": 2, "threshold": 50}, executor=executor, recorder=rec).outputs == "rejected 4"

@@ -76,7 +76,8 @@ class StepGraph:
 
 
 _MAP_ELEMENT = re.compile(r"^(?P<base>.+)\[(?P<i>\d+)\]$")
-_CONDITION = re.compile(r"condition was (True|False)")
+# The runner writes "condition (output of step 'gate') was False; ..."; older records lack the step.
+_CONDITION = re.compile(r"condition(?: \(output of step '(?P<step>.+?)'\))? was (?P<value>True|False)")
 
 
 def _short(digest: str | None) -> str:
@@ -174,7 +175,7 @@ def build_graph(detail) -> StepGraph:
         if s.status == "skipped" and not s.inputs and s.condition:
             guard = _guard_source(steps, c, s.condition, before, latest)
             if guard is not None:
-                value = _CONDITION.search(s.condition).group(1)
+                value = _CONDITION.search(s.condition).group("value")
                 wanted = "False" if value == "True" else "True"
                 link(node_of_step[guard], target, f"when {wanted}", None, inferred=f"when {wanted}")
 
@@ -221,7 +222,11 @@ def _guard_source(steps, c, condition, before, latest):
     m = _CONDITION.search(condition)
     if not m:
         return None
-    wanted = m.group(1).lower()  # the JSON form of the recorded bool
+    if m.group("step"):
+        named = [p for p, s in enumerate(steps) if s.step == m.group("step")]
+        if named:
+            return named[0]
+    wanted = m.group("value").lower()  # the JSON form of the recorded bool
     candidates = [p for p, s in enumerate(steps) if before(p, c) and s.status != "skipped"
                   and any((o.artifact.type == "bool" and o.artifact.value == wanted) for o in s.outputs)]
     return latest(candidates) if candidates else None

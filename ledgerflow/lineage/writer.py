@@ -16,13 +16,15 @@ import pyarrow as pa
 from ledgerflow.engine.events import (
     INTERRUPTED,
     RUNNING,
+    AliasMoved,
     ExecutionFinished,
     ExecutionStarted,
     MetricLogged,
+    ModelRegistered,
     StepFinished,
     StepStarted,
 )
-from ledgerflow.lineage import chain, liveness
+from ledgerflow.lineage import chain, liveness, registry, retention
 from ledgerflow.lineage.schema import (
     ARTIFACTS,
     CHAINED_TABLES,
@@ -176,6 +178,7 @@ def write(con, events: list, ledger_path) -> int:
         ensure_schema(con)
         head_seq, head_hash = head(con)
         batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
+        batch.registry = registry.RegistryState(con)  # numbers model versions; queries only if needed
         starting = {ev.execution_id for ev, _ in events if isinstance(ev, ExecutionStarted)}
         if starting:
             _interrupted(con, batch, starting, utc_naive(datetime.now(timezone.utc)))
@@ -279,6 +282,10 @@ def _add_event(batch: _Batch, ev, start) -> None:
         # The state row comes last, so an execution's rows all lie between its first and
         # last execution_log rows (queries use that seq range to skip the rest of the file).
         batch.add(EXECUTION_LOG, execution_id=ev.execution_id, state=ev.status, changed_at=at, error=ev.error)
+    elif isinstance(ev, (ModelRegistered, AliasMoved)):
+        registry.add_rows(batch, ev, utc_naive(ev.at))
+    elif isinstance(ev, (retention.ExecutionTagged, retention.ObjectCollected)):
+        retention.add_rows(batch, ev, utc_naive(ev.at))
     else:
         raise TypeError(f"the ledger does not know how to record {type(ev).__name__}")
 

@@ -259,6 +259,19 @@ class Store:
 
     # -- upkeep ---------------------------------------------------------------
 
+    def remove(self, digest: str) -> bool:
+        """Delete an object (for `lineage gc`); True if it was there, False if it was absent.
+
+        Objects are immutable, never edited: removal is the one way one goes away, and only
+        gc, which records what it removed in the ledger, should call this. A shared checkout
+        of a removed manifest goes with it.
+        """
+        return self._backend.remove(validate_digest(digest))
+
+    def modified_at(self, digest: str) -> float | None:
+        """When the object was written, as seconds since the epoch; None if absent or unknown."""
+        return self._backend.modified_at(validate_digest(digest))
+
     def clean_tmp(self, older_than_s: float = 3600) -> int:
         """Remove temp files older than `older_than_s` left by crashed writers; return how many."""
         return self._backend.clean_tmp(older_than_s)

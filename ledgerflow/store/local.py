@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ledgerflow.errors import ObjectNotFound, StoreError
-from ledgerflow.store.layout import OBJECTS, TMP, digest_of_key, object_key
+from ledgerflow.store.digest import PREFIX
+from ledgerflow.store.layout import CHECKOUTS, OBJECTS, TMP, digest_of_key, object_key
 
 # Objects are immutable: read-only files make an accidental in-place edit fail
 # loudly instead of silently corrupting every user of the object.
@@ -28,6 +29,17 @@ _WRITE_BUFFER = 256 << 10  # coalesces the many small writes of e.g. Arrow IPC
 def store_error(action: str, path: str, e: OSError) -> StoreError:
     reason = e.strerror or str(e)
     return StoreError(f"could not {action} {path}: {reason} (errno {errno.errorcode.get(e.errno, e.errno)})")
+
+
+def _remove_tree(path: str) -> None:
+    # Shared checkouts may have read-only directories: make them writable so rmtree can empty them.
+    for top, dirs, _ in os.walk(path):
+        for d in [top, *(os.path.join(top, name) for name in dirs)]:
+            try:
+                os.chmod(d, 0o755)
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
 
 
 class LocalBackend:
@@ -93,6 +105,32 @@ class LocalBackend:
             for name in names:
                 if (digest := digest_of_key(fanout, name)) is not None:
                     yield digest
+
+    def remove(self, digest: str) -> bool:
+        path = self.location(digest)
+        try:
+            os.unlink(path)  # read-only files can still be unlinked: the directory is writable
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise store_error("remove", path, e) from e
+        # A checkout of a removed manifest would otherwise outlive it, unaccounted for.
+        checkout = os.path.join(self.root, CHECKOUTS, digest[len(PREFIX):])
+        if os.path.isdir(checkout):
+            aside = self.temp_name("removed-")
+            self.ensure_tmp()
+            try:
+                os.rename(checkout, aside)
+            except OSError:
+                return True
+            _remove_tree(aside)
+        return True
+
+    def modified_at(self, digest: str) -> float | None:
+        try:
+            return os.stat(self.location(digest)).st_mtime
+        except FileNotFoundError:
+            return None
 
     def clean_tmp(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s

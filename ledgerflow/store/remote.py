@@ -287,6 +287,23 @@ class RemoteBackend:
         except OSError:
             spool.unlink(missing_ok=True)  # the object is in the store; the cache is only a cache
 
+    def remove(self, digest: str) -> bool:
+        try:
+            retrying("removing an object", self.url, self.fs.rm, self._key(object_key(digest)))
+        except FileNotFoundError:
+            return False
+        finally:
+            self.cached(digest).unlink(missing_ok=True)  # this node's copy goes too
+        return True
+
+    def modified_at(self, digest: str) -> float | None:
+        try:
+            info = retrying("looking up an object", self.url, self.fs.info, self._key(object_key(digest)))
+        except FileNotFoundError:
+            return None
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("created")
+        return stamp.timestamp() if hasattr(stamp, "timestamp") else stamp
+
     # -- upkeep ---------------------------------------------------------------
 
     def clean_tmp(self, older_than_s: float) -> int:
