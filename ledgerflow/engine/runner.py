@@ -409,7 +409,7 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
     bound = bind_params(wf, params)
     check = getattr(executor, "check", None)
     if check is not None:
-        check(wf.graph.nodes)  # e.g. a step asking for more GPUs than the cluster has: fail now, not hang
+        check(wf.graph.nodes, store)  # a step asking for more GPUs than the cluster has: fail now, not hang
     run = _Run(wf=wf, params=bound, executor=executor, recorder=recorder, store=store, use_cache=cache, id=new_id(),
                home=home)
     run.input_refs = {p.name: artifact_ref(bound[p.name], p.type) for p in wf.params}

@@ -88,10 +88,17 @@ class RayExecutor:
             self._remote = ray.remote(max_retries=0)(_run_remote)
         return ray
 
-    def check(self, nodes: Any) -> None:
-        """Refuse, before anything runs, a step that no node of the cluster could ever run."""
+    def check(self, nodes: Any, store: Any = None) -> None:
+        """Refuse, before anything runs, what cannot work: a step that no node of the cluster could
+        ever run, or a store on this machine's disk that other nodes cannot reach."""
         ray = self._ray()
         alive = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        if store is not None and store.is_local and len(alive) > 1 and not os.environ.get("LEDGERFLOW_SHARED_STORE"):
+            raise ResourceError(
+                f"the store {store.url} is a local path, but the Ray cluster has {len(alive)} nodes and the others "
+                "cannot read this machine's disk. Use an object store (LEDGERFLOW_STORE=s3://bucket/prefix, or any "
+                "fsspec URL), or, if that path is a shared filesystem mounted on every node, set "
+                "LEDGERFLOW_SHARED_STORE=1.")
         for node in nodes:
             asked = node.task.resources
             if not any(_fits(asked, r) for r in alive):
