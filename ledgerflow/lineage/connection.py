@@ -15,6 +15,7 @@ lock serialises them.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import threading
 import time
@@ -40,6 +41,36 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+def _create(path: Path) -> None:
+    """Make the ledger file with its schema, atomically: it appears whole or not at all.
+
+    A process killed while creating a ledger in place would leave a file without tables,
+    which no reader could use. So the schema is written to a temporary file beside it and
+    hard-linked into place (git's object store does the same), which also never replaces a
+    ledger another process created first.
+    """
+    from ledgerflow.lineage.schema import ensure_schema
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            ensure_schema(con)
+            con.execute("CHECKPOINT").fetchall()
+        finally:
+            con.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race: its ledger is as good as ours
+    except OSError as exc:
+        raise LedgerError(f"cannot create the ledger at {path}: {exc.strerror or exc}") from exc
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def open_ledger(
     path: Path,
@@ -62,8 +93,8 @@ def open_ledger(
     path = Path(path)
     if read_only and not path.exists():
         raise LedgerError(f"no ledger at {path} (nothing has been recorded there yet)")
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not read_only and not path.exists():
+        _create(path)
     # Our transactions are small: a thread pool and extension autoloading only add to the
     # ~15 ms it takes to open the file (measured: 36 -> 20 ms on 2 cores).
     cfg = {"threads": 1, "autoload_known_extensions": False, "autoinstall_known_extensions": False}
