@@ -23,6 +23,7 @@ from ledgerflow.errors import (
 )
 from ledgerflow.lineage import Ledger
 from ledgerflow.lineage.recording import run
+from ledgerflow.lineage.registry import register
 from ledgerflow.lineage.replay import Replay, replay
 from ledgerflow.types import Dataset, Directory, File, Model
 
@@ -34,5 +35,5 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Dataset", "Directory", "Ledger", "Replay", "replay", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
     "MemoryRecorder", "Model", "ParameterError", "Resources", "StepOutputError", "StepResult", "Task",
-    "WorkflowTypeError", "log_metric", "map_task", "run", "task", "when", "workflow",
+    "WorkflowTypeError", "log_metric", "map_task", "register", "run", "task", "when", "workflow",
 ]

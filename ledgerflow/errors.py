@@ -74,3 +74,7 @@ class RegistryError(LedgerflowError, ValueError):
 
 class RetentionError(LedgerflowError, ValueError):
     """A tag or gc request that cannot be done: a bad tag name, removing a tag that isn't there, no gc policy."""
+
+
+class ExchangeError(LedgerflowError, ValueError):
+    """A ledger export or import that can't be done: not an export, a newer schema, a non-empty target directory."""

@@ -146,8 +146,18 @@ class AliasMoved:
     action: str = "promote"  # "promote" | "rollback": a rollback pops the alias's history
 
 
+@attrs.frozen
+class NodeSeen:
+    """The environment of a node (a Ray worker's machine) that ran steps of an execution."""
+
+    execution_id: str
+    node: str
+    environment: str  # JSON, as ExecutionStarted.environment
+    at: datetime
+
+
 Event = Union[ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished, ModelRegistered,
-              AliasMoved]
+              AliasMoved, NodeSeen]
 
 
 @runtime_checkable

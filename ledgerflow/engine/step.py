@@ -50,6 +50,7 @@ class StepOutcome:
     traceback: str | None = None
     metrics: tuple[Metric, ...] = ()
     registrations: tuple[Registration, ...] = ()
+    environment: str | None = None  # JSON; sent by a remote worker with its first outcome
 
 
 def artifact_ref(value: Any, tp: Any) -> ArtifactRef:

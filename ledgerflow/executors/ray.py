@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from ledgerflow.engine import environment
 from ledgerflow.engine.events import FAILED, TIMEOUT
 from ledgerflow.engine.fingerprint import is_user_code
 from ledgerflow.engine.resources import Resources
@@ -25,6 +26,7 @@ from ledgerflow.executors.deadline import deadline
 
 
 _TASKS: dict[str, Any] = {}  # in a worker: tasks already unpickled, by the digest of their bytes
+_ENVIRONMENT_SENT: set[str] = set()  # in a worker: executions its environment was already sent to
 
 
 def _run_remote(task_key: str, task_bytes: bytes, call: StepCall, timeout: float | None) -> StepOutcome:
@@ -37,6 +39,10 @@ def _run_remote(task_key: str, task_bytes: bytes, call: StepCall, timeout: float
         outcome = run_step(attrs.evolve(call, task=task))
     node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
     outcome = attrs.evolve(outcome, node=node)
+    if call.execution_id not in _ENVIRONMENT_SENT:
+        # Once per worker and execution: the driver records each node's environment per execution.
+        _ENVIRONMENT_SENT.add(call.execution_id)
+        outcome = attrs.evolve(outcome, environment=environment.capture_json())
     if outcome.error is not None:
         try:
             pickle.dumps(outcome.error)

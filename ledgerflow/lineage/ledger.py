@@ -24,23 +24,29 @@ from ledgerflow.engine.events import (
     INTERRUPTED,
     RUNNING,
     SUCCEEDED,
+    AliasMoved,
     ArtifactRef,
     CacheEntry,
     ExecutionFinished,
     ExecutionStarted,
     MetricLogged,
+    ModelRegistered,
     StepFinished,
     StepStarted,
 )
-from ledgerflow.errors import LedgerError
+from ledgerflow.errors import LedgerError, RegistryError
 from ledgerflow.home import Home
-from ledgerflow.lineage import chain, liveness, readonly_sql, refs, walk, writer
+from ledgerflow.lineage import chain, liveness, readonly_sql, refs, registry, retention, walk, writer
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
 from ledgerflow.lineage.values import (
     ArtifactInfo,
     AttemptInfo,
     Bound,
+    CollectedObject,
+    GcReport,
+    ModelVersion,
+    RegisteredModel,
     ExecutionDetail,
     ExecutionSummary,
     Lineage,
@@ -51,7 +57,8 @@ from ledgerflow.lineage.values import (
 )
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
-_EVENT_TYPES = (ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished)
+_EVENT_TYPES = (ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
+                ModelRegistered, AliasMoved, retention.ExecutionTagged, retention.ObjectCollected)
 
 
 @atexit.register
@@ -428,6 +435,150 @@ class Ledger:
             store=store_url,
             store_note=note,
         )
+
+    # -- model registry (see ledgerflow.lineage.registry) ------------------------------
+
+    def models(self) -> tuple:
+        """Every registered model: its versions (metrics, producing execution), aliases and their history.
+
+        >>> import tempfile
+        >>> Ledger(tempfile.mkdtemp()).models()
+        ()
+        """
+        if not self._has_file():
+            return ()
+        with self._reader() as con:
+            return registry.read_models(con)
+
+    def registered(self, name: str) -> RegisteredModel:
+        """One registered model by name; RefError (naming close names) if there is none."""
+        found = ()
+        if self._has_file():
+            with self._reader() as con:
+                found = registry.read_models(con, name)
+                known = registry.names(con) if not found else []
+        else:
+            known = []
+        if not found:
+            raise registry.unknown_model(name, known)
+        return found[0]
+
+    def model(self, name: str, *, alias: str | None = None, version: int | None = None,
+              digest: str | None = None) -> ModelVersion | None:
+        """A version of a registered model: the one `alias` points at, number `version`, the
+        one holding `digest`, or (none given) the latest. None if there is no such version.
+
+        >>> import tempfile
+        >>> Ledger(tempfile.mkdtemp()).model("digits", alias="production") is None
+        True
+        """
+        if sum(x is not None for x in (alias, version, digest)) > 1:
+            raise RegistryError("model(): give at most one of alias, version, digest")
+        if not self._has_file():
+            return None
+        with self._reader() as con:
+            found = registry.read_models(con, name)
+        if not found:
+            return None
+        m = found[0]
+        if alias is not None:
+            version = m.aliases.get(alias)
+            if version is None:
+                return None
+        for v in m.versions:
+            if (digest is not None and v.digest == digest) or (digest is None and v.version == version):
+                return v
+        return m.latest if version is None and digest is None else None
+
+    def alias_history(self, name: str, alias: str | None = None) -> tuple:
+        """Every move of `alias` (or of all the model's aliases), oldest first, as AliasMove values."""
+        m = self.registered(name)
+        return tuple(mv for mv in m.history if alias is None or mv.alias == alias)
+
+    def promote(self, name: str, version: int, alias: str = "production", *, who: str | None = None,
+                why: str | None = None) -> ModelVersion:
+        """Point `alias` at `version` of `name`; returns that version. Recorded with who, when and why.
+
+        Promoting to the version the alias already points at records nothing.
+        """
+        registry.check_name("alias", alias)
+        m = self.registered(name)
+        target = registry.find_version(m, int(version))
+        if m.aliases.get(alias) != target.version:
+            self._move(AliasMoved(name, alias, target.version, _utcnow(), who or _who(), why, action=registry.PROMOTE))
+        return self.model(name, version=target.version)
+
+    def rollback(self, name: str, alias: str = "production", *, who: str | None = None,
+                 why: str | None = None) -> ModelVersion:
+        """Return `alias` to the version it pointed at before its last move; returns that version.
+
+        Rolling back again walks further back through the alias's history; RegistryError
+        when there is no earlier version.
+        """
+        registry.check_name("alias", alias)
+        target = registry.rollback_target(self.registered(name), alias)
+        self._move(AliasMoved(name, alias, target, _utcnow(), who or _who(), why, action=registry.ROLLBACK))
+        return self.model(name, version=target)
+
+    def _move(self, event) -> None:
+        self.record(event)
+        self.flush()
+
+    # -- retention (see ledgerflow.lineage.retention) ---------------------------------
+
+    def tags(self, execution: str) -> tuple:
+        """The tags an execution carries now (an id or unique prefix), sorted.
+
+        >>> Ledger().tags("01JD4B")               # doctest: +SKIP
+        ('keep',)
+        """
+        with self._reader() as con:
+            return retention.current_tags(con, refs.resolve_execution(con, execution))
+
+    def tag(self, execution: str, tag: str, *, remove: bool = False, who: str | None = None,
+            why: str | None = None) -> tuple:
+        """Tag an execution (`keep` protects its objects from gc), or remove a tag; returns its tags.
+
+        A removal is a new row too: the tag history stays in `tag_log`.
+        """
+        with self._reader() as con:
+            eid = refs.resolve_execution(con, execution)
+            current = retention.current_tags(con, eid)
+        event = retention.tag_event(eid, tag, current, remove=remove, who=who or _who(), why=why)
+        if event is None:
+            return current
+        self._move(event)
+        return self.tags(eid)
+
+    def gc(self, keep_last: int | None = None, older_than_days: float | None = None, *, dry_run: bool = False,
+           keep_tag: str = retention.KEEP, orphan_min_age_s: float = retention.ORPHAN_MIN_AGE_S,
+           who: str | None = None) -> GcReport:
+        """Remove the store objects no kept execution references; record each removal in `gc_log`.
+
+        See `ledgerflow.lineage.retention` for what is kept. `dry_run` removes and records
+        nothing and reports what would go.
+        """
+        policy = retention.Policy(keep_last, older_than_days, keep_tag, orphan_min_age_s)
+        return retention.collect(self, policy, dry_run=dry_run, who=who)
+
+    def collected(self, digest: str) -> CollectedObject | None:
+        """When and by whom `lineage gc` removed `digest` from the store; None if it never did."""
+        if not self._has_file():
+            return None
+        with self._reader() as con:
+            return retention.collected(con, digest)
+
+
+def _utcnow():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def _who() -> str:
+    from ledgerflow.engine.runner import who
+
+    return who()
 
 
 def _verify_store(url: str) -> tuple:

@@ -35,14 +35,33 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     ledger = recorder if recorder is not None else Ledger(where)
     runner = resolve(executor)
     display = Progress(len(workflow.graph.nodes), live=progress)
+    emitter = _openlineage(where)
     try:
         with cas.using(store):
             code = snapshot.take(workflow, store)
-            return execute(workflow, params, executor=runner, recorder=Tee((ledger, display)), store=store,
+            recorders = (ledger, display) if emitter is None else (ledger, emitter, display)
+            return execute(workflow, params, executor=runner, recorder=Tee(recorders), store=store,
                            cache=cache, code_digest=code.digest, environment=environment.capture_json(),
                            replay_of=replay_of, home=str(where.path))
     finally:
         runner.close()
         display.close()
+        if emitter is not None:
+            emitter.close()
         if recorder is None:
             ledger.close()
+
+
+# Any of these says the user configured an OpenLineage transport (see openlineage-python's docs).
+_OPENLINEAGE_VARIABLES = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE__TRANSPORT__TYPE")
+
+
+def _openlineage(where: Home):
+    """A live OpenLineage emitter when OPENLINEAGE_* configure one and openlineage-python is installed."""
+    if not any(os.environ.get(name) for name in _OPENLINEAGE_VARIABLES):
+        return None
+    try:
+        from ledgerflow.lineage.openlineage import OpenLineageEmitter
+    except ImportError:  # the optional extra isn't installed: lineage stays in the ledger only
+        return None
+    return OpenLineageEmitter(store_url=where.store_url)

@@ -102,16 +102,22 @@ def replay(execution_id: str, *, executor: Any = "local", home: str | os.PathLik
     def refuse(reason: str) -> Replay:
         return Replay(oid, None, NOT_REPLAYED, reason=reason, environment_changes=changes)
 
+    def missing(what: str, digest: str) -> str:
+        # gc records every removal, so the ledger can say for sure whether gc took it.
+        gone = ledger.collected(digest)
+        if gone is not None:
+            return (f"{what} ({digest}) was collected by `lineage gc` on {gone.removed_at:%Y-%m-%d %H:%M:%S} UTC"
+                    f"{f' by {gone.who}' if gone.who else ''}: it is no longer in the store")
+        return f"{what} ({digest}) is missing from the store (no `lineage gc` recorded removing it)"
+
     if not original.code_digest:
         return refuse("the execution recorded no code snapshot")
     if not store.has(original.code_digest):
-        return refuse(f"its code snapshot {original.code_digest} is missing from the store "
-                      "(collected by `lineage gc`?)")
+        return refuse(missing("its code snapshot", original.code_digest))
     for bound in original.inputs:
         art = bound.artifact
         if art.kind not in (None, "value") and not store.has(art.digest):
-            return refuse(f"input {bound.name!r} ({art.digest}) is missing from the store "
-                          "(collected by `lineage gc`?)")
+            return refuse(missing(f"input {bound.name!r}", art.digest))
     new_id, reason = None, None
     try:
         with snapshot.loaded(store, original.code_digest) as wf:

@@ -288,12 +288,14 @@ class RemoteBackend:
             spool.unlink(missing_ok=True)  # the object is in the store; the cache is only a cache
 
     def remove(self, digest: str) -> bool:
+        self.cached(digest).unlink(missing_ok=True)  # this node's copy goes too
+        # An object store answers a DELETE of a missing key with success: ask first.
+        if self.size_of(digest) is None:
+            return False
         try:
             retrying("removing an object", self.url, self.fs.rm, self._key(object_key(digest)))
         except FileNotFoundError:
             return False
-        finally:
-            self.cached(digest).unlink(missing_ok=True)  # this node's copy goes too
         return True
 
     def modified_at(self, digest: str) -> float | None:
