@@ -19,11 +19,27 @@ def on_gpu(label: str, hold: float) -> tuple[str, float, float]:
     return os.environ.get("CUDA_VISIBLE_DEVICES", ""), start, time.time()
 
 
+def rendezvous(folder: str, me: str, peers: int, timeout: float = 60.0) -> bool:
+    """Mark `me` present in folder and wait until `peers` others are too: True only if they
+    ran at the same time (one after the other, the first would wait in vain)."""
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, me), "w").close()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(os.listdir(folder)) >= peers + 1:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@task(resources=Resources(num_cpus=1, num_gpus=1))
+def gpu_waits_for_cpu(folder: str) -> tuple[str, bool]:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", ""), rendezvous(folder, "gpu", 1)
+
+
 @task(resources=Resources(num_cpus=1))
-def on_cpu(label: str) -> tuple[float, float]:
-    start = time.time()
-    time.sleep(0.2)
-    return start, time.time()
+def cpu_meets_gpu(folder: str) -> bool:
+    return rendezvous(folder, "cpu", 1)
 
 
 @workflow
@@ -32,8 +48,8 @@ def two_gpu_steps(hold: float = 1.0) -> list[tuple[str, float, float]]:
 
 
 @workflow
-def gpu_beside_cpu(hold: float = 4.0) -> tuple[tuple[str, float, float], tuple[float, float]]:
-    return on_gpu(label="g", hold=hold), on_cpu(label="c")
+def gpu_beside_cpu(folder: str) -> tuple[tuple[str, bool], bool]:
+    return gpu_waits_for_cpu(folder=folder), cpu_meets_gpu(folder=folder)
 
 
 def test_gpu_steps_never_overlap_and_see_their_gpu(home, ray_runtime):
@@ -46,10 +62,11 @@ def test_gpu_steps_never_overlap_and_see_their_gpu(home, ray_runtime):
     assert all(e.node and "/" in e.node for e in rec.events if isinstance(e, ev.StepFinished))
 
 
-def test_cpu_steps_run_beside_a_gpu_step(home, ray_runtime):
-    (dev, g_start, g_end), (c_start, c_end) = run(gpu_beside_cpu, executor="ray", recorder=MemoryRecorder()).outputs
+def test_cpu_steps_run_beside_a_gpu_step(home, ray_runtime, tmp_path):
+    (dev, gpu_met), cpu_met = run(gpu_beside_cpu, {"folder": str(tmp_path / "meet")}, executor="ray",
+                                  recorder=MemoryRecorder()).outputs
     assert dev == "0"
-    assert g_start < c_end and c_start < g_end, "the CPU step waited for the GPU step"
+    assert gpu_met and cpu_met, "the CPU step did not run while the GPU step was running"
 
 
 @task(resources=Resources(num_gpus=2))
@@ -130,18 +147,15 @@ def test_timeout_stops_the_step_and_retries_apply(home, ray_runtime):
 
 
 @task(resources=Resources(num_cpus=1))
-def stamp(i: int) -> tuple[float, float]:
-    start = time.time()
-    time.sleep(1.0)
-    return start, time.time()
+def meet(folder: str, i: int) -> bool:
+    return rendezvous(folder, str(i), 2)
 
 
 @workflow
-def parallel() -> list[tuple[float, float]]:
-    return [stamp(i=i) for i in range(3)]
+def parallel(folder: str) -> list[bool]:
+    return [meet(folder=folder, i=i) for i in range(3)]
 
 
-def test_independent_steps_run_in_parallel(home, ray_runtime):
-    spans = run(parallel, executor="ray", recorder=MemoryRecorder()).outputs
-    overlaps = sum(1 for a in spans for b in spans if a is not b and a[0] < b[1] and b[0] < a[1])
-    assert overlaps > 0, "independent steps ran one after another"
+def test_independent_steps_run_in_parallel(home, ray_runtime, tmp_path):
+    met = run(parallel, {"folder": str(tmp_path / "meet")}, executor="ray", recorder=MemoryRecorder()).outputs
+    assert met == [True, True, True], "independent steps did not all run at once on a 4-CPU runtime"

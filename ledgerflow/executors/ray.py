@@ -108,7 +108,7 @@ class RayExecutor:
         for node in nodes:
             asked = node.task.resources
             if not any(_fits(asked, r) for r in alive):
-                have = "; ".join(", ".join(f"{k}={v:g}" for k, v in sorted(r.items())
+                have = "; ".join(", ".join(f"{k}={_amount(k, v)}" for k, v in sorted(r.items())
                                            if k in ("CPU", "GPU", "memory") or k in asked.custom) for r in alive)
                 raise ResourceError(
                     f"step {node.name!r} asks for {_describe(asked)}, but no node of the Ray cluster can give "
@@ -190,12 +190,16 @@ class RayExecutor:
             self._owns_runtime = False
 
 
+def _amount(name: str, value: float) -> str:
+    return f"{value / 2**30:.1f}GiB" if name == "memory" else f"{value:g}"
+
+
 def _describe(r: Resources) -> str:
     parts = [f"num_cpus={r.num_cpus:g}"]
     if r.num_gpus:
         parts.append(f"num_gpus={r.num_gpus:g}")
     if r.memory:
-        parts.append(f"memory={r.memory}")
+        parts.append(f"memory={_amount('memory', r.memory)}")
     parts.extend(f"{k}={v:g}" for k, v in r.custom.items())
     return ", ".join(parts)
 
