@@ -223,6 +223,8 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None) -> Linea
                 edges.add((akey, key, name) if upstream else (key, akey, name))
                 reach(akey, d + 1)
 
+    if upstream:
+        _add_code_snapshots(con, dist, edges)
     if depth is not None:
         dist = {k: v for k, v in dist.items() if v <= depth}
         edges = {x for x in edges if x[0] in dist and x[1] in dist}
@@ -233,6 +235,28 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None) -> Linea
         nodes=_describe(con, g, dist),
         edges=tuple(LineageEdge(s, d, n) for s, d, n in sorted((s[1], d[1], n) for s, d, n in edges)),
     )
+
+
+def _add_code_snapshots(con, dist: dict, edges: set) -> None:
+    """Upstream of anything a step made is the code that step ran: each execution reached
+    brings its code snapshot (a Directory in the store) in, one hop past its nearest step."""
+    nearest: dict = {}
+    for (kind, ref), d in dist.items():
+        if kind in ("step", "execution"):
+            e = ref.split(":", 1)[0]
+            nearest[e] = min(nearest.get(e, d), d)
+    if not nearest:
+        return
+    rows = con.execute(
+        "SELECT execution_id, any_value(code_digest) FROM execution_log "
+        "WHERE execution_id IN (SELECT unnest(?)) AND code_digest IS NOT NULL GROUP BY 1",
+        [list(nearest)],
+    ).fetchall()
+    for e, code in rows:
+        ekey, ckey = ("execution", e), ("code", code)
+        dist[ekey] = min(dist.get(ekey, nearest[e] + 1), nearest[e] + 1)
+        dist[ckey] = min(dist.get(ckey, nearest[e] + 2), nearest[e] + 2)
+        edges.add((ckey, ekey, "code"))
 
 
 def _describe(con, g: _Graph, nodes: dict) -> tuple:
@@ -268,6 +292,8 @@ def _describe(con, g: _Graph, nodes: dict) -> tuple:
         elif kind == "step":
             task, state = steps.get(ref, (None, None))
             out.append(LineageNode(kind, ref, depth, task or "", state))
+        elif kind == "code":
+            out.append(LineageNode(kind, ref, depth, "code snapshot (Directory of the source files)", None))
         else:
             wf, state = execs.get(ref, (None, None))
             out.append(LineageNode(kind, ref, depth, wf or "", state))
