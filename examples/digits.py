@@ -14,7 +14,10 @@ saved with skops, a format that does not execute code when loaded (never a bare 
 from __future__ import annotations
 
 import argparse
+import io
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import attrs
@@ -42,6 +45,33 @@ class Hyper:
 
 
 SKLEARN = "sklearn"
+
+
+def save(model: object, path: Path) -> None:
+    """Save with skops, byte for byte the same for the same model, so replays compare equal.
+
+    A skops file is a zip whose entry names and `__id__` fields are Python object ids and
+    whose entries carry the time of writing; all three change from run to run. Renumbering
+    them in order of appearance and fixing the timestamps keeps the format loadable by skops
+    and makes the bytes depend on the model alone.
+    """
+    from skops.io import dumps
+
+    src = zipfile.ZipFile(io.BytesIO(dumps(model)))
+    schema = src.read("schema.json").decode()
+    arrays = sorted((n for n in src.namelist() if n != "schema.json"), key=lambda n: (schema.find(f'"{n}"'), n))
+    renamed = {old: f"{i:04d}{Path(old).suffix}" for i, old in enumerate(arrays)}
+    for old, new in renamed.items():
+        schema = schema.replace(f'"{old}"', f'"{new}"')
+    ids: dict[str, int] = {}
+    schema = re.sub(r'"__id__": (\d+)', lambda m: f'"__id__": {ids.setdefault(m.group(1), len(ids))}', schema)
+    entries = [("schema.json", schema.encode())] + [(renamed[n], src.read(n)) for n in arrays]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, payload in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            out.writestr(info, payload)
 
 
 def _arrays(data: Dataset[Digit]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,13 +125,12 @@ def grid(C: float, gammas: list[float]) -> list[Hyper]:
 
 @task(cache=True, resources=Resources(num_cpus=1))
 def train(data: Dataset[Digit], hyper: Hyper) -> Model["sklearn"]:
-    from skops.io import dump
     from sklearn.svm import SVC
 
     x, y = _arrays(data)
     model = SVC(C=hyper.C, gamma=hyper.gamma).fit(x, y)
     out = Path(tempfile.mkdtemp(prefix="digits-model-"))
-    dump(model, out / "model.skops")
+    save(model, out / "model.skops")
     log_metric("train_accuracy", float((model.predict(x) == y).mean()))
     return Model.from_path(out, flavor=SKLEARN)
 
@@ -182,9 +211,17 @@ def main() -> None:
     ledger = Ledger()
     detail = ledger.execution(ex.id)
     print(f"\nexecution {ex.id}: {ex.status}")
+    earlier = {}  # a cached step logged its metrics when it first ran: show those
     for step in detail.steps:
-        for m in step.metrics:
-            print(f"  {step.step:<14} {m.name:<15} {m.value:.4f}")
+        metrics = step.metrics
+        if not metrics and step.cached_from:
+            source_id, _, source_step = step.cached_from.partition(":")
+            if source_id not in earlier:
+                earlier[source_id] = {s.step: s.metrics for s in ledger.execution(source_id).steps}
+            metrics = earlier[source_id].get(source_step, ())
+        for m in metrics:
+            note = "  (cached)" if step.cache_hit else ""
+            print(f"  {step.step:<14} {m.name:<15} {m.value:.4f}{note}")
     print(f"\n{ex.outputs}")
     current = ledger.model("digits", alias="production")
     if current:

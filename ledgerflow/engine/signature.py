@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
+from pathlib import Path
 from typing import Any, Callable
 
 import attrs
@@ -11,6 +13,20 @@ import attrs
 from ledgerflow.engine.graph import Param
 from ledgerflow.errors import WorkflowTypeError
 from ledgerflow.types import UnsupportedType, check_supported
+
+
+def qualified_name(fn: Callable) -> str:
+    """`module:qualname`, naming a script's `__main__` after its file, as a replay imports it.
+
+    >>> qualified_name(qualified_name)
+    'ledgerflow.engine.signature:qualified_name'
+    """
+    module = fn.__module__
+    if module == "__main__":
+        main = sys.modules.get("__main__")
+        if getattr(main, "__file__", None):
+            module = Path(main.__file__).stem
+    return f"{module}:{fn.__qualname__}"
 
 
 def definition_site(fn: Callable) -> str:

@@ -56,7 +56,7 @@ class Snapshot:
 def take(wf: Workflow, store: Store) -> Snapshot:
     """Store the source files of wf's modules (not site-packages) and say how to load wf from them."""
     modules = _modules(wf)
-    ref = f"{module_name(sys.modules[wf.fn.__module__])}:{wf.fn.__qualname__}"
+    ref = wf.qualname
     with tempfile.TemporaryDirectory(prefix="ledgerflow-snapshot-") as tmp:
         root = Path(tmp)
         files = {}

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from ledgerflow.engine.fingerprint import code_fingerprint
 from ledgerflow.engine.graph import FromStep, Node, Param
 from ledgerflow.engine.resources import Resources
-from ledgerflow.engine.signature import read_signature
+from ledgerflow.engine.signature import qualified_name, read_signature
 from ledgerflow.engine.tracing import Builder, Promise, current_builder
 from ledgerflow.errors import WorkflowTypeError
 from ledgerflow.store import digest_bytes
@@ -39,7 +39,7 @@ class Task:
             raise TypeError(f"@task decorates a function, not {fn!r}")
         self.fn = fn
         self.name = name or fn.__name__
-        self.qualname = f"{fn.__module__}:{fn.__qualname__}"
+        self.qualname = qualified_name(fn)
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"task {self.name!r}: retries={retries!r} must be a whole number >= 0")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import attrs
 
 from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Graph, Source
-from ledgerflow.engine.signature import definition_site, read_signature
+from ledgerflow.engine.signature import definition_site, qualified_name, read_signature
 from ledgerflow.engine.task import output_slots
 from ledgerflow.engine.tracing import Builder, Promise, current_builder, tracing
 from ledgerflow.errors import WorkflowTypeError
@@ -28,7 +28,7 @@ class Workflow:
     def __init__(self, fn: Callable, name: str | None = None):
         self.fn = fn
         self.name = name or fn.__name__
-        self.qualname = f"{fn.__module__}:{fn.__qualname__}"
+        self.qualname = qualified_name(fn)
         self.site = definition_site(fn)
         self.params, self.output = read_signature(fn, f"workflow {self.name!r}")
         self.graph = self._trace()
