@@ -90,3 +90,24 @@ def test_models_command_and_graph(digits, tmp_path):
     assert models[0]["name"] == "digits" and models[0]["aliases"] == {"production": 1}
     html = CliRunner().invoke(cli, ["--home", str(home), "graph", ex.id, "--format", "html"]).output
     assert "<html" in html and "promote" in html and "train[0]" in html
+
+
+def test_gpu_variant_says_why_it_cannot_run_here(tmp_path):
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(EXAMPLE.with_name("digits_gpu.py"))], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    if "skipping the GPU variant" not in out.stdout:
+        pytest.skip("a GPU is available here: the variant ran for real")  # pragma: no cover
+    assert out.returncode == 0 and ("no CUDA GPU" in out.stdout or "torch is not installed" in out.stdout)
+    assert not (tmp_path / ".ledgerflow").exists()  # nothing ran, nothing was recorded
+
+
+def test_replay_of_the_main_job_is_identical(digits, tmp_path):
+    from ledgerflow import replay
+
+    home = tmp_path / "home"
+    run(digits.pipeline, {**SMALL, "gammas": [0.001]}, home=home)
+    second = run(digits.pipeline, {**SMALL, "gammas": [0.001]}, home=home)
+    verdict = replay(second.id, home=home)
+    assert verdict.identical, verdict.summary()

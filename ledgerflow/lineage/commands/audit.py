@@ -67,7 +67,9 @@ def show(ctx, execution, as_json):
             node.add(f"out {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}")
         for m in st.metrics:
             node.add(f"metric {escape(m.name)} = {m.value:g}" + (f" @ {m.index}" if m.index is not None else ""))
-        if len(st.attempts) > 1 or st.status not in ("succeeded", "cached"):
+        if st.condition:
+            node.add(f"[dim]{escape(st.condition)}[/]")
+        if len(st.attempts) > 1 or st.status not in ("succeeded", "cached", "skipped"):
             for a in st.attempts:
                 line = f"attempt {a.attempt}: {_status(a.status)} {_dur(a.duration_s)}"
                 if a.error:
@@ -85,6 +87,16 @@ def query():
     """Lineage queries (upstream, downstream) and read-only SQL."""
 
 
+def _artifact_text(label: str, artifact) -> str:
+    """A plain value as `type = value` (cut short); a handle as its type and size."""
+    if artifact.kind in (None, "value") and artifact.value is not None:
+        value = artifact.value if len(artifact.value) <= 60 else artifact.value[:57] + "..."
+        return f"{label} = {value}"
+    size = artifact.size or 0
+    shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB" if size >= 2**10 else f"{size} B"
+    return f"{label} ({shown})"
+
+
 def _walk_cmd(direction: str):
     @click.argument("ref")
     @click.option("--depth", type=click.IntRange(min=0), default=None, help="Stop N hops from REF.")
@@ -100,9 +112,9 @@ def _walk_cmd(direction: str):
         table = Table("depth", "kind", "ref", "what", "status", box=None)
         for n in result.nodes:
             what = n.label
-            if n.artifact is not None and n.artifact.value is not None:
-                what = f"{n.label} = {n.artifact.value}"
-            ref_text = _short(n.ref) if n.kind == "artifact" else n.ref
+            if n.artifact is not None:
+                what = _artifact_text(n.label, n.artifact)
+            ref_text = _short(n.ref) if n.kind in ("artifact", "code") else n.ref
             table.add_row(str(n.depth), n.kind, ref_text, escape(what or ""), _status(n.status) if n.status else "")
         _console().print(table)
 
