@@ -159,3 +159,24 @@ def parallel(folder: str) -> list[bool]:
 def test_independent_steps_run_in_parallel(home, ray_runtime, tmp_path):
     met = run(parallel, {"folder": str(tmp_path / "meet")}, executor="ray", recorder=MemoryRecorder()).outputs
     assert met == [True, True, True], "independent steps did not all run at once on a 4-CPU runtime"
+
+
+@task
+def where_am_i(i: int) -> int:
+    return i
+
+
+@workflow
+def spread() -> list[int]:
+    return [where_am_i(i=i) for i in range(3)]
+
+
+def test_each_node_that_ran_steps_has_its_environment_recorded(tmp_path, ray_runtime):
+    from ledgerflow import Ledger
+
+    ex = run(spread, executor="ray", home=tmp_path / "home")
+    detail = Ledger(tmp_path / "home").execution(ex.id)
+    ran_on = {s.node for s in detail.steps}
+    assert ran_on and ran_on <= set(detail.nodes)
+    env = next(iter(detail.nodes.values()))
+    assert env["python"] and "ledgerflow" in env["packages"] and "ray" in env["packages"]

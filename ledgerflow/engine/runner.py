@@ -125,6 +125,7 @@ class _Run:
     map_open: dict[str, int] = attrs.Factory(dict)  # map node -> elements not yet ended
     map_failed: dict[str, list[str]] = attrs.Factory(dict)  # map node -> elements that failed for good
     map_of: dict[str, str] = attrs.Factory(dict)  # element step -> its map node
+    nodes_seen: set[str] = attrs.Factory(set)  # remote nodes whose environment is recorded already
     errors: dict[str, BaseException] = attrs.Factory(dict)  # step -> the error that failed it for good
     failure: tuple[str, BaseException] | None = None
 
@@ -333,6 +334,9 @@ class _Run:
     def finish(self, node: Node, outcome: StepOutcome) -> None:
         """Record an attempt; then the step is done, or retried, or has failed for good."""
         outputs = tuple((name, ref) for name, _, ref in outcome.outputs)
+        if outcome.environment is not None and outcome.node not in self.nodes_seen:
+            self.nodes_seen.add(outcome.node)
+            self.recorder.record(ev.NodeSeen(self.id, outcome.node, outcome.environment, outcome.ended_at))
         for m in outcome.metrics:
             self.recorder.record(ev.MetricLogged(self.id, node.name, m.name, m.value, m.at, m.index))
         error_line = None if outcome.error is None else f"{type(outcome.error).__name__}: {outcome.error}"

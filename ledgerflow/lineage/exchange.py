@@ -195,7 +195,7 @@ def import_export(ledger, directory: str | os.PathLike) -> ImportReport:
             appended = _append(con, kept, head_seq, head_hash)
             con.execute("COMMIT").fetchall()
         except BaseException:
-            con.execute("ROLLBACK").fetchall()
+            writer.rollback(con)  # a failed COMMIT has ended the transaction already: keep its error
             raise
     new_head = appended[-1] if appended else (None, head_hash)
     return ImportReport(

@@ -17,6 +17,7 @@ import weakref
 from collections import defaultdict
 from pathlib import Path
 
+import attrs
 import duckdb
 import pyarrow as pa
 
@@ -31,6 +32,7 @@ from ledgerflow.engine.events import (
     ExecutionStarted,
     MetricLogged,
     ModelRegistered,
+    NodeSeen,
     StepFinished,
     StepStarted,
 )
@@ -38,7 +40,7 @@ from ledgerflow.errors import LedgerError, RegistryError
 from ledgerflow.home import Home
 from ledgerflow.lineage import chain, liveness, readonly_sql, refs, registry, retention, walk, writer
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
-from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
+from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64, missing_tables
 from ledgerflow.lineage.values import (
     ArtifactInfo,
     AttemptInfo,
@@ -58,7 +60,7 @@ from ledgerflow.lineage.values import (
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
 _EVENT_TYPES = (ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
-                ModelRegistered, AliasMoved, retention.ExecutionTagged, retention.ObjectCollected)
+                ModelRegistered, AliasMoved, NodeSeen, retention.ExecutionTagged, retention.ObjectCollected)
 
 
 @atexit.register
@@ -369,7 +371,12 @@ class Ledger:
                 ).to_arrow_table().to_pylist()
             }
             arts.update(self._artifacts(con, {r[4] for r in edge_rows} - arts.keys()))
-        return _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows, arts)
+            nodes = {} if "node_log" in missing_tables(con) else {
+                node: _params(env) for node, env in walk.rows_of_executions(
+                    con, ranges, "node_log", "node, environment", [eid])[eid]}
+        detail = _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows,
+                           arts)
+        return attrs.evolve(detail, nodes=nodes) if nodes else detail
 
     def upstream(self, ref: str, depth: int | None = None) -> Lineage:
         """Everything `ref` came from: producing steps, their inputs, ... down to raw parameters.

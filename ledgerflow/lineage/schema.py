@@ -16,7 +16,7 @@ import attrs
 from blake3 import blake3 as _blake3
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PARAMS_STEP = "@params"  # pseudo-step that "produces" an execution's parameters
 OUTPUTS_STEP = "@outputs"  # pseudo-step that "consumes" an execution's outputs
@@ -211,7 +211,19 @@ GC_LOG = ChainedTable(
     ),
 )
 
-CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG)
+NODE_LOG = ChainedTable(
+    "node_log",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("node", "VARCHAR"),
+        _c("environment", "VARCHAR"),
+        _c("seen_at", "TIMESTAMP"),
+    ),
+)
+
+CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG,
+                  NODE_LOG)
 TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
 
 
@@ -323,10 +335,19 @@ def _migrate_1_to_2(con) -> None:
         con.execute(ddl).fetchall()
 
 
+V3_TABLES = (NODE_LOG,)
+
+
+def _migrate_2_to_3(con) -> None:
+    """Add node_log (the environment of each node that ran an execution's steps)."""
+    for t in V3_TABLES:
+        con.execute(_table_ddl(t)).fetchall()
+
+
 # Bumped-from -> function(con) upgrading the schema by one version, run by the next write
 # (inside its transaction); `ensure_schema` refuses a file newer than this code. A reader
 # of a file not yet migrated sees the new tables as absent (see `missing_tables`).
-MIGRATIONS: dict = {1: _migrate_1_to_2}
+MIGRATIONS: dict = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def missing_tables(con) -> set:

@@ -128,6 +128,7 @@ class ExecutionDetail(_Json):
     steps: tuple  # of StepInfo, in the order they started
     code_digest: str | None
     environment: dict
+    nodes: dict = attrs.Factory(dict)  # node -> environment, for each remote node that ran steps
 
     @property
     def id(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import duckdb
 import pyarrow as pa
 
 from ledgerflow.engine.events import (
@@ -21,6 +22,7 @@ from ledgerflow.engine.events import (
     ExecutionStarted,
     MetricLogged,
     ModelRegistered,
+    NodeSeen,
     StepFinished,
     StepStarted,
 )
@@ -31,6 +33,7 @@ from ledgerflow.lineage.schema import (
     EDGES,
     EXECUTION_LOG,
     METRICS,
+    NODE_LOG,
     OUTPUTS_STEP,
     PARAMS_STEP,
     STEP_LOG,
@@ -193,8 +196,22 @@ def write(con, events: list, ledger_path) -> int:
         con.execute("COMMIT").fetchall()
         return n
     except BaseException:
-        con.execute("ROLLBACK").fetchall()
+        rollback(con)
         raise
+
+
+def rollback(con) -> None:
+    """Roll back the open transaction, if there still is one, without hiding why it failed.
+
+    A COMMIT that fails (a full disk: "Failed to commit: Could not write file ...: No space
+    left on device") has already ended the transaction; ROLLBACK would then raise "cannot
+    rollback - no transaction is active" and that error, not the real cause, would reach
+    the user (found by tests/test_faults.py). The original exception is re-raised by the caller.
+    """
+    try:
+        con.execute("ROLLBACK").fetchall()
+    except duckdb.Error:
+        pass
 
 
 def _coalesced(events: list) -> set:
@@ -209,6 +226,10 @@ def _coalesced(events: list) -> set:
 
 
 def _add_event(batch: _Batch, ev, start) -> None:
+    if isinstance(ev, NodeSeen):
+        batch.add(NODE_LOG, execution_id=ev.execution_id, node=ev.node, environment=ev.environment,
+                  seen_at=utc_naive(ev.at))
+        return
     if isinstance(ev, StepFinished):
         batch.add(
             STEP_LOG,
