@@ -153,9 +153,9 @@ class _Run:
         self.nodes = {n.name: n for n in nodes}
         waiting = {n.name: set(n.depends_on) for n in nodes}
         dependents: dict[str, list[str]] = {n.name: [] for n in nodes}
-        for n in nodes:
-            for d in n.depends_on:
-                dependents[d].append(n.name)
+        for name, deps in waiting.items():
+            for d in deps:
+                dependents[d].append(name)
         ready = deque(n.name for n in nodes if not waiting[n.name])
         while True:
             while (ready or self.completed) and self.failure is None:
