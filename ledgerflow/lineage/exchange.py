@@ -308,27 +308,10 @@ def _append(con, kept: dict, head_seq: int, head_hash: bytes) -> list:
     new_seq: dict = {name: [None] * data.num_rows for name, data in kept.items()}
     for n, (_, name, i) in enumerate(order, start=head_seq + 1):
         new_seq[name][i] = n
-    encodings: list = [None] * len(order)
-    renumbered = {}
+    parts = []
     for name, data in kept.items():
-        if not data.num_rows:
-            continue
-        t = TABLES_BY_NAME[name]
-        content = data.select(t.column_names).set_column(0, "seq", pa.array(new_seq[name], pa.int64()))
-        for seq, enc in zip(new_seq[name], chain.encode_rows(t, content)):
-            encodings[seq - head_seq - 1] = enc
-        renumbered[name] = content
-    hashes = chain.chain(head_hash, encodings)
-    prevs = [head_hash] + hashes[:-1]
-    for name, content in renumbered.items():
-        t = TABLES_BY_NAME[name]
-        idx = [s - head_seq - 1 for s in new_seq[name]]
-        rows = content.append_column("prev_hash", pa.array([prevs[i] for i in idx], pa.binary()))
-        rows = rows.append_column("row_hash", pa.array([hashes[i] for i in idx], pa.binary()))
-        con.register("_import", rows)
-        try:
-            cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
-            con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _import").fetchall()
-        finally:
-            con.unregister("_import")
+        if data.num_rows:
+            t = TABLES_BY_NAME[name]
+            parts.append((t, data.select(t.column_names).set_column(0, "seq", pa.array(new_seq[name], pa.int64()))))
+    hashes = writer.insert_chained(con, parts, head_seq, head_hash)
     return list(zip(range(head_seq + 1, head_seq + 1 + len(order)), hashes))

@@ -312,30 +312,41 @@ def _add_event(batch: _Batch, ev, start) -> None:
 
 
 def _insert(con, batch: _Batch, head_seq: int, head_hash: bytes) -> None:
-    n = batch.next_seq - (head_seq + 1)
-    encodings: list = [None] * n
-    tables = {}
+    parts = []
     for t in CHAINED_TABLES:
         rows = batch.rows[t.name]
-        if not rows:
-            continue
-        columns = list(zip(*rows))
-        data = pa.table([pa.array(col, c.arrow) for col, c in zip(columns, t.columns)], schema=t.arrow_schema)
-        for seq, enc in zip(columns[0], chain.encode_rows(t, data)):
+        if rows:
+            columns = list(zip(*rows))
+            parts.append((t, pa.table([pa.array(col, c.arrow) for col, c in zip(columns, t.columns)],
+                                      schema=t.arrow_schema)))
+    insert_chained(con, parts, head_seq, head_hash)
+
+
+def insert_chained(con, parts: list, head_seq: int, head_hash: bytes) -> list:
+    """Insert rows numbered head_seq + 1, head_seq + 2, ... (their `seq` column), chained after
+    head_hash: each row's hash covers its content and the hash of the row before it in seq order.
+
+    `parts` is [(ChainedTable, Arrow table of its content columns)]. Returns the new row
+    hashes in seq order. The one place rows enter the chain (flushes and imports alike).
+    """
+    n = sum(data.num_rows for _, data in parts)
+    encodings: list = [None] * n
+    for t, data in parts:
+        for seq, enc in zip(data.column("seq").to_pylist(), chain.encode_rows(t, data)):
             encodings[seq - head_seq - 1] = enc
-        tables[t] = (data, columns[0])
     hashes = chain.chain(head_hash, encodings)
     prevs = [head_hash] + hashes[:-1]
-    for t, (data, seqs) in tables.items():
-        idx = [s - head_seq - 1 for s in seqs]
+    for t, data in parts:
+        idx = [s - head_seq - 1 for s in data.column("seq").to_pylist()]
         data = data.append_column("prev_hash", pa.array([prevs[i] for i in idx], pa.binary()))
         data = data.append_column("row_hash", pa.array([hashes[i] for i in idx], pa.binary()))
-        con.register("_batch", data)
+        con.register("_rows", data)
         try:
             cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
-            con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _batch").fetchall()
+            con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _rows").fetchall()
         finally:
-            con.unregister("_batch")
+            con.unregister("_rows")
+    return hashes
 
 
 def process_start_of(ev) -> str | None:
