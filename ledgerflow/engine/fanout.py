@@ -82,5 +82,3 @@ def _map_eagerly(task: Task, kwargs: dict[str, Any]) -> list:
                          + ", ".join(f"{k}={len(v)}" for k, v in mapped.items()))
     n = lengths.pop()
     return [task.fn(**{**kwargs, **{k: v[i] for k, v in mapped.items()}}) for i in range(n)]
-
-
