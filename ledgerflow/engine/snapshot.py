@@ -19,6 +19,7 @@ import attrs
 from ledgerflow.engine.fingerprint import is_user_code, referenced_user_functions
 from ledgerflow.engine.loading import LoadError, workflow_in
 from ledgerflow.engine.workflow import Workflow
+from ledgerflow.errors import IntegrityError, ObjectNotFound
 from ledgerflow.store import Store
 
 MANIFEST = "ledgerflow-snapshot.json"
@@ -86,26 +87,34 @@ def loaded(store: Store, digest: str):
     The modules this process already has under those names are set aside and restored after,
     so a replay neither sees nor disturbs today's code.
     """
-    root = store.checkout(digest)
-    try:
-        meta = json.loads((root / MANIFEST).read_text())
-    except (OSError, ValueError) as e:
-        raise LoadError(f"snapshot {digest} has no readable {MANIFEST}: {e}") from e
-    names = list(meta["modules"])
-    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
-    sys.path.insert(0, str(root))
-    try:
-        module_part, _, qualname = meta["workflow"].partition(":")
-        import importlib
-
+    # Code to be imported is checked out privately, each file hashed against the digest the
+    # ledger recorded as it is copied (a snapshot is a few source files, so this is cheap).
+    # The store's shared checkout is only checked by file sizes: a same-size edit there, or
+    # a planted __pycache__, would have been imported and run (found by tests/test_faults.py).
+    with tempfile.TemporaryDirectory(prefix="ledgerflow-replay-") as tmp:
         try:
-            module = importlib.import_module(module_part)
-        except Exception as e:  # ImportError, or the module's own code failing here
-            raise LoadError(f"the recorded code cannot be imported in this environment: "
-                            f"{type(e).__name__}: {e}") from e
-        yield workflow_in(module, qualname, meta["workflow"])
-    finally:
-        sys.path.remove(str(root))
-        for name in names:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
+            root = store.checkout(digest, Path(tmp) / "code", verify=True)
+        except (IntegrityError, ObjectNotFound) as e:
+            raise LoadError(f"snapshot {digest} cannot be used: {e}") from e
+        try:
+            meta = json.loads((root / MANIFEST).read_text())
+        except (OSError, ValueError) as e:
+            raise LoadError(f"snapshot {digest} has no readable {MANIFEST}: {e}") from e
+        names = list(meta["modules"])
+        saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+        sys.path.insert(0, str(root))
+        try:
+            module_part, _, qualname = meta["workflow"].partition(":")
+            import importlib
+
+            try:
+                module = importlib.import_module(module_part)
+            except Exception as e:  # ImportError, or the module's own code failing here
+                raise LoadError(f"the recorded code cannot be imported in this environment: "
+                                f"{type(e).__name__}: {e}") from e
+            yield workflow_in(module, qualname, meta["workflow"])
+        finally:
+            sys.path.remove(str(root))
+            for name in names:
+                sys.modules.pop(name, None)
+            sys.modules.update(saved)

@@ -20,6 +20,7 @@ class Writer(io.RawIOBase):
         self._hasher = Hasher()
         self.digest: str | None = None
         self.size: int | None = None
+        self._failed: BaseException | None = None
 
     def writable(self) -> bool:
         return True
@@ -27,9 +28,19 @@ class Writer(io.RawIOBase):
     def write(self, data) -> int:
         if self.digest is not None:
             raise ValueError(f"object {self.digest} is already published; it cannot be written to")
+        if self._failed is not None:
+            # A write already failed (a full disk: the temp file is gone). A caller that writes
+            # again on its way out, as pyarrow's stream writer does when its `with` block closes
+            # it, gets that error again, not "write to closed file", which would hide the
+            # cause (found by tests/test_faults.py).
+            raise self._failed
         before = self._hasher.size
         self._hasher.update(data)
-        self._temp.write(data)
+        try:
+            self._temp.write(data)
+        except BaseException as e:
+            self._failed = e
+            raise
         return self._hasher.size - before
 
     def tell(self) -> int:

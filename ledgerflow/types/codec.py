@@ -106,8 +106,20 @@ def encode(value: Any, tp: Any = None) -> str:
 
 
 def decode(text: str, tp: Any) -> Any:
-    """The value of type tp that `encode` turned into text."""
-    return converter.structure(json.loads(text, object_hook=_untag), tp)
+    """The value of type tp that `encode` turned into text; ValueError if `text` is not one.
+
+    >>> decode('["x"]', list[int])
+    Traceback (most recent call last):
+    ...
+    ValueError: the recorded value does not decode as list[int]: While structuring list[int] (1 sub-exception)
+    """
+    try:
+        return converter.structure(json.loads(text, object_hook=_untag), tp)
+    except (cattrs.errors.BaseValidationError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        # cattrs reports a mismatch as an ExceptionGroup, which callers that fall back on a
+        # ValueError (cache reuse, replay) did not catch: a damaged or planted value in the
+        # ledger then crashed the run instead of being refused (found by tests/test_faults.py).
+        raise ValueError(f"the recorded value does not decode as {type_name(tp)}: {e}") from e
 
 
 def value_digest(text: str) -> str:

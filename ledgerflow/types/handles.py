@@ -111,8 +111,13 @@ class File(Handle):
 
     @property
     def path(self) -> Path:
-        """A local path to the bytes (read-only: it is the store's copy)."""
-        return self.store.local_path(self.digest)
+        """A local path to the bytes (read-only: it is the store's copy), checked against the digest.
+
+        Verified like `Dataset.to_arrow()`: a step reading a corrupted File through `.path` got
+        the damaged bytes silently (found by tests/test_faults.py). The check is remembered
+        per file identity (see `Store.local_path`), so reading the same file again is free.
+        """
+        return self.store.local_path(self.digest, verify=True)
 
     def open(self, *, verify: bool = True) -> IO[bytes]:
         return self.store.open(self.digest, verify=verify)
