@@ -25,7 +25,7 @@ import duckdb
 
 from ledgerflow.errors import LedgerError
 
-DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_LOCK_TIMEOUT = 60.0  # the wait is not fair between processes: leave room for many writers
 
 _path_locks: dict = {}
 _path_locks_guard = threading.Lock()

@@ -140,8 +140,9 @@ class Ledger:
     def record(self, event) -> None:
         """Buffer `event`; a background thread writes it within `flush_interval`.
 
-        The end of an execution (ExecutionFinished) is written before this returns, so
-        a finished run is in the ledger when the runner hands back its result.
+        The start and the end of an execution are written before this returns: a run
+        whose ledger cannot be written fails before its first step, and a finished run is in
+        the ledger when the runner hands back its result.
         """
         if self._closed:
             raise LedgerError(f"the ledger at {self.path} is closed")
@@ -155,7 +156,9 @@ class Ledger:
             self._recent.setdefault(
                 event.cache_key, CacheEntry(f"{event.execution_id}:{event.step}", event.outputs)
             )
-        if isinstance(event, ExecutionFinished):
+        if isinstance(event, (ExecutionStarted, ExecutionFinished)):
+            # The start is written at once too: a home that cannot be written (read-only, full)
+            # fails the run before any step runs, and `lineage list` shows the run straight away.
             self.flush()
             return
         if self._thread is None:
