@@ -262,3 +262,31 @@ def test_cache_hit_reuses_outputs(home):
     assert hit.status == "cached" and hit.cached_from == f"{first.id}:cached_ingest"
     run(cached_wf, recorder=rec, cache=False)
     assert CALLS["cached"] == 2
+
+
+@task
+def one(n: int) -> int:
+    return n + 1
+
+
+@task
+def add_all(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@workflow
+def gathering(n: int = 1) -> int:
+    return add_all(xs=[one(n=n), one(n=one(n=n)), 5])
+
+
+def test_a_list_written_in_the_body_keeps_the_lineage_joined(home):
+    from ledgerflow import Ledger
+
+    ex = run(gathering)
+    assert ex.outputs == 2 + 3 + 5
+    ledger = Ledger(home)
+    steps = {s.step: s for s in ledger.execution(ex.id).steps}
+    names = [b.name for b in steps["add_all"].inputs]
+    assert names[:1] == ["xs"] and {"xs[0]", "xs[1]", "xs[2]"} <= set(names)
+    upstream = {n.ref for n in ledger.upstream(steps["add_all"].outputs[0].artifact.digest).nodes}
+    assert {f"{ex.id}:one", f"{ex.id}:one_2", f"{ex.id}:one_3"} <= upstream

@@ -210,3 +210,10 @@ def test_task_options_validated():
     with pytest.raises(ValueError, match="memory"):
         from ledgerflow import Resources
         Resources(memory="lots")
+
+
+def test_arithmetic_on_a_promise_says_where_to_compute_it():
+    with pytest.raises(WorkflowTypeError, match="arithmetic or a comparison"):
+        @workflow
+        def w(n: int = 1) -> int:
+            return count(data=ingest(n=n + 1))

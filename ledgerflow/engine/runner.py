@@ -147,6 +147,17 @@ class _Run:
             return self.resolve(src.then if self.resolve(src.condition)[0] else src.otherwise)
         return src.value, artifact_ref(src.value, src.type)
 
+    def gathered(self, named: tuple[tuple[str, Source], ...]) -> ev.Binding:
+        """The elements of lists written in the workflow body (`total(xs=[a, b])`), each bound as
+        `xs[0]`, `xs[1]`: the list itself was made by no step, so these keep the lineage joined."""
+        out: list[tuple[str, ev.ArtifactRef]] = []
+        for name, src in named:
+            if isinstance(src, Gather):
+                for i, item in enumerate(src.items):
+                    out.append((f"{name}[{i}]", self.resolve(item)[1]))
+                    out.extend(self.gathered(((f"{name}[{i}]", item),)))
+        return tuple(out)
+
     # -- the loop ---------------------------------------------------------------------------
     def go(self) -> None:
         nodes = self.wf.graph.nodes
@@ -198,9 +209,10 @@ class _Run:
         if node.mapped and node.map_index is None:
             self.expand(node, inputs)
             return
-        self.call_inputs[node.name] = tuple((name, ref) for name, _, ref in inputs)
+        bindings = tuple((name, ref) for name, _, ref in inputs)
+        self.call_inputs[node.name] = bindings + self.gathered(node.inputs)
         self.call_values[node.name] = tuple((name, value) for name, value, _ in inputs)
-        key = cache_key(node.task, self.call_inputs[node.name]) if node.task.cache else None
+        key = cache_key(node.task, bindings) if node.task.cache else None
         self.keys[node.name] = key
         if key and self.use_cache and self.reuse(node, key):
             self.done(node.name)
@@ -387,10 +399,12 @@ class _Run:
         if out is None:
             return None, ()
         if isinstance(out, tuple):
+            named = tuple((f"return[{i}]", s) for i, s in enumerate(out))
             resolved = [self.resolve(s) for s in out]
-            return tuple(v for v, _ in resolved), tuple((f"return[{i}]", r) for i, (_, r) in enumerate(resolved))
+            bindings = tuple((name, r) for (name, _), (_, r) in zip(named, resolved))
+            return tuple(v for v, _ in resolved), bindings + self.gathered(named)
         value, ref = self.resolve(out)
-        return value, (("return", ref),)
+        return value, (("return", ref),) + self.gathered((("return", out),))
 
 
 def who() -> str:

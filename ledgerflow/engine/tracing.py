@@ -46,6 +46,13 @@ class Promise:
     def __len__(self):
         self._no_value("len()")
 
+    def _arithmetic(self, *_):
+        self._no_value("arithmetic or a comparison (compute it in a task)")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _arithmetic
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __pow__ = _arithmetic
+    __lt__ = __le__ = __gt__ = __ge__ = __neg__ = _arithmetic
+
     def __iter__(self):
         args = typing.get_args(self.type)
         if typing.get_origin(self.type) is tuple and args and args[-1] is not Ellipsis:
