@@ -33,6 +33,8 @@ from datetime import datetime
 
 import attrs
 
+from ledgerflow.lineage.display import format_duration, format_size
+
 FORMATS = ("mermaid", "dot", "html")
 PARAMS_ID = "@parameters"  # a step is named after a Python identifier, so this can't clash
 
@@ -233,31 +235,6 @@ def _guard_source(steps, c, condition, before, latest):
 
 
 # ---------------------------------------------------------------------------- labels
-
-
-def format_duration(seconds: float | None) -> str:
-    """'0.05 ms', '12 ms', '1.24 s', '2m 03s', '1h 02m', or '-' when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 0.001:
-        return f"{seconds * 1000:.2f} ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-
-
-def format_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover
 
 
 def _status_class(step) -> str:

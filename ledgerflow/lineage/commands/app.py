@@ -21,6 +21,7 @@ import duckdb
 from rich.console import Console
 
 from ledgerflow.errors import LedgerflowError, RefError
+from ledgerflow.lineage.display import format_duration
 from ledgerflow.lineage.ledger import Ledger
 from ledgerflow.lineage.values import jsonable
 
@@ -93,14 +94,7 @@ def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S") if at else "-"
 
 
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
+_dur = format_duration
 
 
 def _status(status: str | None) -> str:

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from ledgerflow.lineage.display import format_size
 from ledgerflow.lineage.values import jsonable
 from ledgerflow.lineage.commands.app import (
     EXIT_PROBLEM, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
@@ -92,9 +93,7 @@ def _artifact_text(label: str, artifact) -> str:
     if artifact.kind in (None, "value") and artifact.value is not None:
         value = artifact.value if len(artifact.value) <= 60 else artifact.value[:57] + "..."
         return f"{label} = {value}"
-    size = artifact.size or 0
-    shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB" if size >= 2**10 else f"{size} B"
-    return f"{label} ({shown})"
+    return f"{label} ({format_size(artifact.size)})"
 
 
 def _walk_cmd(direction: str):
