@@ -126,3 +126,27 @@ def test_unknown_id(home, tmp_path):
     run(mod.pipeline, {"seed": 3})
     with pytest.raises(RefError):
         replay("01NOPE")
+
+
+def test_a_workflow_typed_at_a_prompt_runs_caches_and_says_why_it_cannot_replay(tmp_path):
+    import subprocess
+    import sys
+
+    script = textwrap.dedent("""
+        from ledgerflow import task, workflow, run, replay
+        @task(cache=True)
+        def inc(x: int) -> int:
+            return x + 1
+        @workflow
+        def wf(x: int = 1) -> int:
+            return inc(x=inc(x=x))
+        ex = run(wf)
+        print(ex.outputs, run(wf).steps["inc"].status)
+        print(replay(ex.id).summary())
+    """)
+    out = subprocess.run([sys.executable, "-"], input=script, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.strip().splitlines()
+    assert first == "3 cached"
+    assert "could not replay" in second and "interactive session or a notebook" in second

@@ -30,7 +30,7 @@ def is_user_code(fn: object) -> bool:
         path = inspect.getsourcefile(fn)  # type: ignore[arg-type]
     except TypeError:
         return False
-    if not path:
+    if not path or not Path(path).is_file():  # '<stdin>', '<string>': typed, not stored
         return False
     resolved = str(Path(path).resolve())
     return not resolved.startswith(_NOT_USER) and "site-packages" not in resolved

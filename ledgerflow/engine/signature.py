@@ -23,9 +23,9 @@ def qualified_name(fn: Callable) -> str:
     """
     module = fn.__module__
     if module == "__main__":
-        main = sys.modules.get("__main__")
-        if getattr(main, "__file__", None):
-            module = Path(main.__file__).stem
+        source = getattr(sys.modules.get("__main__"), "__file__", None)
+        if source and Path(source).is_file():  # a script, not '<stdin>' or a notebook
+            module = Path(source).stem
     return f"{module}:{fn.__qualname__}"
 
 

@@ -42,8 +42,9 @@ def _modules(wf: Workflow) -> dict[str, Path]:
             continue
         seen.add(id(fn))
         module = sys.modules.get(fn.__module__)
-        if module is not None and getattr(module, "__file__", None):
-            found[module_name(module)] = Path(module.__file__)
+        source = getattr(module, "__file__", None)
+        if source and Path(source).is_file():  # not '<stdin>', a notebook cell, or a zip
+            found[module_name(module)] = Path(source)
         functions.extend(referenced_user_functions(fn))
     return found
 
@@ -105,6 +106,10 @@ def loaded(store: Store, digest: str):
         sys.path.insert(0, str(root))
         try:
             module_part, _, qualname = meta["workflow"].partition(":")
+            if module_part not in meta["modules"]:
+                raise LoadError(f"workflow {meta['workflow']} was defined where its source is not a file "
+                                "(an interactive session or a notebook), so its code was not snapshotted; "
+                                "define it in a .py file to be able to replay it")
             import importlib
 
             try:
