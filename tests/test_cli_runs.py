@@ -128,3 +128,11 @@ def test_metrics_and_compare(cli):
     assert "param scale" in cli("compare", a, b).stdout
     out = cli("metrics", "01NOSUCH", ok=False)
     assert out.returncode == 2 and "no execution" in out.stderr
+
+
+def test_run_by_module_name_from_the_current_folder(cli):
+    out = json.loads(cli("run", "flow:pipeline", "-p", "n=2", "--json").stdout)
+    assert out["status"] == "succeeded"
+    assert json.loads(cli("list", "--json").stdout)[0]["workflow"] == "flow:pipeline"
+    bad = cli("run", "no_such_module:pipeline", ok=False)
+    assert bad.returncode == 2 and "cannot import module 'no_such_module'" in bad.stderr

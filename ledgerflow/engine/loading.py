@@ -33,6 +33,8 @@ def load_workflow(target: str) -> Workflow:
             raise LoadError(f"{where}: no such file")
         module = import_file(path)
     else:
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: modules of the current folder
         try:
             module = importlib.import_module(where)
         except ImportError as e:
