@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import blake3
 import pytest
 from hypothesis import given, settings
@@ -80,3 +82,17 @@ def test_malformed_digests(bad):
     assert not is_digest(bad)
     with pytest.raises(ValueError):
         validate_digest(bad)
+
+
+def test_a_forked_child_hashes_without_the_parents_thread_pool(tmp_path):
+    """blake3's threads are not copied by fork(); a child must not wait for them."""
+    import multiprocessing
+
+    from ledgerflow.store.digest import digest_bytes as parent_digest
+
+    big = os.urandom(8 << 20)
+    expected = parent_digest(big)  # starts the thread pool in this process
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        result = pool.apply_async(parent_digest, (big,))
+        assert result.get(timeout=60) == expected

@@ -22,6 +22,25 @@ THREADED_MIN = 1 << 20
 
 _DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
 
+# blake3's worker threads do not survive fork(): a forked child (multiprocessing's default on
+# Linux) that hashed with them would wait forever for threads that were never copied. So a
+# forked process hashes on its own thread (found by tests/test_crash.py, which forks runs).
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _threads(size: int | None = None) -> int:
+    if _forked or (size is not None and size < THREADED_MIN):
+        return 1
+    return blake3.blake3.AUTO
+
 
 def digest_bytes(data: bytes | bytearray | memoryview) -> str:
     """The digest of `data`.
@@ -29,8 +48,7 @@ def digest_bytes(data: bytes | bytearray | memoryview) -> str:
     >>> digest_bytes(b"")
     'blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262'
     """
-    threads = blake3.blake3.AUTO if len(data) >= THREADED_MIN else 1
-    return PREFIX + blake3.blake3(data, max_threads=threads).hexdigest()
+    return PREFIX + blake3.blake3(data, max_threads=_threads(len(data))).hexdigest()
 
 
 def digest_file(path: str | os.PathLike) -> tuple[str, int]:
@@ -69,7 +87,7 @@ class Hasher:
     __slots__ = ("_hash", "_size")
 
     def __init__(self) -> None:
-        self._hash = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        self._hash = blake3.blake3(max_threads=_threads())
         self._size = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
