@@ -16,7 +16,10 @@ scan per execution it touches.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict, deque
+
+import pyarrow as pa
 
 from ledgerflow.lineage.refs import Resolved
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
@@ -24,6 +27,7 @@ from ledgerflow.lineage.values import ArtifactInfo, Lineage, LineageEdge, Lineag
 from ledgerflow.lineage.writer import lookup_by_key
 
 _PSEUDO = (PARAMS_STEP, OUTPUTS_STEP)
+_INLINE_KEYS = 500  # lookup_by_key's own threshold for an inline IN list
 _MANY = 16  # above this many executions at once, one scan beats per-execution range reads
 
 
@@ -58,11 +62,10 @@ def rows_of_executions(con, ranges: ExecutionRanges, table: str, cols: str, exec
         return out
     if len(ids) <= _MANY:
         for e, (lo, hi) in ranges.get(ids).items():
-            for row in con.execute(
+            out[e].extend(con.execute(
                 f"SELECT {cols} FROM {table} WHERE seq BETWEEN ? AND ? AND execution_id = ? ORDER BY seq",
                 [lo, hi, e],
-            ).fetchall():
-                out[e].append(row)
+            ).fetchall())
     else:
         for row in con.execute(
             f"SELECT execution_id, {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)) ORDER BY seq",
@@ -81,6 +84,7 @@ class _Graph:
         self.by_step: dict = {}  # (execution_id, step) -> [(direction, name, digest)]
         self.by_digest: dict = defaultdict(set)  # digest -> {(execution_id, step, direction, name)}
         self.loaded: set = set()
+        self.by_seq: dict = {}  # seq -> (execution_id, step, direction, name, digest) of the rows loaded
 
     def _add(self, e, step, direction, name, digest) -> None:
         self.by_step.setdefault((e, step), []).append((direction, name, digest))
@@ -91,9 +95,16 @@ class _Graph:
         todo = {e for e in execution_ids if e not in self.loaded}
         if not todo:
             return
-        for e, rows in rows_of_executions(self.con, self.ranges, "edges", "step, direction, name, digest", todo).items():
-            for step, direction, name, digest in rows:
-                self._add(e, step, direction, name, digest)
+        by_step, by_digest, by_seq = self.by_step, self.by_digest, self.by_seq
+        for e, rows in rows_of_executions(self.con, self.ranges, "edges", "seq, step, direction, name, digest", todo).items():
+            for seq, step, direction, name, digest in rows:
+                by_seq[seq] = (e, step, direction, name, digest)
+                key = (e, step)
+                lst = by_step.get(key)
+                if lst is None:
+                    lst = by_step[key] = []
+                lst.append((direction, name, digest))
+                by_digest[digest].add((e, step, direction, name))
         self.loaded.update(todo)
 
     def step_edges(self, step: tuple, direction: str) -> list:
@@ -119,14 +130,31 @@ class _Graph:
     def global_edges(self, digests) -> dict:
         """digest -> [(execution_id, step, direction, name)] over the whole ledger: one query."""
         wanted = set(digests)
-        found = lookup_by_key(
-            self.con, "edges", "dkey", [key64(d) for d in wanted], "execution_id, step, direction, name, digest"
-        )
         out: dict = {d: [] for d in wanted}
-        if found is not None:
-            for e, s, d, name, digest in zip(*(found.column(i).to_pylist() for i in range(5))):
-                if digest in wanted:
-                    out[digest].append((e, s, d, name))
+        keys = [key64(d) for d in wanted]
+        if len(keys) <= _INLINE_KEYS:
+            found = lookup_by_key(self.con, "edges", "dkey", keys, "execution_id, step, direction, name, digest")
+            rows = zip(*(found.column(i).to_pylist() for i in range(5))) if found is not None else ()
+        else:
+            # Many keys: a hash join over the whole table. Join on the key alone (a scan of
+            # two integer columns), then read in full only the rows not already loaded;
+            # most of them usually are (the hops inside the executions being walked).
+            self.con.register("_wanted_keys", pa.table({"k": pa.array(keys, pa.int64())}))
+            try:
+                seqs = self.con.sql(
+                    "SELECT seq FROM edges WHERE dkey IN (SELECT k FROM _wanted_keys)"
+                ).to_arrow_table().column(0).to_pylist()
+            finally:
+                self.con.unregister("_wanted_keys")
+            by_seq = self.by_seq
+            rows = [by_seq[q] for q in seqs if q in by_seq]
+            remote = [q for q in seqs if q not in by_seq]
+            if remote:
+                found = lookup_by_key(self.con, "edges", "seq", remote, "execution_id, step, direction, name, digest")
+                rows += list(zip(*(found.column(i).to_pylist() for i in range(5))))
+        for e, s, d, name, digest in rows:
+            if digest in wanted:
+                out[digest].append((e, s, d, name))
         return out
 
 
@@ -148,6 +176,18 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None) -> Linea
     """
     if depth is not None and depth < 0:
         raise ValueError("depth must be >= 0")
+    # A big walk makes tens of thousands of small objects that all live until it returns:
+    # the cyclic GC would scan them again and again for nothing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _walk(con, root, direction, depth)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _walk(con, root: Resolved, direction: str, depth: int | None) -> Lineage:
     g = _Graph(con)
     upstream = direction == "upstream"
     # Upstream, we look for the steps that produced an artifact and then what they consumed.
@@ -194,6 +234,9 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None) -> Linea
         if not queue:
             batch, pending = pending, set()
             fetched.update(g.global_edges(batch))
+            # The seq ranges of every execution these edges lead to, in one query rather
+            # than one per execution as the walk reaches them.
+            g.ranges.get({e for digest in batch for e, _, dirn, _ in fetched[digest] if dirn == to_steps})
             for digest in batch:
                 d = dist[("artifact", digest)]
                 for e, s, dirn, name in fetched[digest]:
@@ -263,10 +306,21 @@ def _describe(con, g: _Graph, nodes: dict) -> tuple:
     """Attach labels, statuses and artifact details to the nodes found."""
     digests = [ref for (kind, ref) in nodes if kind == "artifact"]
     info: dict = {}
-    found = lookup_by_key(con, "artifacts", "dkey", [key64(d) for d in digests], "digest, kind, type, size, uri, value")
+    cols = "digest, kind, type, size, uri, value"
+    if len(digests) > _INLINE_KEYS and len(g.loaded) <= _MANY:
+        # Most artifacts of a big walk were first recorded by the executions it loaded:
+        # read theirs by seq range (zone maps) instead of a join over every artifact.
+        wanted = set(digests)
+        for e, (lo, hi) in g.ranges.get(g.loaded).items():
+            for row in con.execute(f"SELECT {cols} FROM artifacts WHERE seq BETWEEN ? AND ?", [lo, hi]).fetchall():
+                if row[0] in wanted and row[0] not in info:
+                    info[row[0]] = ArtifactInfo(*row)
+        digests = [d for d in digests if d not in info]
+    found = lookup_by_key(con, "artifacts", "dkey", [key64(d) for d in digests], cols)
     if found is not None:
-        for row in found.to_pylist():
-            info.setdefault(row["digest"], ArtifactInfo(**row))
+        for row in zip(*(found.column(i).to_pylist() for i in range(6))):
+            if row[0] not in info:
+                info[row[0]] = ArtifactInfo(*row)
     step_execs = {ref.split(":", 1)[0] for (kind, ref) in nodes if kind == "step"}
     steps: dict = {}
     for e, rows in rows_of_executions(con, g.ranges, "step_log", "step, task, state", step_execs).items():

@@ -36,6 +36,7 @@ from ledgerflow.lineage.schema import (
     NODE_LOG,
     OUTPUTS_STEP,
     PARAMS_STEP,
+    SCHEMA_VERSION,
     STEP_LOG,
     ensure_schema,
     key64,
@@ -48,13 +49,45 @@ def utc_naive(at: datetime | None) -> datetime | None:
     return at.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def head(con) -> tuple:
-    """(seq, row_hash) of the newest row of the chain, or (0, genesis)."""
+def head(con, at_least: int = 0) -> tuple:
+    """(seq, row_hash) of the newest row of the chain, or (0, genesis).
+
+    `at_least`: a seq the head is believed to have reached (this process's last write).
+    Rows below it are skipped by zone maps, so the query reads only the newest row groups
+    instead of every seq of every table; if no row reaches it (the file was replaced by a
+    shorter one), the whole chain is asked.
+    """
+    where = f" WHERE seq >= {int(at_least)}" if at_least > 0 else ""
     parts = " UNION ALL ".join(
-        f"(SELECT seq, row_hash FROM {t.name} ORDER BY seq DESC LIMIT 1)" for t in CHAINED_TABLES
+        f"(SELECT seq, row_hash FROM {t.name}{where} ORDER BY seq DESC LIMIT 1)" for t in CHAINED_TABLES
     )
     rows = con.execute(f"SELECT seq, row_hash FROM ({parts}) ORDER BY seq DESC LIMIT 1").fetchall()
+    if not rows and at_least > 0:
+        return head(con)
     return (0, chain.GENESIS) if not rows else (rows[0][0], bytes(rows[0][1]))
+
+
+# path -> seq of the newest row this process wrote there: where the next head() may start looking.
+_last_seq: dict = {}
+
+
+def _check_schema(con) -> None:
+    """ensure_schema, through a fast path: one query of `meta` when it is at this version.
+
+    (ensure_schema asks information_schema first, ~10 ms on a big file.) Must run first in
+    the transaction: a file without `meta` fails the query, which ends the transaction, so
+    it is begun again before ensure_schema creates the schema.
+    """
+    try:
+        row = con.execute(
+            "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key = 'schema_version'"
+        ).fetchall()[0]
+    except duckdb.CatalogException:
+        rollback(con)
+        con.execute("BEGIN").fetchall()
+        row = (None,)
+    if row[0] is None or int(row[0]) != SCHEMA_VERSION:
+        ensure_schema(con)
 
 
 def lookup_by_key(con, table: str, keycol: str, keys: list, cols: str):
@@ -79,6 +112,9 @@ def lookup_by_key(con, table: str, keycol: str, keys: list, cols: str):
         con.unregister("_wanted_keys")
 
 
+_COLUMN_NAMES: dict = {}  # table name -> its column names (a property that builds a tuple each time)
+
+
 class _Batch:
     """Rows being assembled for one flush, numbered as they are added."""
 
@@ -91,7 +127,11 @@ class _Batch:
     def add(self, table, **values) -> None:
         values["seq"] = self.next_seq
         self.next_seq += 1
-        self.rows[table.name].append(tuple(values.get(c) for c in table.column_names))
+        names = _COLUMN_NAMES.get(table.name)
+        if names is None:
+            names = _COLUMN_NAMES[table.name] = table.column_names
+        get = values.get
+        self.rows[table.name].append(tuple([get(c) for c in names]))
 
     def key(self, text: str) -> int:
         # A digest appears in several edges of a batch (produced, then consumed): hash it once.
@@ -178,8 +218,8 @@ def write(con, events: list, ledger_path) -> int:
     try:
         # Checked on every flush (~1 ms): the file may have been created, or deleted and
         # created afresh, by someone else since this process last wrote.
-        ensure_schema(con)
-        head_seq, head_hash = head(con)
+        _check_schema(con)
+        head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
         batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
         batch.registry = registry.RegistryState(con)  # numbers model versions; queries only if needed
         starting = {ev.execution_id for ev, _ in events if isinstance(ev, ExecutionStarted)}
@@ -194,6 +234,8 @@ def write(con, events: list, ledger_path) -> int:
         if n:
             _insert(con, batch, head_seq, head_hash)
         con.execute("COMMIT").fetchall()
+        if n:
+            _last_seq[str(ledger_path)] = head_seq + n
         return n
     except BaseException:
         rollback(con)
