@@ -323,7 +323,7 @@ class _Run:
                 if ref.kind == "value":
                     continue
                 if self.store.is_local:
-                    self.store.verify(ref.digest)
+                    self.store.local_path(ref.digest, verify=True)  # hashed once per process and file
                 elif not self.store.has(ref.digest):  # remote: consumers verify as they read
                     raise ObjectNotFound(ref.digest, self.store.url)
             values = tuple(decode(ref.value, tp) for (_, ref), (_, tp) in zip(entry.outputs, node.task.outputs))
