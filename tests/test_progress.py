@@ -59,3 +59,23 @@ def test_live_display_on_a_terminal(home):
     progress.close()
     shown = screen.getvalue()
     assert "fan" in shown and "done 5" in shown and "failed 0" in shown
+
+
+def test_the_live_line_keeps_time_while_a_step_runs(home):
+    import time
+
+    @task
+    def nap(s: float) -> float:
+        time.sleep(s)
+        return s
+
+    @workflow
+    def napping(s: float = 0.6) -> float:
+        return nap(s=s)
+
+    screen = FakeTerminal()
+    progress = Progress(1, stream=screen)
+    run(napping, recorder=progress, progress=False)
+    progress.close()
+    # redrawn several times during the one step, each time with a later elapsed time
+    assert screen.getvalue().count("running 1") >= 2

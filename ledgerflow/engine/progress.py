@@ -46,11 +46,14 @@ class Progress:
         return (f"{self.workflow} {elapsed:6.1f}s | pending {pending} | running {counts['running']} | "
                 f"cached {counts['cached']} | done {counts['done'] + counts['skipped']} | failed {counts['failed']}")
 
+    def __rich__(self) -> str:
+        return self.line()
+
     def record(self, event: ev.Event) -> None:
         with self._lock:
             self._update(event)
             if self._live is not None:
-                self._live.update(self.line())
+                self._live.refresh()
 
     def _update(self, event: ev.Event) -> None:
         if isinstance(event, ev.ExecutionStarted):
@@ -60,7 +63,9 @@ class Progress:
                 from rich.console import Console
                 from rich.live import Live
 
-                self._live = Live(self.line(), console=Console(file=self.stream, highlight=False), refresh_per_second=8)
+                # Live redraws 8 times a second from __rich__, so the elapsed time keeps moving
+                # while a long step runs, not only when an event arrives.
+                self._live = Live(self, console=Console(file=self.stream, highlight=False), refresh_per_second=8)
                 self._live.start()
             else:
                 log.info("execution %s of %s started", event.execution_id, self.workflow)
@@ -85,6 +90,6 @@ class Progress:
 
     def close(self) -> None:
         if self._live is not None:
-            self._live.update(self.line())
+            self._live.refresh()
             self._live.stop()
             self._live = None
