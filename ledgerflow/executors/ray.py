@@ -6,6 +6,7 @@ Ray is how Ledgerflow scales: the same workflow runs on a local Ray runtime or o
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import socket
@@ -29,6 +30,14 @@ _TASKS: dict[str, Any] = {}  # in a worker: tasks already unpickled, by the dige
 _ENVIRONMENT_SENT: set[str] = set()  # in a worker: executions its environment was already sent to
 
 
+@functools.lru_cache(maxsize=1)
+def _node_name() -> str:
+    """hostname/ray-node-id of this worker: the same for every step it runs."""
+    import ray
+
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
+
+
 def _run_remote(task_key: str, task_bytes: bytes, call: StepCall, timeout: float | None) -> StepOutcome:
     import ray
 
@@ -37,8 +46,7 @@ def _run_remote(task_key: str, task_bytes: bytes, call: StepCall, timeout: float
         task = _TASKS[task_key] = ray.cloudpickle.loads(task_bytes)
     with deadline(timeout, call.step, kill_process=True):
         outcome = run_step(attrs.evolve(call, task=task))
-    node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
-    outcome = attrs.evolve(outcome, node=node)
+    outcome = attrs.evolve(outcome, node=_node_name())
     if call.execution_id not in _ENVIRONMENT_SENT:
         # Once per worker and execution: the driver records each node's environment per execution.
         _ENVIRONMENT_SENT.add(call.execution_id)
