@@ -221,20 +221,21 @@ Targets (issue 4): fan-out within 1.5x of raw Ray, chain within 2x. On this 2-co
 driver, the raylet, the GCS and two workers share the cores, so every millisecond of driver CPU
 (runner, ledger thread) is also taken from the workers; run-to-run spread is large (see min–max).
 
-Where the extra time went when this was written (cProfile of the driver with `--profile`, and
-variants of the executor tried outside the code base):
-- The task reaches each Ray task as an ObjectRef argument made by `ray.put`, which the worker
-  resolves from the object store on every step: ~1.5 ms per step in a chain, ~0.2 ms per step in
-  a fan-out. Passing the same task as cached cloudpickle bytes (inlined in the task spec, unpickled
-  once per worker) removed it: chain 3.3x → 2.5x, fan-out 3.2x → 2.4x of raw Ray in that run.
-- The DuckDB ledger: 200–400 ms per run here (ledger off vs on), from the flush thread reopening
-  the ledger every 0.25 s (~40 ms per flush before any row is written) and the final flush on
-  the critical path.
-- `map_task` only: the runner's `element_done` scans every element of the map each time one
-  finishes (O(n²), ~0.4 s of driver time for 1,000 elements).
-- Per-step driver work around Ray's own submit: `Resources.to_json()` recomputed for each event
-  (~50 µs each, two per step), `.options(...)` rebuilt for each submit (~90 µs), one `ray.wait`
-  over all refs in flight plus one `ray.get` per finished step (~0.4 ms per step together).
+Profiling a first version (cProfile of the driver with `--profile`) found four costs; the first
+three are fixed in the executor and runner measured above (first version: fan-out 2.52x, chain
+3.08x):
+- The task reached each Ray task as an ObjectRef from `ray.put`, resolved from the object store
+  on every step (~1.5 ms per step in a chain). It now travels as cached cloudpickle bytes,
+  unpickled once per worker.
+- `map_task`: each finished element rescanned every element (O(n²)); now counters.
+- `Resources.to_json()` per event, `.options(...)` per submit, `Task.fingerprint` per event:
+  now computed once per task.
+- Left: the DuckDB ledger, ~0.4 s per 1,000-step run here (ledger off vs on): the flush thread
+  reopens the file every 0.25 s (~20-40 ms before any row is written, so that other processes
+  can read and write between flushes) and competes with the workers for the two cores. With the
+  ledger off the fan-out is about 1.6x raw Ray (the context rows); the rest is Ledgerflow's per-step work on both
+  sides (events, artifact digests, the step wrapper in the worker) on a machine with no core
+  to spare for it.
 """
 
 
