@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable
@@ -21,12 +22,18 @@ def qualified_name(fn: Callable) -> str:
     >>> qualified_name(qualified_name)
     'ledgerflow.engine.signature:qualified_name'
     """
-    module = fn.__module__
-    if module == "__main__":
-        source = getattr(sys.modules.get("__main__"), "__file__", None)
+    module = sys.modules.get(fn.__module__)
+    return f"{module_name(module) if module is not None else fn.__module__}:{fn.__qualname__}"
+
+
+def module_name(module: types.ModuleType) -> str:
+    """The name a module is imported by from a code snapshot: a script's `__main__` is named after
+    its file (`python digits.py` -> `digits`), so a run and its replays carry one name."""
+    if module.__name__ == "__main__":
+        source = getattr(module, "__file__", None)
         if source and Path(source).is_file():  # a script, not '<stdin>' or a notebook
-            module = Path(source).stem
-    return f"{module}:{fn.__qualname__}"
+            return Path(source).stem
+    return module.__name__
 
 
 def definition_site(fn: Callable) -> str:

@@ -11,25 +11,18 @@ import json
 import shutil
 import sys
 import tempfile
-import types
 from pathlib import Path
 
 import attrs
 
 from ledgerflow.engine.fingerprint import is_user_code, referenced_user_functions
 from ledgerflow.engine.loading import LoadError, workflow_in
+from ledgerflow.engine.signature import module_name
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import IntegrityError, ObjectNotFound
 from ledgerflow.store import Store
 
 MANIFEST = "ledgerflow-snapshot.json"
-
-
-def module_name(module: types.ModuleType) -> str:
-    """The name a module is imported by from its snapshot: a script's `__main__` becomes its stem."""
-    if module.__name__ == "__main__":
-        return Path(module.__file__).stem
-    return module.__name__
 
 
 def _modules(wf: Workflow) -> dict[str, Path]:
