@@ -57,7 +57,7 @@ class Progress:
 
     def _update(self, event: ev.Event) -> None:
         if isinstance(event, ev.ExecutionStarted):
-            self.workflow = event.workflow.split(":")[-1]
+            self.workflow = event.workflow.split(":")[-1].split(".")[-1]  # "pipeline", not "m:f.<locals>.pipeline"
             self.started = time.monotonic()
             if self.live:
                 from rich.console import Console
