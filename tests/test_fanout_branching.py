@@ -112,7 +112,8 @@ def test_one_failed_element_fails_the_map(home, executor):
     with pytest.raises(ExecutionFailed, match="three is bad") as err:
         run(strict_map, executor=executor, recorder=rec)
     assert err.value.step == "fragile[3]"
-    assert finished(rec)["fragile"].status == "failed" and "total" not in finished(rec)
+    assert finished(rec)["fragile"].status == "failed"
+    assert (finished(rec)["total"].status, finished(rec)["total"].blocked_by) == ("skipped", "fragile")
 
 
 def test_min_success_tolerates_failures(home, executor):

@@ -111,7 +111,8 @@ def test_appended_forged_row_is_named(led):
     head = led.verify(store=False).head_seq
     tamper(
         led,
-        f"INSERT INTO metrics VALUES ({head + 1}, 'X', 'train', 'loss', 0.0, NULL, NULL, "
+        f"INSERT INTO metrics (seq, execution_id, step, name, value, idx, logged_at, prev_hash, row_hash) "
+            f"VALUES ({head + 1}, 'X', 'train', 'loss', 0.0, NULL, NULL, "
         f"from_hex('{'ab' * 32}'), from_hex('{'cd' * 32}'))",
     )
     p = first(led)

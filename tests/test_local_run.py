@@ -138,8 +138,12 @@ def test_failure_chains_original_exception_and_stops_downstream(home):
     assert "step 'explode'" in str(err.value) and "Boom: bad input 3" in str(err.value)
     cause = err.value.__cause__
     assert isinstance(cause, Boom) and cause.__traceback__ is not None
-    (finished,) = steps_of(rec)
+    finished, *unreached = steps_of(rec)
     assert finished.status == "failed" and "in explode" in finished.traceback
+    # The steps downstream never ran, and the record says so, naming the step that stopped them.
+    assert [(s.step, s.status, s.blocked_by) for s in unreached] == [
+        ("str_of", "skipped", "explode"), ("after", "skipped", "explode")]
+    assert unreached[0].condition == "upstream step 'explode' failed"
     assert [e.status for e in rec.events if isinstance(e, ev.ExecutionFinished)] == ["failed"]
 
 

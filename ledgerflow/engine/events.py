@@ -23,6 +23,14 @@ TIMEOUT = "timeout"
 CANCELLED = "cancelled"
 INTERRUPTED = "interrupted"  # the process recording it died before it finished
 
+# How an input reached the step that consumed it (`Origin.how`).
+FROM_STEP = "step"  # an output of a step of the same execution
+FROM_PARAM = "param"  # a parameter of the execution
+FROM_ELEMENT = "element"  # one element of a list occurrence, taken by a map element
+FROM_CACHE = "cache"  # a cache hit's output: the occurrence it reuses
+FROM_REFERENCE = "reference"  # a handle passed into the run that carries the occurrence it came from
+FROM_REPLAY = "replay"  # a replay's parameter: the original execution's
+
 
 @attrs.frozen
 class ArtifactRef:
@@ -44,6 +52,32 @@ Binding = tuple[tuple[str, ArtifactRef], ...]  # (parameter or output name, arti
 
 
 @attrs.frozen
+class Origin:
+    """The occurrence an input came from: output `name` of `step` in `execution_id`, and how.
+
+    An occurrence is one output of one step of one execution; `step` is "@params" for an
+    execution's parameters. Lineage follows origins, never equal digests.
+    """
+
+    execution_id: str
+    step: str
+    name: str
+    how: str  # FROM_STEP | FROM_PARAM | FROM_ELEMENT | FROM_CACHE | FROM_REFERENCE | FROM_REPLAY
+
+    @property
+    def ref(self) -> str:
+        """`EXEC:step.slot`, the form handles carry in `origin` and the CLI accepts."""
+        return f"{self.execution_id}:{self.step}.{self.name}"
+
+    def nested(self, path: str) -> "Origin":
+        """The origin of a handle found at `path` inside the value this origin names."""
+        return attrs.evolve(self, name=self.name + path)
+
+
+Sources = tuple[tuple[str, Origin], ...]  # (input name, where it came from), for inputs that came from somewhere
+
+
+@attrs.frozen
 class ExecutionStarted:
     execution_id: str
     workflow: str  # "module:function"
@@ -57,6 +91,21 @@ class ExecutionStarted:
     code_digest: str | None = None
     environment: str = "{}"  # JSON: python, platform, packages, gpus
     replay_of: str | None = None
+    sources: Sources = ()  # parameters that came from another execution (by reference, or replayed)
+
+
+@attrs.frozen
+class GraphRecorded:
+    """The graph as built, or a part of it decided at run time (a map's elements).
+
+    `spec` is JSON: {"nodes": [[step, task, site, kind, parent, map_index], ...],
+    "edges": [[source, slot, target, param, kind], ...]} (see `engine/blueprint.py`).
+    """
+
+    execution_id: str
+    part: str  # "workflow" for the graph as built; "map:STEP" for a map's elements
+    spec: str
+    at: datetime
 
 
 @attrs.frozen
@@ -93,7 +142,9 @@ class StepFinished:
     error: str | None = None  # one line: exception type and message
     traceback: str | None = None
     map_index: int | None = None
-    condition: str | None = None  # for a skipped branch: why (the condition's value)
+    condition: str | None = None  # for a skipped step: why (the condition's value, or the failed step)
+    sources: Sources = ()  # where each consumed input came from
+    blocked_by: str | None = None  # for a step skipped because an upstream step failed: that step
 
 
 @attrs.frozen
@@ -104,6 +155,7 @@ class MetricLogged:
     value: float
     at: datetime
     index: int | None = None  # a training step or epoch, when the metric is a series
+    reused_from: str | None = None  # "EXECUTION_ID:step" that logged it, when a cache hit reuses that step
 
 
 @attrs.frozen
@@ -113,6 +165,7 @@ class ExecutionFinished:
     ended_at: datetime
     outputs: Binding = ()
     error: str | None = None
+    sources: Sources = ()  # where each output of the workflow came from
 
 
 @attrs.frozen
@@ -156,8 +209,8 @@ class NodeSeen:
     at: datetime
 
 
-Event = Union[ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished, ModelRegistered,
-              AliasMoved, NodeSeen]
+Event = Union[ExecutionStarted, GraphRecorded, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
+              ModelRegistered, AliasMoved, NodeSeen]
 
 
 @runtime_checkable
@@ -177,6 +230,7 @@ class CacheEntry:
 
     step_ref: str  # "EXECUTION_ID:step"
     outputs: Binding
+    metrics: tuple = ()  # of (name, value, index): what the step logged, recorded again for each reuse
 
 
 @runtime_checkable
@@ -212,7 +266,9 @@ class MemoryRecorder:
         with self._lock:
             for ev in self.events:
                 if isinstance(ev, StepFinished) and ev.cache_key == cache_key and ev.status == SUCCEEDED:
-                    return CacheEntry(step_ref=f"{ev.execution_id}:{ev.step}", outputs=ev.outputs)
+                    metrics = tuple((m.name, m.value, m.index) for m in self.events if isinstance(m, MetricLogged)
+                                    and (m.execution_id, m.step) == (ev.execution_id, ev.step))
+                    return CacheEntry(step_ref=f"{ev.execution_id}:{ev.step}", outputs=ev.outputs, metrics=metrics)
         return None
 
 

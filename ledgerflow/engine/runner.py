@@ -10,6 +10,7 @@ import heapq
 import json
 import math
 import os
+import re
 import socket
 import time
 import warnings
@@ -19,6 +20,7 @@ from typing import Any, Optional
 
 import attrs
 
+from ledgerflow.engine import blueprint
 from ledgerflow.engine import environment as env
 from ledgerflow.engine import events as ev
 from ledgerflow.engine.executor import Executor
@@ -28,8 +30,8 @@ from ledgerflow.engine.step import StepCall, StepOutcome, artifact_ref
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import ExecutionFailed, IntegrityError, ObjectNotFound, ParameterError
 from ledgerflow.store import Store, digest_bytes
-from ledgerflow.types import TypeMismatch, conform, type_name
-from ledgerflow.types.codec import decode
+from ledgerflow.types import Handle, TypeMismatch, conform, type_name
+from ledgerflow.types.codec import decode, handles_inside
 
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 30.0
@@ -117,6 +119,8 @@ class _Run:
     attempts: dict[str, int] = attrs.Factory(dict)
     started: dict[str, datetime] = attrs.Factory(dict)
     call_inputs: dict[str, ev.Binding] = attrs.Factory(dict)
+    call_sources: dict[str, ev.Sources] = attrs.Factory(dict)  # step -> where each input came from
+    element_origins: dict[str, dict] = attrs.Factory(dict)  # map element -> {param: Origin}
     call_values: dict[str, tuple] = attrs.Factory(dict)
     keys: dict[str, str | None] = attrs.Factory(dict)
     retry_at: list = attrs.Factory(list)  # heap of (monotonic time, step)
@@ -147,16 +151,54 @@ class _Run:
             return self.resolve(src.then if self.resolve(src.condition)[0] else src.otherwise)
         return src.value, artifact_ref(src.value, src.type)
 
-    def gathered(self, named: tuple[tuple[str, Source], ...]) -> ev.Binding:
-        """The elements of lists written in the workflow body (`total(xs=[a, b])`), each bound as
-        `xs[0]`, `xs[1]`: the list itself was made by no step, so these keep the lineage joined."""
-        out: list[tuple[str, ev.ArtifactRef]] = []
+    def origin(self, src: Source) -> ev.Origin | None:
+        """The occurrence a source's value comes from; None for a literal, a list written in the
+        body or a tuple passed whole (their parts have origins: see `parts`)."""
+        if isinstance(src, FromInput):
+            return ev.Origin(self.id, blueprint.PARAMS, src.name, ev.FROM_PARAM)
+        if isinstance(src, FromStep):
+            if blueprint.is_whole_tuple(self.nodes[src.step], src.index):
+                return None
+            return ev.Origin(self.id, src.step, "return" if src.index is None else f"return[{src.index}]",
+                             ev.FROM_STEP)
+        if isinstance(src, Choice):
+            return self.origin(self.taken(src))
+        return None
+
+    def taken(self, choice: Choice) -> Source:
+        return choice.then if self.resolve(choice.condition)[0] else choice.otherwise
+
+    def parts(self, name: str, src: Source) -> list:
+        """(name, artifact, origin) of the parts of a value that no step made whole: the elements
+        of a list written in the body (`xs[0]`, `xs[1]`) and of a tuple passed whole (`p[0]`),
+        so that lineage runs through them to the steps that made each part."""
+        if isinstance(src, FromStep) and blueprint.is_whole_tuple(self.nodes[src.step], src.index):
+            return [(f"{name}[{i}]", ref, ev.Origin(self.id, src.step, slot, ev.FROM_STEP))
+                    for i, (slot, ref) in enumerate(self.refs[src.step])
+                    if i < len(self.nodes[src.step].task.outputs)]
+        if isinstance(src, Gather):
+            out: list = []
+            for i, item in enumerate(src.items):
+                out.append((f"{name}[{i}]", self.resolve(item)[1], self.origin(item)))
+                out.extend(self.parts(f"{name}[{i}]", item))
+            return out
+        if isinstance(src, Choice):
+            return self.parts(name, self.taken(src))
+        return []
+
+    def bind(self, named, refs: dict, origins: dict) -> tuple[ev.Binding, ev.Sources]:
+        """Inputs (or the workflow's outputs) as the ledger records them: each value, its parts
+        and the handles nested in it, with the origin of each that came from somewhere."""
+        bindings: list = []
+        sources: list = []
         for name, src in named:
-            if isinstance(src, Gather):
-                for i, item in enumerate(src.items):
-                    out.append((f"{name}[{i}]", self.resolve(item)[1]))
-                    out.extend(self.gathered(((f"{name}[{i}]", item),)))
-        return tuple(out)
+            items = [(name, refs[name], origins.get(name))] + self.parts(name, src)
+            for item_name, ref, origin in items:
+                for n, r, o in with_nested(item_name, ref, origin):
+                    bindings.append((n, r))
+                    if o is not None:
+                        sources.append((n, o))
+        return tuple(bindings), tuple(sources)
 
     # -- the loop ---------------------------------------------------------------------------
     def go(self) -> None:
@@ -210,7 +252,9 @@ class _Run:
             self.expand(node, inputs)
             return
         bindings = tuple((name, ref) for name, _, ref in inputs)
-        self.call_inputs[node.name] = bindings + self.gathered(node.inputs)
+        origins = self.element_origins.get(node.name) or {name: self.origin(src) for name, src in node.inputs}
+        self.call_inputs[node.name], self.call_sources[node.name] = self.bind(
+            node.inputs, dict(bindings), origins)
         self.call_values[node.name] = tuple((name, value) for name, value, _ in inputs)
         key = cache_key(node.task, bindings) if node.task.cache else None
         self.keys[node.name] = key
@@ -241,13 +285,19 @@ class _Run:
             return
         count = lengths.pop()
         elements = []
+        sources = dict(node.inputs)
         for i in range(count):
             element = attrs.evolve(node, name=f"{node.name}[{i}]", mapped=(), guards=(), map_index=i, inputs=tuple(
                 (name, Constant(value[i] if name in node.mapped else value, p.type))
                 for (name, value, _), p in zip(inputs, node.task.params)))
             self.nodes[element.name] = element
             self.map_of[element.name] = node.name
+            self.element_origins[element.name] = {
+                name: self.element_origin(sources[name], i) if name in node.mapped else self.origin(sources[name])
+                for name, _, _ in inputs}
             elements.append(element.name)
+        self.recorder.record(ev.GraphRecorded(self.id, f"map:{node.name}",
+                                              blueprint.map_spec(node, [self.nodes[e] for e in elements]), now()))
         self.map_elements[node.name] = elements
         self.map_open[node.name] = len(elements)
         self.map_failed[node.name] = []
@@ -257,6 +307,16 @@ class _Run:
         for name in elements:
             if self.failure is None:
                 self.start(self.nodes[name])
+
+    def element_origin(self, src: Source, i: int) -> ev.Origin | None:
+        """Where element i of a mapped list came from: the i-th item of a list written in the
+        body, or element i of a list some step (or the caller) made."""
+        if isinstance(src, Choice):
+            return self.element_origin(self.taken(src), i)
+        if isinstance(src, Gather):
+            return self.origin(src.items[i])
+        whole = self.origin(src)
+        return None if whole is None else attrs.evolve(whole, how=ev.FROM_ELEMENT)
 
     def element_ended(self, parent: str, failed: str | None = None, *, count: bool = True) -> None:
         """One element of a map ended; fail the map once too many failed, finish it once all ended."""
@@ -281,10 +341,12 @@ class _Run:
         self.refs[parent] = (("return", ref),)
         self.results[parent] = StepResult(parent, node.task.qualname, ev.SUCCEEDED, 1, {"return": values})
         consumed = tuple((f"[{i}]", self.refs[e][0][1]) for i, e in enumerate(elements) if e in self.refs)
+        sources = tuple((f"[{i}]", ev.Origin(self.id, e, "return", ev.FROM_STEP))
+                        for i, e in enumerate(elements) if e in self.refs)
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=parent, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=1, status=ev.SUCCEEDED, started_at=self.started[parent], ended_at=now(), inputs=consumed,
-            outputs=self.refs[parent], resources=node.task.resources_json,
+            outputs=nested_outputs(self.refs[parent]), resources=node.task.resources_json, sources=sources,
             condition=f"map over {', '.join(node.mapped)}: {len(elements) - len(failures)}/{len(elements)} succeeded"))
         self.completed.append(parent)
 
@@ -326,22 +388,37 @@ class _Run:
                     self.store.local_path(ref.digest, verify=True)  # hashed once per process and file
                 elif not self.store.has(ref.digest):  # remote: consumers verify as they read
                     raise ObjectNotFound(ref.digest, self.store.url)
-            values = tuple(decode(ref.value, tp) for (_, ref), (_, tp) in zip(entry.outputs, node.task.outputs))
-        except (ObjectNotFound, IntegrityError, TypeError, ValueError) as e:
+            produced = dict(entry.outputs)
+            outputs = tuple((name, produced[name]) for name, _ in node.task.outputs)
+            values = self.with_origins(node.name, tuple(decode(ref.value, tp) for (_, ref), (_, tp)
+                                                        in zip(outputs, node.task.outputs)))
+        except (ObjectNotFound, IntegrityError, TypeError, ValueError, KeyError) as e:
             warnings.warn(f"step {node.name!r}: cached outputs from {entry.step_ref} cannot be used ({e}); "
                           "running it again", stacklevel=2)
             return False
         stamp = now()
         self.values[node.name] = values
-        self.refs[node.name] = entry.outputs
+        self.refs[node.name] = outputs
         self.results[node.name] = StepResult(node.name, node.task.qualname, ev.CACHED, 0,
-                                             dict(zip((n for n, _ in entry.outputs), values)), key, entry.step_ref)
+                                             dict(zip((n for n, _ in outputs), values)), key, entry.step_ref)
+        # The reused step's metrics belong to these outputs too: recorded again, marked as reused,
+        # so metrics and compare are complete for a run made of cache hits.
+        for name, value, index in entry.metrics:
+            self.recorder.record(ev.MetricLogged(self.id, node.name, name, value, stamp, index,
+                                                 reused_from=entry.step_ref))
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=0, status=ev.CACHED, started_at=stamp, ended_at=stamp, inputs=self.call_inputs[node.name],
-            outputs=entry.outputs, cache_key=key, cached_from=entry.step_ref, resources=node.task.resources_json,
-            map_index=node.map_index))
+            outputs=nested_outputs(outputs), cache_key=key, cached_from=entry.step_ref,
+            resources=node.task.resources_json, map_index=node.map_index, sources=self.call_sources[node.name]))
         return True
+
+    def with_origins(self, step: str, values: tuple) -> tuple:
+        """Handles a step made carry the occurrence they are (`EXEC:step.slot`), so that a caller
+        who passes one into another run links the two executions by provenance."""
+        node = self.nodes[step]
+        return tuple(attrs.evolve(v, origin=f"{self.id}:{step}.{slot}") if isinstance(v, Handle) else v
+                     for v, (slot, _) in zip(values, node.task.outputs))
 
     def finish(self, node: Node, outcome: StepOutcome) -> None:
         """Record an attempt; then the step is done, or retried, or has failed for good."""
@@ -355,16 +432,16 @@ class _Run:
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
             attempt=outcome.attempt, status=outcome.status, started_at=outcome.started_at, ended_at=outcome.ended_at,
-            inputs=self.call_inputs[node.name], outputs=outputs, cache_key=self.keys[node.name],
+            inputs=self.call_inputs[node.name], outputs=nested_outputs(outputs), cache_key=self.keys[node.name],
             resources=node.task.resources_json, node=outcome.node, error=error_line, traceback=outcome.traceback,
-            map_index=node.map_index))
+            map_index=node.map_index, sources=self.call_sources[node.name]))
         if outcome.status == ev.SUCCEEDED:
             for reg in outcome.registrations:
                 self.recorder.record(ev.ModelRegistered(
                     name=reg.name, model=artifact_ref(reg.model, type(reg.model)), at=reg.at, who=who(),
                     execution_id=self.id, step=node.name, alias=reg.alias,
                     metrics=json.dumps(reg.metrics, sort_keys=True), why=reg.why))
-            self.values[node.name] = tuple(v for _, v, _ in outcome.outputs)
+            self.values[node.name] = self.with_origins(node.name, tuple(v for _, v, _ in outcome.outputs))
             self.refs[node.name] = outputs
             self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SUCCEEDED, outcome.attempt,
                                                  {n: v for n, v, _ in outcome.outputs}, self.keys[node.name])
@@ -391,20 +468,87 @@ class _Run:
                     execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
                     attempt=self.attempts[name], status=ev.CANCELLED, started_at=started, ended_at=stamp,
                     inputs=self.call_inputs[name], cache_key=self.keys[name], resources=node.task.resources_json,
-                    error="cancelled: the execution was interrupted", map_index=node.map_index))
+                    error="cancelled: the execution was interrupted", map_index=node.map_index,
+                    sources=self.call_sources.get(name, ())))
         self.executor.close()
 
-    def output(self) -> tuple[Any, ev.Binding]:
+    def record_unreached(self) -> None:
+        """After a step failed for good: every step that never ran is recorded as skipped, with
+        the failed step that kept it from running, so the record holds the whole graph."""
+        failed = self.failure[0] if self.failure else None
+        blocked: dict[str, str] = {}
+        for name, result in self.results.items():
+            if result.status in (ev.FAILED, ev.TIMEOUT):
+                blocked[name] = name
+        for name, node in list(self.nodes.items()):
+            if name in self.results or name in self.started or name in self.map_elements:
+                continue
+            deps = [blocked[d] for d in node.depends_on if d in blocked]
+            cause = deps[0] if deps else failed
+            blocked[name] = cause
+            if cause is None:
+                continue
+            why = (f"upstream step {cause!r} failed" if deps else
+                   f"not started: the execution stopped after step {cause!r} failed")
+            stamp = now()
+            self.results[name] = StepResult(name, node.task.qualname, ev.SKIPPED, 0, {}, error=why)
+            self.recorder.record(ev.StepFinished(
+                execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+                attempt=0, status=ev.SKIPPED, started_at=stamp, ended_at=stamp, resources=node.task.resources_json,
+                condition=why, map_index=node.map_index, blocked_by=cause))
+
+    def output(self) -> tuple[Any, ev.Binding, ev.Sources]:
         out = self.wf.graph.output
         if out is None:
-            return None, ()
-        if isinstance(out, tuple):
-            named = tuple((f"return[{i}]", s) for i, s in enumerate(out))
-            resolved = [self.resolve(s) for s in out]
-            bindings = tuple((name, r) for (name, _), (_, r) in zip(named, resolved))
-            return tuple(v for v, _ in resolved), bindings + self.gathered(named)
-        value, ref = self.resolve(out)
-        return value, (("return", ref),) + self.gathered((("return", out),))
+            return None, (), ()
+        named = tuple((f"return[{i}]", s) for i, s in enumerate(out)) if isinstance(out, tuple) else (("return", out),)
+        resolved = {name: self.resolve(src) for name, src in named}
+        bindings, sources = self.bind(named, {n: r for n, (_, r) in resolved.items()},
+                                      {name: self.origin(src) for name, src in named})
+        values = [resolved[name][0] for name, _ in named]
+        return (tuple(values) if isinstance(out, tuple) else values[0]), bindings, sources
+
+
+def with_nested(name: str, ref: ev.ArtifactRef, origin: ev.Origin | None) -> list:
+    """(name, artifact, origin) of a bound value and of every handle nested in it (`p.model`,
+    `p[0]`): a handle inside a record or a list is an artifact with lineage of its own."""
+    out = [(name, ref, origin)]
+    if ref.kind == "value":
+        for path, kind, digest, size in handles_inside(ref.value):
+            out.append((name + path, ev.ArtifactRef(digest=digest, kind=kind, type=kind.capitalize(), size=size),
+                        None if origin is None else origin.nested(path)))
+    return out
+
+
+def nested_outputs(outputs: ev.Binding) -> ev.Binding:
+    """A step's outputs, followed by the handles nested in them (`return.model`)."""
+    return tuple((n, r) for name, ref in outputs for n, r, _ in with_nested(name, ref, None))
+
+
+def param_sources(bound: dict[str, Any], replay_of: str | None) -> ev.Sources:
+    """Parameters that came from another execution: all of a replay's (from the original's),
+    and handles that carry the occurrence they were made as (`handle.origin`)."""
+    if replay_of is not None:
+        return tuple((name, ev.Origin(replay_of, blueprint.PARAMS, name, ev.FROM_REPLAY)) for name in bound)
+    out = []
+    for name, value in bound.items():
+        origin = parse_origin(getattr(value, "origin", None)) if isinstance(value, Handle) else None
+        if origin is not None:
+            out.append((name, origin))
+    return tuple(out)
+
+
+_ORIGIN = re.compile(r"^([^:\s]+):(.+?)\.(return(?:[\[.].*)?)$")
+
+
+def parse_origin(text: str | None, how: str = ev.FROM_REFERENCE) -> ev.Origin | None:
+    """`EXEC:step.slot` (what `handle.origin` holds) as an Origin; None if it is not one.
+
+    >>> parse_origin("01J:sub.returns_x.return[0]")
+    Origin(execution_id='01J', step='sub.returns_x', name='return[0]', how='reference')
+    """
+    m = _ORIGIN.match(text or "")
+    return None if m is None else ev.Origin(m.group(1), m.group(2), m.group(3), how)
 
 
 def who() -> str:
@@ -437,7 +581,9 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         params=json.dumps({k: json.loads(r.value) for k, r in run.input_refs.items()}, sort_keys=True),
         inputs=tuple(run.input_refs.items()), executor=executor.name, started_at=started,
         host=socket.gethostname(), pid=os.getpid(), code_digest=code_digest,
-        environment=environment or env.capture_json(), replay_of=replay_of))
+        environment=environment or env.capture_json(), replay_of=replay_of,
+        sources=param_sources(bound, replay_of)))
+    recorder.record(ev.GraphRecorded(run.id, "workflow", blueprint.workflow_spec(wf.graph), started))
     try:
         run.go()
     except BaseException as e:
@@ -452,6 +598,7 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         recorder.flush()
         raise
     if run.failure is not None:
+        run.record_unreached()
         step, error = run.failure
         ended = now()
         message = f"{type(error).__name__}: {error}"
@@ -463,8 +610,8 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         raise ExecutionFailed(f"execution {run.id} of workflow {wf.name!r} failed: step {step!r} "
                               f"(task {node.task.qualname}, called at {node.site}) raised {message}",
                               execution=execution, step=step) from error
-    value, outputs = run.output()
+    value, outputs, sources = run.output()
     ended = now()
-    recorder.record(ev.ExecutionFinished(run.id, ev.SUCCEEDED, ended, outputs=outputs))
+    recorder.record(ev.ExecutionFinished(run.id, ev.SUCCEEDED, ended, outputs=outputs, sources=sources))
     recorder.flush()
     return Execution(run.id, wf.qualname, ev.SUCCEEDED, bound, value, run.results, started, ended)

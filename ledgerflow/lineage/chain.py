@@ -10,7 +10,8 @@ A row changed, removed, inserted or moved breaks the chain at that row, which is
 
 The encoding is canonical and documented (docs/ledger.md) so anyone can re-check a ledger
 without this code: `<table>` then, for each content column in schema order, `|` and
-either `~` (NULL) or `<utf-8 byte length>:<text>`. Text is the value for strings, decimal
+either `~` (NULL) or `<utf-8 byte length>:<text>`; then, for each optional column (one a
+later schema added) that is not NULL, `|<column name>=<utf-8 byte length>:<text>`. Text is the value for strings, decimal
 for integers, integer microseconds since the epoch (UTC) for timestamps, and the decimal of
 the IEEE-754 bits read as a signed 64-bit integer for doubles (exact, no float printing).
 
@@ -58,12 +59,22 @@ def encode_rows(table: ChainedTable, data: pa.Table) -> list:
     if data.num_rows == 0:
         return []
     fields = [pa.array([table.name] * data.num_rows, pa.string())]
+    optional = []
     for column in table.columns:
+        if column.optional and column.name not in data.column_names:
+            continue  # a file written before the column existed: NULL throughout, so not encoded
         text = _text(data.column(column.name))
         length = pc.cast(pc.binary_length(text), pa.string())
-        field = pc.fill_null(pc.binary_join_element_wise(length, text, ":"), "~")
-        fields.append(field)
+        if column.optional:
+            named = pc.binary_join_element_wise(f"|{column.name}=", length, ":", text, "")
+            optional.append(pc.fill_null(named, ""))
+        else:
+            fields.append(pc.fill_null(pc.binary_join_element_wise(length, text, ":"), "~"))
     joined = pc.binary_join_element_wise(*fields, "|")
+    if optional:
+        # Optional columns (added by a later schema) are encoded only when set, with their
+        # name, so a row written before they existed hashes as it always did.
+        joined = pc.binary_join_element_wise(joined, *optional, "")
     return pc.cast(joined, pa.binary()).to_pylist()
 
 

@@ -30,6 +30,7 @@ from ledgerflow.engine.events import (
     CacheEntry,
     ExecutionFinished,
     ExecutionStarted,
+    GraphRecorded,
     MetricLogged,
     ModelRegistered,
     NodeSeen,
@@ -59,7 +60,7 @@ from ledgerflow.lineage.values import (
 )
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
-_EVENT_TYPES = (ExecutionStarted, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
+_EVENT_TYPES = (ExecutionStarted, GraphRecorded, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
                 ModelRegistered, AliasMoved, NodeSeen, retention.ExecutionTagged, retention.ObjectCollected)
 
 
@@ -123,6 +124,7 @@ class Ledger:
         self._closed = False
         self._error: BaseException | None = None
         self._recent: dict = {}  # cache_key -> CacheEntry recorded by this process
+        self._logged: dict = defaultdict(list)  # (execution, step) -> metrics of a step not finished yet
         self._cache_keys: set | None = None  # ckeys of succeeded steps in the file
         self._cache_watermark = (0, 0.0)  # (seq, monotonic time) of that snapshot
 
@@ -152,9 +154,12 @@ class Ledger:
         start = writer.process_start_of(event)
         with self._buffer_lock:
             self._buffer.append((event, start))
-        if isinstance(event, StepFinished) and event.status == SUCCEEDED and event.cache_key:
+        if isinstance(event, MetricLogged):
+            self._logged[(event.execution_id, event.step)].append((event.name, event.value, event.index))
+        elif isinstance(event, StepFinished) and event.status == SUCCEEDED and event.cache_key:
             self._recent.setdefault(
-                event.cache_key, CacheEntry(f"{event.execution_id}:{event.step}", event.outputs)
+                event.cache_key, CacheEntry(f"{event.execution_id}:{event.step}", event.outputs,
+                                            tuple(self._logged.pop((event.execution_id, event.step), ())))
             )
         if isinstance(event, (ExecutionStarted, ExecutionFinished)):
             # The start is written at once too: a home that cannot be written (read-only, full)
@@ -263,12 +268,25 @@ class Ledger:
                 """,
                 [k, cache_key, SUCCEEDED, SUCCEEDED],
             ).fetchall()
+            metrics: dict = defaultdict(list)
+            producers = list(dict.fromkeys((r[1], r[2]) for r in rows))
+            if producers:
+                # What those steps logged comes with their outputs: a cache hit records it again.
+                for execution_id, step, name, value, idx in con.execute(
+                    """
+                    SELECT m.execution_id, m.step, m.name, m.value, m.idx FROM metrics m
+                    JOIN (SELECT unnest(?) AS e, unnest(?) AS s) p ON m.execution_id = p.e AND m.step = p.s
+                    ORDER BY m.seq
+                    """,
+                    [[e for e, _ in producers], [s for _, s in producers]],
+                ).fetchall():
+                    metrics[(execution_id, step)].append((name, value, idx))
         outputs: dict = {}
         for key, execution_id, step, name, digest, kind, type_, size, uri, value in rows:
-            entry = outputs.setdefault(key, (f"{execution_id}:{step}", []))
+            entry = outputs.setdefault(key, (f"{execution_id}:{step}", [], metrics.get((execution_id, step), ())))
             entry[1].append((name, ArtifactRef(digest=digest, kind=kind, type=type_, size=size, uri=uri, value=value)))
-        for key, (ref, binding) in outputs.items():
-            self._recent.setdefault(key, CacheEntry(step_ref=ref, outputs=tuple(binding)))
+        for key, (ref, binding, logged) in outputs.items():
+            self._recent.setdefault(key, CacheEntry(step_ref=ref, outputs=tuple(binding), metrics=tuple(logged)))
         return self._recent.get(cache_key)
 
     # -- queries --------------------------------------------------------------------

@@ -38,6 +38,7 @@ from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
 from ledgerflow.lineage.values import CollectedObject, GcReport
 from ledgerflow.store import Manifest
+from ledgerflow.types.codec import handles_inside
 
 if TYPE_CHECKING:
     from ledgerflow.lineage.ledger import Ledger
@@ -140,21 +141,6 @@ class Policy:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
 
 
-def _handles_in(value_text: str | None):
-    """(kind, digest) of every handle inside a plain value's canonical JSON (a `list[Model]`)."""
-    if not value_text or '"$$handle"' not in value_text:
-        return
-    stack = [json.loads(value_text)]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "$$handle" in item and isinstance(item.get("digest"), str):
-                yield item["$$handle"], item["digest"]
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 @attrs.frozen
 class _References:
     """Per execution, the store objects it references directly; manifests listed apart."""
@@ -177,7 +163,7 @@ def _references(con) -> _References:
             refs.add(digest)
             if kind in _MANIFEST_KINDS:
                 manifests.add(digest)
-        for inner_kind, inner in _handles_in(value):
+        for _, inner_kind, inner, _ in handles_inside(value):
             refs.add(inner)
             if inner_kind in _MANIFEST_KINDS:
                 manifests.add(inner)

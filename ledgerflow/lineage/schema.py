@@ -16,7 +16,7 @@ import attrs
 from blake3 import blake3 as _blake3
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 PARAMS_STEP = "@params"  # pseudo-step that "produces" an execution's parameters
 OUTPUTS_STEP = "@outputs"  # pseudo-step that "consumes" an execution's outputs
@@ -27,6 +27,9 @@ class Column:
     name: str
     sql: str  # DuckDB type
     arrow: pa.DataType
+    # A column added to a table after its rows began (schema 4 on): the chain encodes it only
+    # when it is not NULL, so a row written before it existed still hashes as it did.
+    optional: bool = False
 
 
 @attrs.frozen
@@ -43,7 +46,7 @@ class ChainedTable:
         return pa.schema([(c.name, c.arrow) for c in self.columns])
 
 
-def _c(name: str, sql: str) -> Column:
+def _c(name: str, sql: str, optional: bool = False) -> Column:
     arrow = {
         "BIGINT": pa.int64(),
         "INTEGER": pa.int32(),
@@ -51,7 +54,7 @@ def _c(name: str, sql: str) -> Column:
         "DOUBLE": pa.float64(),
         "TIMESTAMP": pa.timestamp("us"),
     }[sql]
-    return Column(name, sql, arrow)
+    return Column(name, sql, arrow, optional)
 
 
 # `seq` comes first in every chained table; prev_hash/row_hash are appended after the
@@ -98,6 +101,7 @@ STEP_LOG = ChainedTable(
         _c("traceback", "VARCHAR"),
         _c("map_index", "INTEGER"),
         _c("condition", "VARCHAR"),
+        _c("blocked_by", "VARCHAR", optional=True),  # v4: a step skipped because this upstream step failed
     ),
 )
 
@@ -129,6 +133,13 @@ EDGES = ChainedTable(
         _c("name", "VARCHAR"),
         _c("digest", "VARCHAR"),
         _c("dkey", "BIGINT"),
+        # v4, provenance: the occurrence (execution, step, output name) this input came from,
+        # and how (`engine.events.FROM_*`). Set on consumed edges, on a cache hit's produced
+        # edges (the occurrence reused) and on parameters that came from another execution.
+        _c("src_execution_id", "VARCHAR", optional=True),
+        _c("src_step", "VARCHAR", optional=True),
+        _c("src_name", "VARCHAR", optional=True),
+        _c("how", "VARCHAR", optional=True),
     ),
 )
 
@@ -142,6 +153,7 @@ METRICS = ChainedTable(
         _c("value", "DOUBLE"),
         _c("idx", "BIGINT"),
         _c("logged_at", "TIMESTAMP"),
+        _c("reused_from", "VARCHAR", optional=True),  # v4: "EXEC:step" whose metric a cache hit repeats
     ),
 )
 
@@ -222,8 +234,21 @@ NODE_LOG = ChainedTable(
     ),
 )
 
+# Version 4: the graph as built (see engine/blueprint.py), one row per execution and one per
+# part decided at run time (a map's elements), as compact JSON: a few bytes a step.
+GRAPH_LOG = ChainedTable(
+    "graph_log",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("part", "VARCHAR"),
+        _c("spec", "VARCHAR"),
+        _c("recorded_at", "TIMESTAMP"),
+    ),
+)
+
 CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG,
-                  NODE_LOG)
+                  NODE_LOG, GRAPH_LOG)
 TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
 
 
@@ -280,7 +305,7 @@ VIEWS = (
            min(started_at) OVER w AS started_at, ended_at,
            epoch(ended_at) - epoch(min(started_at) OVER w) AS duration_s,
            cache_key, state = 'cached' OR cached_from IS NOT NULL AS cache_hit, cached_from,
-           node, error, traceback, resources, map_index, condition, seq
+           node, error, traceback, resources, map_index, condition, blocked_by, seq
     FROM step_log
     WINDOW w AS (PARTITION BY execution_id, step)
     QUALIFY row_number() OVER (PARTITION BY execution_id, step ORDER BY seq DESC) = 1
@@ -344,10 +369,28 @@ def _migrate_2_to_3(con) -> None:
         con.execute(_table_ddl(t)).fetchall()
 
 
+V4_TABLES = (GRAPH_LOG,)
+
+
+def _migrate_3_to_4(con) -> None:
+    """Add the graph record and the provenance columns. Old rows keep their hashes (new columns
+    are optional: NULL is not encoded); their edges are read as inferred (docs/ledger.md)."""
+    for t in V4_TABLES:
+        con.execute(_table_ddl(t)).fetchall()
+    for t in (STEP_LOG, EDGES, METRICS):
+        present = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [t.name]).fetchall()}
+        for c in t.columns:
+            if c.name not in present:
+                con.execute(f"ALTER TABLE {t.name} ADD COLUMN {c.name} {c.sql}").fetchall()
+    for ddl in VIEWS:
+        con.execute(ddl).fetchall()
+
+
 # Bumped-from -> function(con) upgrading the schema by one version, run by the next write
 # (inside its transaction); `ensure_schema` refuses a file newer than this code. A reader
 # of a file not yet migrated sees the new tables as absent (see `missing_tables`).
-MIGRATIONS: dict = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
 
 
 def missing_tables(con) -> set:

@@ -15,11 +15,13 @@ import duckdb
 import pyarrow as pa
 
 from ledgerflow.engine.events import (
+    FROM_CACHE,
     INTERRUPTED,
     RUNNING,
     AliasMoved,
     ExecutionFinished,
     ExecutionStarted,
+    GraphRecorded,
     MetricLogged,
     ModelRegistered,
     NodeSeen,
@@ -32,6 +34,7 @@ from ledgerflow.lineage.schema import (
     CHAINED_TABLES,
     EDGES,
     EXECUTION_LOG,
+    GRAPH_LOG,
     METRICS,
     NODE_LOG,
     OUTPUTS_STEP,
@@ -140,8 +143,21 @@ class _Batch:
             k = self._keys[text] = key64(text)
         return k
 
-    def artifacts_and_edges(self, execution_id, step, attempt, direction, binding, at) -> None:
+    def artifacts_and_edges(self, execution_id, step, attempt, direction, binding, at, sources=(),
+                            reused: str | None = None) -> None:
+        """Artifact rows for digests new to the ledger, and an edge per binding, each with the
+        occurrence it came from: `sources` by name, or for a cache hit's outputs (`reused`,
+        "EXEC:step") the same output of the step it reuses."""
+        origins = dict(sources)
+        reused_execution, _, reused_step = (reused or "").partition(":")
         for name, ref in binding:
+            origin = origins.get(name)
+            if origin is not None:
+                src = (origin.execution_id, origin.step, origin.name, origin.how)
+            elif reused:
+                src = (reused_execution, reused_step, name, FROM_CACHE)
+            else:
+                src = (None, None, None, None)
             if ref.digest not in self.known:
                 self.known.add(ref.digest)
                 self.add(
@@ -166,6 +182,10 @@ class _Batch:
                 name=name,
                 digest=ref.digest,
                 dkey=self.key(ref.digest),
+                src_execution_id=src[0],
+                src_step=src[1],
+                src_name=src[2],
+                how=src[3],
             )
 
 
@@ -186,7 +206,8 @@ def _existing(con, digests: list) -> set:
 
 
 def _interrupted(con, batch: _Batch, starting: set, now: datetime) -> None:
-    """Append an `interrupted` state row for running executions whose process is gone."""
+    """Append an `interrupted` state row for running executions whose process is gone, and
+    one for each of their steps that was running, so no step reads `running` forever."""
     rows = con.execute(
         """
         SELECT s.execution_id, s.host, s.pid, s.process_start FROM execution_log s
@@ -200,13 +221,21 @@ def _interrupted(con, batch: _Batch, starting: set, now: datetime) -> None:
     for execution_id, host, pid, start in rows:
         if execution_id in starting or liveness.is_alive(host, pid, start) is not False:
             continue
-        batch.add(
-            EXECUTION_LOG,
-            execution_id=execution_id,
-            state=INTERRUPTED,
-            changed_at=now,
-            error=f"process {pid} on {host} ended without finishing the execution",
-        )
+        why = f"process {pid} on {host} ended without finishing the execution"
+        for step, attempt, task, fingerprint, cache_key, started_at, resources, map_index in con.execute(
+            """
+            SELECT step, attempt, task, task_fingerprint, cache_key, started_at, resources, map_index
+            FROM step_log WHERE execution_id = ?
+            QUALIFY row_number() OVER (PARTITION BY step, attempt ORDER BY seq DESC) = 1 AND state = 'running'
+            ORDER BY seq
+            """,
+            [execution_id],
+        ).fetchall():
+            batch.add(STEP_LOG, execution_id=execution_id, step=step, attempt=attempt, state=INTERRUPTED, task=task,
+                      task_fingerprint=fingerprint, cache_key=cache_key,
+                      ckey=None if cache_key is None else batch.key(cache_key), started_at=started_at, ended_at=now,
+                      resources=resources, map_index=map_index, error=why)
+        batch.add(EXECUTION_LOG, execution_id=execution_id, state=INTERRUPTED, changed_at=now, error=why)
 
 
 def write(con, events: list, ledger_path) -> int:
@@ -292,10 +321,12 @@ def _add_event(batch: _Batch, ev, start) -> None:
             traceback=ev.traceback,
             map_index=ev.map_index,
             condition=ev.condition,
+            blocked_by=ev.blocked_by,
         )
         at = utc_naive(ev.ended_at)
-        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "consumed", ev.inputs, at)
-        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "produced", ev.outputs, at)
+        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "consumed", ev.inputs, at, ev.sources)
+        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "produced", ev.outputs, at,
+                                  reused=ev.cached_from)
     elif isinstance(ev, StepStarted):
         batch.add(
             STEP_LOG,
@@ -320,6 +351,7 @@ def _add_event(batch: _Batch, ev, start) -> None:
             value=float(ev.value),
             idx=ev.index,
             logged_at=utc_naive(ev.at),
+            reused_from=ev.reused_from,
         )
     elif isinstance(ev, ExecutionStarted):
         batch.add(
@@ -338,10 +370,13 @@ def _add_event(batch: _Batch, ev, start) -> None:
             environment=ev.environment,
             replay_of=ev.replay_of,
         )
-        batch.artifacts_and_edges(ev.execution_id, PARAMS_STEP, 0, "produced", ev.inputs, utc_naive(ev.started_at))
+        batch.artifacts_and_edges(ev.execution_id, PARAMS_STEP, 0, "produced", ev.inputs, utc_naive(ev.started_at),
+                                  ev.sources)
+    elif isinstance(ev, GraphRecorded):
+        batch.add(GRAPH_LOG, execution_id=ev.execution_id, part=ev.part, spec=ev.spec, recorded_at=utc_naive(ev.at))
     elif isinstance(ev, ExecutionFinished):
         at = utc_naive(ev.ended_at)
-        batch.artifacts_and_edges(ev.execution_id, OUTPUTS_STEP, 0, "consumed", ev.outputs, at)
+        batch.artifacts_and_edges(ev.execution_id, OUTPUTS_STEP, 0, "consumed", ev.outputs, at, ev.sources)
         # The state row comes last, so an execution's rows all lie between its first and
         # last execution_log rows (queries use that seq range to skip the rest of the file).
         batch.add(EXECUTION_LOG, execution_id=ev.execution_id, state=ev.status, changed_at=at, error=ev.error)

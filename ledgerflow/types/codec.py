@@ -188,3 +188,38 @@ def parse_text(text: str, tp: Any) -> Any:
         return conform(converter.structure(raw, tp) if typing.get_origin(tp) is None else raw, tp)
     except (TypeError, ValueError, cattrs.BaseValidationError) as e:
         raise ValueError(f"{text!r} is not a {type_name(tp)}: {e}") from None
+
+
+def handles_inside(text: str | None) -> tuple[tuple[str, str, str, int], ...]:
+    """(path, kind, digest, size) of every handle nested in a plain value's canonical JSON.
+
+    A path says how to reach the handle from the value: `.model` for a field or a
+    string key, `[0]` for a list element (or a non-identifier key, `["a b"]`). The value's own
+    encoding is the one place that knows where handles hide, so lineage asks it.
+
+    >>> from ledgerflow.types.handles import File
+    >>> handles_inside(encode({"a": [File(digest="blake3:00", size=3)]}, dict[str, list[File]]))
+    (('.a[0]', 'file', 'blake3:00', 3),)
+    """
+    if not text or '"$$handle"' not in text:
+        return ()
+    found: list = []
+
+    def visit(item: Any, path: str) -> None:
+        if isinstance(item, dict):
+            if "$$handle" in item and isinstance(item.get("digest"), str):
+                found.append((path, item["$$handle"], item["digest"], int(item.get("size") or 0)))
+                return
+            if len(item) == 1 and "$map" in item:  # a dict with non-string keys: [[key, value], ...]
+                for i, pair in enumerate(item["$map"]):
+                    visit(pair[1] if isinstance(pair, list) and len(pair) == 2 else pair, f"{path}[{i}]")
+                return
+            for key, value in item.items():
+                key = key[1:] if key.startswith("$$") else key
+                visit(value, f"{path}.{key}" if key.isidentifier() else f"{path}[{json.dumps(key)}]")
+        elif isinstance(item, list):
+            for i, value in enumerate(item):
+                visit(value, f"{path}[{i}]")
+
+    visit(json.loads(text), "")
+    return tuple(found)

@@ -29,6 +29,9 @@ class Handle:
     digest: str
     size: int = 0
     store_url: str | None = attrs.field(default=None, repr=False)
+    # "EXECUTION_ID:step.slot" when a run made this handle: where it came from, not what it
+    # is (so not part of equality). Passed into another run, it links the two by provenance.
+    origin: str | None = attrs.field(default=None, repr=False, kw_only=True)
 
     kind: ClassVar[str] = "handle"
     tag: ClassVar[str | None] = None
@@ -46,7 +49,7 @@ class Handle:
     def __reduce__(self):
         # Refined classes are made at run time; pickle them by (kind, tag) so they can
         # travel to Ray workers and come back as the same cached class.
-        return (_rebuild, (self.base, self.refinement(), attrs.astuple(self, recurse=False)))
+        return (_rebuild, (self.base, self.refinement(), attrs.asdict(self, recurse=False)))
 
     @classmethod
     def refinement(cls) -> Any:
@@ -71,8 +74,8 @@ def _refine(base: type, tag: Any) -> type:
     return cls
 
 
-def _rebuild(base: type, tag: Any, fields: tuple) -> Handle:
-    return _refine(base, tag)(*fields)
+def _rebuild(base: type, tag: Any, fields: dict) -> Handle:
+    return _refine(base, tag)(**fields)
 
 
 def _tagged_class(base: type, tag: Any) -> type:

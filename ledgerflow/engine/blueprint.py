@@ -1,0 +1,110 @@
+"""The graph as built, flattened into the record the ledger keeps: nodes and typed edges.
+
+Readers of the ledger (show, graph, diff, OpenLineage) draw what was built from this
+record alone; nothing downstream reconstructs an edge from equal digests or timestamps.
+
+A node is `[step, task, site, kind, parent, map_index]`; kind is "task", "map" (a
+`map_task` node) or "element" (one element of a map, added when the map expands).
+An edge is `[source, slot, target, param, kind]`:
+
+- source is a step, or "@params" with slot the parameter's name; target is a step, or
+  "@outputs" for what the workflow returns;
+- slot is the producer's output ("return", "return[1]" for a tuple's element);
+- param is the consumer's parameter; a list written in the body binds "xs[0]", "xs[1]",
+  and a tuple passed whole binds "p[0]", "p[1]", one edge per element;
+- kind is "data", "guard" (the source decides whether the target runs: param is
+  "when=True" or "when=False"), "condition"/"then"/"otherwise" (a `when(...)` used as a
+  value), or "element" (a map hands element i of its input to element step i).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Graph, Node, Source
+
+PARAMS = "@params"
+OUTPUTS = "@outputs"
+
+DATA, GUARD, ELEMENT = "data", "guard", "element"
+
+
+def slot_of(node: Node, index: int | None) -> str:
+    """The output slot a `FromStep` names: "return", or "return[i]" for one element of a tuple."""
+    if index is None:
+        return "return"
+    return f"return[{index}]"
+
+
+def is_whole_tuple(node: Node, index: int | None) -> bool:
+    """A tuple output consumed whole (`use(p=pair())`): lineage binds it element by element."""
+    return index is None and len(node.task.outputs) > 1 and not node.mapped
+
+
+def _edges(nodes: dict, src: Source, target: str, param: str, kind: str) -> Iterator[list]:
+    if isinstance(src, FromInput):
+        yield [PARAMS, src.name, target, param, kind]
+    elif isinstance(src, FromStep):
+        producer = nodes.get(src.step)
+        if producer is not None and is_whole_tuple(producer, src.index):
+            for i in range(len(producer.task.outputs)):
+                yield [src.step, f"return[{i}]", target, f"{param}[{i}]", kind]
+        else:
+            yield [src.step, "return" if src.index is None else f"return[{src.index}]", target, param, kind]
+    elif isinstance(src, Gather):
+        for i, item in enumerate(src.items):
+            yield from _edges(nodes, item, target, f"{param}[{i}]", kind)
+    elif isinstance(src, Choice):
+        yield from _edges(nodes, src.condition, target, param, "condition")
+        yield from _edges(nodes, src.then, target, param, "then")
+        yield from _edges(nodes, src.otherwise, target, param, "otherwise")
+    # A Constant was written in the body: it came from no step and no parameter.
+
+
+def _node_row(node: Node) -> list:
+    kind = "map" if node.mapped and node.map_index is None else "task"
+    return [node.name, node.task.qualname, node.site, kind, None, None]
+
+
+def workflow_spec(graph: Graph) -> str:
+    """The record of a traced graph, as compact JSON.
+
+    >>> from ledgerflow.engine.graph import Graph
+    >>> workflow_spec(Graph(name="empty", params=(), nodes=(), output=None, output_type=None))
+    '{"edges":[],"nodes":[]}'
+    """
+    nodes = {n.name: n for n in graph.nodes}
+    edges: list = []
+    for node in graph.nodes:
+        for param, src in node.inputs:
+            edges.extend(_edges(nodes, src, node.name, param, DATA))
+        for guard in node.guards:
+            edges.extend(_edges(nodes, guard.condition, node.name, f"when={guard.expected}", GUARD))
+    out = graph.output
+    if isinstance(out, tuple):
+        for i, src in enumerate(out):
+            edges.extend(_edges(nodes, src, OUTPUTS, f"return[{i}]", DATA))
+    elif out is not None:
+        edges.extend(_edges(nodes, out, OUTPUTS, "return", DATA))
+    return _dumps([_node_row(n) for n in graph.nodes], edges)
+
+
+def map_spec(parent: Node, elements: list) -> str:
+    """The part of the graph a map adds when it expands: its elements, each fed by the map
+    and feeding its result back into the map's list."""
+    nodes, edges = [], []
+    for element in elements:
+        nodes.append([element.name, element.task.qualname, element.site, "element", parent.name, element.map_index])
+        for param, _ in element.inputs:
+            edges.append([parent.name, param, element.name, param, ELEMENT])
+        edges.append([element.name, "return", parent.name, f"[{element.map_index}]", DATA])
+    return _dumps(nodes, edges)
+
+
+def _dumps(nodes: list, edges: list) -> str:
+    return json.dumps({"nodes": nodes, "edges": edges}, separators=(",", ":"), sort_keys=True)
+
+
+def is_constant(src: Source) -> bool:
+    return isinstance(src, Constant)
