@@ -19,7 +19,7 @@ def recorded(tmp_path):
         evs, arts = pipeline_events(train_failures=1)
         for ev in evs:
             led.record(ev)
-        evs2, arts2 = retrain_events(arts["dataset"], lr=0.01)
+        evs2, arts2 = retrain_events(arts["dataset"], lr=0.01, dataset_from=arts["id"])
         for ev in evs2:
             led.record(ev)
     return home, arts, arts2

@@ -153,7 +153,7 @@ def test_audit_what_produced_this_model(ledger):
 def test_audit_which_models_were_trained_on_this_dataset(ledger):
     evs, arts = pipeline_events()
     record_all(ledger, evs)
-    evs2, arts2 = retrain_events(arts["dataset"], lr=0.01)
+    evs2, arts2 = retrain_events(arts["dataset"], lr=0.01, dataset_from=arts["id"])
     record_all(ledger, evs2)
     down = ledger.downstream(arts["dataset"].digest)
     models = {n.ref for n in down.of_kind("artifact") if n.artifact.kind == "model"}
@@ -390,7 +390,7 @@ def test_a_newer_schema_is_refused(tmp_path):
 def test_upstream_ignores_other_executions_receiving_the_input_as_a_parameter(ledger):
     evs, arts = pipeline_events()
     record_all(ledger, evs)
-    evs2, arts2 = retrain_events(arts["dataset"], lr=0.01)
+    evs2, arts2 = retrain_events(arts["dataset"], lr=0.01, dataset_from=arts["id"])
     record_all(ledger, evs2)
     up = ledger.upstream(arts["model"].digest)
     assert arts2["id"] not in {n.ref for n in up.nodes}

@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from blake3 import blake3
 
 from ledgerflow.engine.events import (
+    FROM_REFERENCE,
+    Origin,
     FAILED,
     SUCCEEDED,
     ArtifactRef,
@@ -125,8 +127,13 @@ def pipeline_events(
     return evs, {"n": a_n, "lr": a_lr, "dataset": ds, "model": model, "score": score, "id": e}
 
 
-def retrain_events(dataset: ArtifactRef, *, lr: float, execution_id: str | None = None, t0: datetime = T0):
-    """A second workflow that takes an existing dataset as a parameter and trains on it."""
+def retrain_events(dataset: ArtifactRef, *, lr: float, execution_id: str | None = None, t0: datetime = T0,
+                   dataset_from: str | None = None):
+    """A second workflow that takes an existing dataset as a parameter and trains on it.
+
+    `dataset_from`: the execution whose `ingest` made the dataset, when the handle was passed
+    on by reference (so the ledger records the link); None for bytes that arrived unlinked.
+    """
     e = execution_id or new_id()
     a_lr = value(lr, "float")
     model = handle("model", "Model[sklearn]", "train", dataset.digest, lr)
@@ -134,6 +141,7 @@ def retrain_events(dataset: ArtifactRef, *, lr: float, execution_id: str | None 
         ExecutionStarted(
             e, "examples.retrain:retrain", digest_of("wf2"), json.dumps({"data": dataset.digest, "lr": lr}),
             (("data", dataset), ("lr", a_lr)), "local", t0, socket.gethostname(), os.getpid(),
+            sources=(("data", Origin(dataset_from, "ingest", "return", FROM_REFERENCE)),) if dataset_from else (),
         )
     ]
     evs += steps_of(e, "train", "examples.quickstart:train", (("data", dataset), ("lr", a_lr)), (("return", model),), t0)

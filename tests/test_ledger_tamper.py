@@ -22,7 +22,7 @@ def build(home) -> Ledger:
     evs, arts = pipeline_events(train_failures=1)
     for ev in evs:
         led.record(ev)
-    for ev in retrain_events(arts["dataset"], lr=0.01)[0]:
+    for ev in retrain_events(arts["dataset"], lr=0.01, dataset_from=arts["id"])[0]:
         led.record(ev)
     led.close()
     assert led.verify(store=False).ok

@@ -41,7 +41,15 @@ from ledgerflow.errors import LedgerError, RegistryError
 from ledgerflow.home import Home
 from ledgerflow.lineage import chain, liveness, readonly_sql, refs, registry, retention, walk, writer
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
-from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64, missing_tables
+from ledgerflow.lineage.schema import (
+    OUTPUTS_STEP,
+    PARAMS_STEP,
+    SCHEMA_VERSION,
+    ensure_schema,
+    key64,
+    missing_tables,
+    schema_version,
+)
 from ledgerflow.lineage.values import (
     ArtifactInfo,
     AttemptInfo,
@@ -52,6 +60,7 @@ from ledgerflow.lineage.values import (
     RegisteredModel,
     ExecutionDetail,
     ExecutionSummary,
+    RecordedGraph,
     Lineage,
     MetricPoint,
     ObjectProblem,
@@ -60,6 +69,7 @@ from ledgerflow.lineage.values import (
 )
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
+_current_schema: set = set()  # ledger paths this process has seen at (or brought to) SCHEMA_VERSION
 _EVENT_TYPES = (ExecutionStarted, GraphRecorded, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
                 ModelRegistered, AliasMoved, NodeSeen, retention.ExecutionTagged, retention.ObjectCollected)
 
@@ -292,7 +302,34 @@ class Ledger:
     # -- queries --------------------------------------------------------------------
 
     def _reader(self, config: dict | None = None):
+        self._migrate_once()
         return open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config)
+
+    def _migrate_once(self) -> None:
+        """Bring a ledger written by an older schema up to this one before the first read.
+
+        Readers ask for the columns and tables this version writes (the graph record, the
+        origins of inputs); migration only adds them, so every old row and hash stays as it was.
+        """
+        key = str(self.path)
+        if key in _current_schema or not self.path.exists():
+            return
+        with open_ledger(self.path, read_only=True, timeout=self.lock_timeout) as con:
+            version = schema_version(con)
+        if version is not None and version < SCHEMA_VERSION:
+            try:
+                with open_ledger(self.path, timeout=self.lock_timeout) as con:
+                    con.execute("BEGIN").fetchall()
+                    try:
+                        ensure_schema(con)
+                        con.execute("COMMIT").fetchall()
+                    except BaseException:
+                        writer.rollback(con)
+                        raise
+            except (LedgerError, duckdb.Error) as exc:
+                raise LedgerError(f"the ledger at {self.path} has schema version {version}; reading it needs it "
+                                  f"migrated to {SCHEMA_VERSION}, which failed: {exc}") from exc
+        _current_schema.add(key)
 
     def _has_file(self) -> bool:
         return self.path.exists()
@@ -375,13 +412,16 @@ class Ledger:
             step_rows = walk.rows_of_executions(
                 con, ranges, "step_log",
                 "step, attempt, state, task, task_fingerprint, cache_key, cached_from, started_at, ended_at, "
-                "resources, node, error, traceback, map_index, condition",
+                "resources, node, error, traceback, map_index, condition, blocked_by",
                 [eid],
             )[eid]
             edge_rows = walk.rows_of_executions(
-                con, ranges, "edges", "step, attempt, direction, name, digest", [eid]
+                con, ranges, "edges", "step, attempt, direction, name, digest, src_execution_id, src_step, src_name, how",
+                [eid]
             )[eid]
-            metric_rows = walk.rows_of_executions(con, ranges, "metrics", "step, name, value, idx, logged_at", [eid])[eid]
+            metric_rows = walk.rows_of_executions(
+                con, ranges, "metrics", "step, name, value, idx, logged_at, reused_from", [eid])[eid]
+            specs = [spec for (spec,) in walk.rows_of_executions(con, ranges, "graph_log", "spec", [eid])[eid]]
             # Most of its artifacts were first seen in this execution, so their rows lie in
             # its seq range too: read those by range, and look up only the others by key.
             lo, hi = ranges.get([eid])[eid]
@@ -397,9 +437,21 @@ class Ledger:
                     con, ranges, "node_log", "node, environment", [eid])[eid]}
         detail = _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows,
                            arts)
-        return attrs.evolve(detail, nodes=nodes) if nodes else detail
+        return attrs.evolve(detail, nodes=nodes, graph=RecordedGraph.from_specs(specs) if specs else None)
 
-    def upstream(self, ref: str, depth: int | None = None) -> Lineage:
+    def graph(self, ref: str) -> RecordedGraph:
+        """The graph of an execution as it was built (nodes, typed edges, map elements).
+
+        For an execution recorded before the ledger kept graphs (schema < 4) it is
+        reconstructed from the steps' inputs and outputs and marked `inferred`.
+
+            g = ledger.graph("01JD3Q8Z")
+            [(e.source, e.target, e.param) for e in g.edges_into("train")]
+        """
+        detail = self.execution(ref)
+        return detail.graph if detail.graph is not None else inferred_graph(detail)
+
+    def upstream(self, ref: str, depth: int | None = None, *, same_content: bool = False) -> Lineage:
         """Everything `ref` came from: producing steps, their inputs, ... down to raw parameters.
 
         `ref`: a digest or unique prefix, an execution id, or "EXECUTION_ID:step". Nodes
@@ -408,15 +460,16 @@ class Ledger:
             model = ledger.upstream("blake3:9f3a", depth=4)
             [n.ref for n in model.of_kind("step")]       # ['01JD...:train', '01JD...:ingest']
         """
-        return self._walk(ref, "upstream", depth)
+        return self._walk(ref, "upstream", depth, same_content)
 
-    def downstream(self, ref: str, depth: int | None = None) -> Lineage:
-        """Everything made from `ref`, across executions (e.g. every model trained on a dataset)."""
-        return self._walk(ref, "downstream", depth)
+    def downstream(self, ref: str, depth: int | None = None, *, same_content: bool = False) -> Lineage:
+        """Everything made from `ref`: from a digest, every step that consumed those bytes (e.g.
+        every model trained on a dataset) and what was made from them, by recorded provenance."""
+        return self._walk(ref, "downstream", depth, same_content)
 
-    def _walk(self, ref: str, direction: str, depth: int | None) -> Lineage:
+    def _walk(self, ref: str, direction: str, depth: int | None, same_content: bool = False) -> Lineage:
         with self._reader() as con:
-            return walk.walk(con, refs.resolve(con, ref), direction, depth)
+            return walk.walk(con, refs.resolve(con, ref), direction, depth, same_content)
 
     def sql(self, query: str, params: list | None = None) -> pa.Table:
         """Run a read-only query; returns a pyarrow Table (`.to_pylist()` for dicts).
@@ -677,15 +730,19 @@ def _missing_objects(ledger: "Ledger", url: str) -> list:
 def _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows, arts):
     """Build an ExecutionDetail from one execution's rows, each list in seq order."""
 
-    def bound(name, digest):
-        return Bound(name, arts.get(digest) or ArtifactInfo(digest, None, None, None, None, None))
+    def bound(name, digest, source=None):
+        info = arts.get(digest) or ArtifactInfo(digest, None, None, None, None, None)
+        if source is None or source[1] is None:
+            return Bound(name, info)
+        e, s, n, how = source
+        return Bound(name, info, f"{e or summary.id}:{s}.{n}", how)
 
-    edges_by = defaultdict(list)  # (step, attempt) -> [(direction, name, digest)]
-    for step, attempt, direction, name, digest in edge_rows:
-        edges_by[(step, attempt)].append((direction, name, digest))
+    edges_by = defaultdict(list)  # (step, attempt) -> [(direction, name, digest, source)]
+    for step, attempt, direction, name, digest, *source in edge_rows:
+        edges_by[(step, attempt)].append((direction, name, digest, tuple(source)))
     metrics_by = defaultdict(list)
-    for step, name, value, idx, at in metric_rows:
-        metrics_by[step].append(MetricPoint(step, name, value, idx, at))
+    for step, name, value, idx, at, reused_from in metric_rows:
+        metrics_by[step].append(MetricPoint(step, name, value, idx, at, reused_from))
 
     attempts: dict = {}  # step -> {attempt: latest row}
     for row in step_rows:
@@ -719,18 +776,19 @@ def _assemble(summary, fingerprint, params, code_digest, environment, step_rows,
                 cache_key=last[5],
                 cache_hit=last[2] == "cached" or last[6] is not None,
                 cached_from=last[6],
-                inputs=tuple(bound(n, d) for dirn, n, d in io if dirn == "consumed"),
-                outputs=tuple(bound(n, d) for dirn, n, d in io if dirn == "produced"),
+                inputs=tuple(bound(n, d, src) for dirn, n, d, src in io if dirn == "consumed"),
+                outputs=tuple(bound(n, d, src) for dirn, n, d, src in io if dirn == "produced"),
                 metrics=tuple(metrics_by.get(step, ())),
                 resources=last[9],
                 node=last[10],
                 error=last[11],
                 map_index=last[13],
                 condition=last[14],
+                blocked_by=last[15],
             )
         )
-    inputs = tuple(bound(n, d) for dirn, n, d in edges_by.get((PARAMS_STEP, 0), ()) if dirn == "produced")
-    outputs = tuple(bound(n, d) for dirn, n, d in edges_by.get((OUTPUTS_STEP, 0), ()) if dirn == "consumed")
+    inputs = tuple(bound(n, d, src) for dirn, n, d, src in edges_by.get((PARAMS_STEP, 0), ()) if dirn == "produced")
+    outputs = tuple(bound(n, d, src) for dirn, n, d, src in edges_by.get((OUTPUTS_STEP, 0), ()) if dirn == "consumed")
     env = _params(environment)
     return ExecutionDetail(
         summary=summary,

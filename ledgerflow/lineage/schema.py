@@ -136,6 +136,7 @@ EDGES = ChainedTable(
         # v4, provenance: the occurrence (execution, step, output name) this input came from,
         # and how (`engine.events.FROM_*`). Set on consumed edges, on a cache hit's produced
         # edges (the occurrence reused) and on parameters that came from another execution.
+        # src_execution_id is NULL when the source is in the same execution (src_step set).
         _c("src_execution_id", "VARCHAR", optional=True),
         _c("src_step", "VARCHAR", optional=True),
         _c("src_name", "VARCHAR", optional=True),
@@ -402,6 +403,15 @@ def missing_tables(con) -> set:
     """
     present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     return {t.name for t in CHAINED_TABLES} - present
+
+
+def schema_version(con) -> int | None:
+    """The version a ledger file is at; None for a file without the schema (being created)."""
+    try:
+        row = con.execute("SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key = 'schema_version'").fetchall()
+    except Exception:  # no meta table: duckdb.CatalogException, kept generic so schema needs no duckdb import
+        return None
+    return None if row[0][0] is None else int(row[0][0])
 
 
 def ensure_schema(con) -> None:

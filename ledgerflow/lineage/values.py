@@ -66,10 +66,17 @@ class ArtifactInfo(_Json):
 
 @attrs.frozen
 class Bound(_Json):
-    """An artifact bound to a parameter or output name."""
+    """An artifact bound to a parameter or output name, and where it came from.
+
+    `source` is the occurrence it came from ("EXECUTION_ID:step.slot"; step "@params" for
+    a parameter) and `how` says how (step, param, element, cache, reference, replay, or
+    "inferred" for an execution recorded before schema 4, whose sources were not kept).
+    """
 
     name: str
     artifact: ArtifactInfo
+    source: str | None = None
+    how: str | None = None
 
 
 @attrs.frozen
@@ -79,6 +86,7 @@ class MetricPoint(_Json):
     value: float
     index: int | None
     at: datetime | None
+    reused_from: str | None = None  # "EXECUTION_ID:step" that logged it, for a cache hit
 
 
 @attrs.frozen
@@ -114,6 +122,81 @@ class StepInfo(_Json):
     error: str | None
     map_index: int | None
     condition: str | None
+    blocked_by: str | None = None  # a step skipped because this upstream step failed
+
+
+@attrs.frozen
+class GraphNode(_Json):
+    """A node of the graph as built: a task call, a map, or one element of a map."""
+
+    step: str
+    task: str
+    site: str | None
+    kind: str  # "task" | "map" | "element"
+    parent: str | None = None  # an element's map step
+    map_index: int | None = None
+
+    @property
+    def scope(self) -> str:
+        """The sub-workflow the step belongs to ("" at the top level): `sub` for `sub.train`."""
+        return self.step.split("[", 1)[0].rpartition(".")[0]
+
+
+@attrs.frozen
+class GraphEdge(_Json):
+    """`source`'s output `slot` flows into `target`'s parameter `param` (see engine/blueprint.py).
+
+    source "@params" is the workflow's parameter `slot`; target "@outputs" is what the
+    workflow returns. kind: "data", "guard" (param "when=True"/"when=False": the source
+    decides whether the target runs), "condition"/"then"/"otherwise", "element".
+    """
+
+    source: str
+    slot: str
+    target: str
+    param: str
+    kind: str = "data"
+
+
+@attrs.frozen
+class RecordedGraph(_Json):
+    """The graph of one execution as it was built, with the parts decided at run time.
+
+    `inferred` is True only for an execution recorded before the ledger kept graphs
+    (schema < 4): its edges were reconstructed and may be wrong where values coincide.
+    """
+
+    nodes: tuple  # of GraphNode, in the order they were built
+    edges: tuple  # of GraphEdge
+    inferred: bool = False
+
+    @classmethod
+    def from_specs(cls, specs) -> "RecordedGraph":
+        """The graph from its recorded parts (graph_log.spec, in seq order), each JSON of
+        {"nodes": [[step, task, site, kind, parent, map_index]], "edges": [[source, slot, target, param, kind]]}.
+
+        >>> g = RecordedGraph.from_specs(['{"nodes":[["a","m:a","m.py:3","task",null,null]],'
+        ...                               '"edges":[["@params","n","a","n","data"]]}'])
+        >>> g.edges_into("a")[0].source
+        '@params'
+        """
+        import json
+
+        nodes, edges = [], []
+        for spec in specs:
+            part = json.loads(spec)
+            nodes.extend(GraphNode(*row) for row in part.get("nodes", ()))
+            edges.extend(GraphEdge(*row) for row in part.get("edges", ()))
+        return cls(tuple(nodes), tuple(edges))
+
+    def node(self, step: str) -> GraphNode | None:
+        return next((n for n in self.nodes if n.step == step), None)
+
+    def edges_into(self, step: str) -> tuple:
+        return tuple(e for e in self.edges if e.target == step)
+
+    def edges_from(self, step: str) -> tuple:
+        return tuple(e for e in self.edges if e.source == step)
 
 
 @attrs.frozen
@@ -129,6 +212,7 @@ class ExecutionDetail(_Json):
     code_digest: str | None
     environment: dict
     nodes: dict = attrs.Factory(dict)  # node -> environment, for each remote node that ran steps
+    graph: RecordedGraph | None = None  # None for an execution recorded before the ledger kept graphs
 
     @property
     def id(self) -> str:
@@ -163,6 +247,7 @@ class LineageEdge(_Json):
     source: str
     target: str
     name: str
+    how: str | None = None  # how the value got there (Bound.how); "inferred" for pre-schema-4 executions
 
 
 @attrs.frozen
@@ -172,6 +257,9 @@ class Lineage(_Json):
     depth_limit: int | None
     nodes: tuple  # of LineageNode, by depth then ref
     edges: tuple  # of LineageEdge
+    # With `same_content`: steps elsewhere that produced the same bytes as a handle reached,
+    # with no recorded link to this lineage (LineageNode of kind "step"; listed, not walked).
+    same_content: tuple = ()
 
     def of_kind(self, kind: str) -> tuple:
         return tuple(n for n in self.nodes if n.kind == kind)

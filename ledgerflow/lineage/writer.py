@@ -158,6 +158,11 @@ class _Batch:
                 src = (reused_execution, reused_step, name, FROM_CACHE)
             else:
                 src = (None, None, None, None)
+            if src[0] == execution_id:
+                # Most inputs come from the same execution: NULL says so, which keeps the column
+                # all-NULL in most row groups, so zone maps skip them when a walk asks which
+                # rows point into other executions.
+                src = (None,) + src[1:]
             if ref.digest not in self.known:
                 self.known.add(ref.digest)
                 self.add(
