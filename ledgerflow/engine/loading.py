@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def workflow_in(module, qualname: str, target: str) -> Workflow:
     return obj
 
 
+# A handle parameter given by reference: a digest (or prefix), or the occurrence that made it.
+_REFERENCE = re.compile(r"^(blake3:[0-9a-f]+|[0-9A-Z]{4,26}:\S+\.return\S*)$")
+
+
 def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
     """Workflow parameters from `name=value` strings, each converted to its declared type.
 
@@ -85,6 +90,7 @@ def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
     """
     from ledgerflow.errors import ParameterError
     from ledgerflow.types import type_name
+    from ledgerflow.types.annotations import is_handle_type
     from ledgerflow.types.codec import parse_text
 
     declared = {p.name: p for p in wf.params}
@@ -98,6 +104,9 @@ def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
         if name not in declared:
             raise ParameterError(f"-p {pair!r}: workflow {wf.name!r} has no parameter {name!r}; its parameters are: "
                                  f"{signature}")
+        if is_handle_type(declared[name].type) and _REFERENCE.match(text):
+            params[name] = text  # EXECUTION_ID:step.output or a digest: `run` finds the recorded handle
+            continue
         try:
             params[name] = parse_text(text, declared[name].type)
         except ValueError as e:

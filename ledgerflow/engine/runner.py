@@ -252,9 +252,13 @@ class _Run:
             self.expand(node, inputs)
             return
         bindings = tuple((name, ref) for name, _, ref in inputs)
+        # A guarded step also took the value that decided it runs: recorded as its input
+        # `when=True` (or False), so its lineage reaches the deciding step.
+        guards = tuple((f"when={g.expected}", g.condition) for g in node.guards)
+        refs = dict(bindings) | {name: self.resolve(src)[1] for name, src in guards}
         origins = self.element_origins.get(node.name) or {name: self.origin(src) for name, src in node.inputs}
-        self.call_inputs[node.name], self.call_sources[node.name] = self.bind(
-            node.inputs, dict(bindings), origins)
+        origins |= {name: self.origin(src) for name, src in guards}
+        self.call_inputs[node.name], self.call_sources[node.name] = self.bind(node.inputs + guards, refs, origins)
         self.call_values[node.name] = tuple((name, value) for name, value, _ in inputs)
         key = cache_key(node.task, bindings) if node.task.cache else None
         self.keys[node.name] = key

@@ -117,8 +117,11 @@ class Workflow:
                                     otherwise=remap(src.otherwise))
             return src
 
+        # One prefix per call (`sub`, `sub_2`, ...): naming each step unique on its own would let
+        # a second call's `sub.one_2` collide with the first call's own second `one`.
+        prefix = builder.unique_name(self.name)
         for node in self.graph.nodes:
-            renamed[node.name] = builder.unique_name(f"{self.name}.{node.name}")
+            renamed[node.name] = builder.unique_name(f"{prefix}.{node.name}")
             builder.add(attrs.evolve(node, name=renamed[node.name], inputs=tuple((k, remap(s)) for k, s in node.inputs),
                                      guards=tuple(attrs.evolve(g, condition=remap(g.condition)) for g in node.guards)))
 

@@ -37,10 +37,11 @@ from ledgerflow.engine.events import (
     StepFinished,
     StepStarted,
 )
-from ledgerflow.errors import LedgerError, RegistryError
+from ledgerflow.errors import LedgerError, RefError, RegistryError
 from ledgerflow.home import Home
 from ledgerflow.lineage import chain, liveness, readonly_sql, refs, registry, retention, walk, writer
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
+from ledgerflow.lineage.inference import inferred_graph
 from ledgerflow.lineage.schema import (
     OUTPUTS_STEP,
     PARAMS_STEP,
@@ -438,6 +439,37 @@ class Ledger:
         detail = _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows,
                            arts)
         return attrs.evolve(detail, nodes=nodes, graph=RecordedGraph.from_specs(specs) if specs else None)
+
+    def occurrence(self, ref: str) -> tuple[ArtifactInfo, str]:
+        """An artifact and the occurrence that made it: (info, "EXECUTION_ID:step.slot").
+
+        `ref` is that occurrence itself (`01JD3Q8Z:split.return[0]`, an execution id prefix
+        allowed) or a digest (prefix) of bytes some step produced: its first producer.
+        """
+        from ledgerflow.engine.runner import parse_origin
+
+        with self._reader() as con:
+            origin = parse_origin(ref)
+            if origin is not None:
+                eid = refs.resolve_execution(con, origin.execution_id)
+                rows = con.execute(
+                    "SELECT digest FROM edges WHERE execution_id = ? AND step = ? AND name = ? AND direction = 'produced' "
+                    "ORDER BY seq DESC LIMIT 1", [eid, origin.step, origin.name]).fetchall()
+                if not rows:
+                    raise RefError(f"{ref!r}: execution {eid} has no output {origin.name!r} of step {origin.step!r}")
+                digest, where = rows[0][0], f"{eid}:{origin.step}.{origin.name}"
+            else:
+                resolved = refs.resolve(con, ref)
+                if resolved.kind != "artifact":
+                    raise RefError(f"{ref!r} names {resolved.kind} {resolved.ref}, not an artifact: give a digest "
+                                   "or EXECUTION_ID:step.output (e.g. 01JD3Q8Z:split.return)")
+                digest = resolved.digest
+                first = [(e, s, n) for e, s, n in walk.producers_of(con, digest) if s != PARAMS_STEP][:1]
+                if not first:
+                    raise RefError(f"{ref!r}: no step in this ledger produced {digest}; pass the handle itself")
+                e, s, n = first[0]
+                where = f"{e}:{s}.{n}"
+            return self._artifacts(con, [digest])[digest], where
 
     def graph(self, ref: str) -> RecordedGraph:
         """The graph of an execution as it was built (nodes, typed edges, map elements).

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import attrs
+
 from ledgerflow import store as cas
 from ledgerflow.engine import environment, snapshot
 from ledgerflow.engine.events import Recorder, Tee
@@ -14,7 +16,11 @@ from ledgerflow.engine.workflow import Workflow
 from ledgerflow.executors import resolve
 from ledgerflow.home import Home
 from ledgerflow.lineage.ledger import Ledger
+from ledgerflow.errors import LedgerError, ParameterError, RefError
 from ledgerflow.store import Store
+from ledgerflow.types import type_name
+from ledgerflow.types.annotations import is_handle_type
+from ledgerflow.types.codec import decode
 
 
 def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: Any = "local",
@@ -33,6 +39,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     where = Home.resolve(home)
     store = Store.open(where.store_url)
     ledger = recorder if recorder is not None else Ledger(where)
+    params = by_reference(workflow, params, ledger)
     runner = resolve(executor)
     display = Progress(len(workflow.graph.nodes), live=progress)
     emitter = _openlineage(where)
@@ -50,6 +57,26 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
             emitter.close()
         if recorder is None:
             ledger.close()
+
+
+def by_reference(workflow: Workflow, params: dict[str, Any] | None, ledger: Any) -> dict[str, Any] | None:
+    """Handle parameters given as text, `EXECUTION_ID:step.output` or a digest some step produced,
+    as the recorded handles, carrying that occurrence as their origin: the new execution's
+    lineage then runs back into the one that made them."""
+    if not params or not isinstance(ledger, Ledger):
+        return params
+    out = dict(params)
+    for p in workflow.params:
+        value = out.get(p.name)
+        if isinstance(value, str) and is_handle_type(p.type):
+            try:
+                info, origin = ledger.occurrence(value)
+                handle = decode(info.value, p.type)
+            except (RefError, LedgerError, ValueError) as e:
+                raise ParameterError(f"workflow {workflow.name!r}, parameter {p.name!r} ({type_name(p.type)}): "
+                                     f"{e}") from None
+            out[p.name] = attrs.evolve(handle, origin=origin)
+    return out
 
 
 # Any of these says the user configured an OpenLineage transport (see openlineage-python's docs).
