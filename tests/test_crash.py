@@ -108,6 +108,12 @@ def test_kill_9_anywhere_loses_nothing(tmp_path):
         assert again.status == "succeeded" and again.outputs.count(":") == 2
         for step in done_before:
             assert again.steps[step].status == "cached", f"kill {i}: {step} was done but ran again"
+        if killed and killed[0].status == "interrupted":
+            # The next run found the killed one's process gone: its steps that were running
+            # are recorded as interrupted too, not left `running` forever in the steps view.
+            running = ledger.sql("SELECT step FROM steps WHERE execution_id = ? AND status = 'running'",
+                                 [killed[0].id]).to_pylist()
+            assert running == [], f"kill {i}: {running}"
         finished_steps_reused += len(done_before)
         assert ledger.verify().ok
         survived += 1

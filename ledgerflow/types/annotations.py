@@ -51,8 +51,18 @@ def record_fields(tp: type) -> dict[str, Any]:
     if attrs.has(tp):
         attrs.resolve_types(tp)
         return {f.name: f.type for f in attrs.fields(tp)}
-    hints = typing.get_type_hints(tp)
-    return {f.name: hints[f.name] for f in dataclasses.fields(tp)}
+    fields = dataclasses.fields(tp)
+    if any(isinstance(f.type, str) for f in fields):
+        # Resolved in place, once, as attrs.resolve_types does: a copy of the class pickled by
+        # value to a Ray worker (whose module is not importable there) then carries real types,
+        # instead of names like 'File' that only the driver's module can resolve.
+        hints = typing.get_type_hints(tp)
+        own = tp.__dict__.get("__annotations__", {})
+        for f in fields:
+            f.type = hints[f.name]
+            if f.name in own:
+                own[f.name] = hints[f.name]
+    return {f.name: f.type for f in fields}
 
 
 def check_supported(tp: Any) -> None:
