@@ -131,12 +131,14 @@ def failed(tmp_path_factory):
 
 STEPS = {"numbers", "square[0]", "square[1]", "square[2]", "square[3]", "square", "total", "passes",
          "reject", "register"}
-PARAMS = "@parameters"
-EXPECTED_EDGES = {
+PARAMS, OUTPUTS = "@parameters", "@outputs"
+EXPECTED_EDGES = {  # the graph as built: both branches' guards, and the `when` the workflow returns
     (PARAMS, "numbers"), (PARAMS, "passes"),
     *{("numbers", f"square[{i}]") for i in range(4)},
     *{(f"square[{i}]", "square") for i in range(4)},
-    ("square", "total"), ("total", "passes"), ("total", "register"), ("passes", "reject"),
+    ("square", "total"), ("total", "passes"), ("total", "register"), ("total", "reject"),
+    ("passes", "register"), ("passes", "reject"),
+    ("passes", OUTPUTS), ("register", OUTPUTS), ("reject", OUTPUTS),
 }
 
 
@@ -172,25 +174,28 @@ def parse_mermaid(text):
 
 def mermaid_named(text):
     nodes, edges, classdefs, classes = parse_mermaid(text)
-    name = {i: (PARAMS if cls == "params" else label.split("<br/>")[0]) for i, (label, cls) in nodes.items()}
+    ends = {"params": PARAMS, "outputs": OUTPUTS}
+    name = {i: ends.get(cls, label.split("<br/>")[0]) for i, (label, cls) in nodes.items()}
     return nodes, name, edges, classdefs, classes
 
 
 def test_mermaid_has_every_step_and_the_right_edges(gated):
     text = render(gated, "mermaid")
     nodes, name, edges, classdefs, _ = mermaid_named(text)
-    assert set(name.values()) == STEPS | {PARAMS}
-    assert all(re.fullmatch(r"p|s\d+", i) for i in nodes)  # safe ids, never train[0]
+    assert set(name.values()) == STEPS | {PARAMS, OUTPUTS}
+    assert all(re.fullmatch(r"p|o|s\d+", i) for i in nodes)  # safe ids, never train[0]
     assert {(name[a], name[b]) for a, _, _, b in edges} == EXPECTED_EDGES
     by_pair = {(name[a], name[b]): (arrow, label) for a, arrow, label, b in edges}
     digest = {b.name: b.artifact.digest.split(":")[1][:8] for b in gated.inputs}
     assert by_pair[(PARAMS, "numbers")] == ("-->", f"n · {digest['n']}")
     assert by_pair[("square[2]", "square")][1].startswith("[2] · ")
-    assert by_pair[("passes", "reject")] == ("-.->", "when False (skipped)")
+    assert by_pair[("passes", "reject")] == ("-.->", "when=False")
+    assert by_pair[("passes", "register")] == ("-.->", "when=True")
+    assert by_pair[("register", OUTPUTS)] == ("-->", "return (then)")
     # labels: status and duration on every step, classes colour the status
     step = {s.step: s for s in gated.steps}
     for i, (label, cls) in nodes.items():
-        if name[i] != PARAMS:
+        if name[i] not in (PARAMS, OUTPUTS):
             assert label.split("<br/>")[1].startswith(step[name[i]].status + " · ")
             assert cls == "st_" + step[name[i]].status
     assert "st_succeeded" in classdefs and "st_skipped" in classdefs
@@ -230,14 +235,14 @@ def parse_dot(text):
         elif m := _DOT_NODE.match(ln):
             nodes[_undot(m.group(1))] = m.group(2)
         else:
-            assert re.match(r"^  (label|labelloc|node|edge)\b", ln), ln
+            assert re.match(r"^  (label|labelloc|node|edge|//)\b", ln) or ln.startswith("  // "), ln
     return nodes, edges
 
 
 def test_dot_has_every_step_and_the_right_edges(gated):
     text = render(gated, "dot")
     nodes, edges = parse_dot(text)
-    assert set(nodes) == STEPS | {PARAMS}
+    assert set(nodes) == STEPS | {PARAMS, OUTPUTS}
     assert {(a, b) for a, b, _ in edges} == EXPECTED_EDGES
     attrs_of = {(a, b): at for a, b, at in edges}
     assert 'style="dashed"' in attrs_of[("passes", "reject")]
@@ -249,7 +254,8 @@ def test_dot_has_every_step_and_the_right_edges(gated):
 def test_graph_of_a_failed_run(failed):
     assert failed.status == "failed"
     nodes, edges = parse_dot(render(failed, "dot"))
-    assert {(a, b) for a, b, _ in edges} == {(PARAMS, "table"), ("table", "hostile"), ("hostile", "explode")}
+    assert {(a, b) for a, b, _ in edges} == {(PARAMS, "table"), ("table", "hostile"), ("hostile", "explode"),
+                                             ("explode", OUTPUTS)}
     assert 'fillcolor="#fee2e2"' in nodes["explode"]
     data = _page_data(render(failed, "html"))
     node = next(n for n in data["nodes"] if n["step"] == "explode")
@@ -277,7 +283,7 @@ def test_html_is_self_contained(gated):
     assert "@import" not in page and "url(http" not in page
     assert "default-src 'none'" in page
     data = _page_data(page)
-    assert {n["step"] for n in data["nodes"]} == STEPS | {"parameters"}
+    assert {n["step"] for n in data["nodes"]} == STEPS | {"parameters", "outputs"}
     square2 = next(n for n in data["nodes"] if n["step"] == "square[2]")
     assert [m["name"] for m in square2["metrics"]] == ["squared"]
     assert square2["inputs"][0]["digest"].startswith("blake3:") and square2["inputs"][0]["from"] == "numbers"
@@ -285,8 +291,14 @@ def test_html_is_self_contained(gated):
 
 def hostile_detail(detail):
     """The real execution with a step renamed, and the workflow named, by an attacker."""
-    steps = tuple(attrs.evolve(s, step=HOSTILE + s.step) if s.step == "hostile" else s for s in detail.steps)
-    return attrs.evolve(detail, steps=steps, summary=attrs.evolve(detail.summary, workflow=HOSTILE))
+    def rename(name):
+        return HOSTILE + name if name == "hostile" else name
+
+    steps = tuple(attrs.evolve(s, step=rename(s.step)) for s in detail.steps)
+    graph = attrs.evolve(detail.graph, nodes=tuple(attrs.evolve(n, step=rename(n.step)) for n in detail.graph.nodes),
+                         edges=tuple(attrs.evolve(e, source=rename(e.source), target=rename(e.target))
+                                     for e in detail.graph.edges))
+    return attrs.evolve(detail, steps=steps, graph=graph, summary=attrs.evolve(detail.summary, workflow=HOSTILE))
 
 
 @pytest.fixture(scope="module")
@@ -312,12 +324,12 @@ def test_no_injection_from_values_or_names(hostile_run):
     assert json.loads(node["outputs"][0]["value"]) == HOSTILE
 
     nodes, name, edges, _, _ = mermaid_named(render(hostile_run, "mermaid"))
-    assert len(nodes) == 3 and len(edges) == 2  # every line still parses; one node per step
+    assert len(nodes) == 4 and len(edges) == 3  # every line still parses; parameters, 2 steps, outputs
     mm = render(hostile_run, "mermaid")
     assert "<script" not in mm and "#35;" not in mm.replace("\uff0335;", "")
 
     dot_nodes, dot_edges = parse_dot(render(hostile_run, "dot"))
-    assert HOSTILE.replace("\u2028", " ") + "hostile" in dot_nodes and len(dot_edges) == 2  # line breaks become spaces
+    assert HOSTILE.replace("\u2028", " ") + "hostile" in dot_nodes and len(dot_edges) == 3  # line breaks become spaces
     if shutil.which("dot"):
         subprocess.run(["dot", "-Tsvg", "-o", "/dev/null"], input=render(hostile_run, "dot"), text=True,
                        check=True, timeout=30)
@@ -332,7 +344,8 @@ def test_map_elements_cut_from_a_parameter_list(tmp_path):
     graph = build_graph(_detail(tmp_path, ex.id))
     names = {n.id: n.step for n in graph.nodes}
     pairs = {(names[e.source], names[e.target]) for e in graph.edges}
-    assert pairs == {*{(PARAMS, f"square[{i}]") for i in range(3)}, *{(f"square[{i}]", "square") for i in range(3)}}
+    assert pairs == {*{(PARAMS, f"square[{i}]") for i in range(3)}, *{(f"square[{i}]", "square") for i in range(3)},
+                     ("square", OUTPUTS)}
 
 
 # --------------------------------------------------------------------------- in a browser
@@ -382,10 +395,10 @@ def test_browser_draws_every_step_and_a_click_shows_its_artifacts(gated, tmp_pat
 
     dom = dump_dom(page_path, tmp_path)
     nodes = drawn_nodes(dom)
-    assert set(nodes) == STEPS | {"parameters"}
+    assert set(nodes) == STEPS | {"parameters", "outputs"}
     step = {s.step: s for s in gated.steps}
     for name, (_, _, status) in nodes.items():
-        if name != "parameters":
+        if name not in ("parameters", "outputs"):
             assert status == step[name].status
     boxes = sorted((x, y) for x, y, _ in nodes.values())  # no two nodes on top of each other
     assert len(set(boxes)) == len(boxes)
@@ -418,5 +431,5 @@ def test_browser_hostile_page_runs_no_injected_script(hostile_run, tmp_path):
     dom = dump_dom(page_path, tmp_path, "#select=" + urllib.parse.quote(name))
     assert 'data-pwned="1"' not in dom  # the injected script never ran
     assert dom.count("<script") == 2 and "<img" not in dom and "<b>&amp;" not in dom
-    assert len(drawn_nodes(dom)) == 3
+    assert len(drawn_nodes(dom)) == 4
     assert html.escape(HOSTILE, quote=False) in panel(dom)  # shown as text, in the panel's title

@@ -2,20 +2,25 @@
 
     render(detail, "mermaid" | "dot" | "html") -> str
 
-`detail` is what `Ledger.execution(ID)` returns. The graph is rebuilt from the ledger's
-facts alone, since artifacts are what connect steps:
+`detail` is what `Ledger.execution(ID)` returns. The drawing is the graph the ledger
+recorded as built (`detail.graph`, see engine/blueprint.py), with each step's status,
+duration, cache hit and artifacts laid over it. Nothing here reconstructs an edge from
+digests, timestamps or messages:
 
-- step A -> step B when B consumed an artifact (by digest) that A produced. Content
-  addressing means equal values share a digest, so a consumer is linked to the producer
-  that could have fed it: one that had finished before it started, the most recent such,
-  and never a map element (element outputs only feed their map step);
-- the workflow's parameters are one source node, linked to the steps that consumed them;
-- map elements `train[0]`, `train[1]`, ... feed their map step `train` (its inputs are
-  named "[0]", "[1]", ...); an element's input that no step produced is traced to the
-  list it was cut from, when a step's (or parameter's) recorded list value has it at the
-  element's index;
-- a step skipped by `when(...)` records only the condition's value; it is linked, dashed,
-  to the latest boolean-producing step before it that produced that value (inferred).
+- one arrow per (source, target), labelled with every parameter it feeds and the digest
+  the target received there (`accuracy · 8650d21c`); the workflow's parameters are one
+  source node, what the workflow returns one sink node (`@outputs`);
+- a guard (`when(...)`: the source's output decides whether the target runs) is a dashed
+  arrow labelled `when=True` / `when=False`, drawn whether or not the branch ran;
+- a map's elements `train[0]`, `train[1]`, ... are fed by whatever feeds the map's list
+  (the element edges of the record, followed back one hop) and feed their map step, whose
+  inputs are named "[0]", "[1]", ...;
+- a step the graph has but the ledger has no record of (the execution stopped first) is
+  drawn as "not run" ("pending" while the execution runs); a step skipped because an
+  upstream step failed says which step blocked it.
+
+An execution recorded before the ledger kept graphs (schema < 4) has no `detail.graph`:
+its graph is reconstructed (`lineage.inference.inferred_graph`) and every format says so.
 
 The HTML page needs no network: CSS and JS are inline, the layout (layers by longest path
 from the sources, orders within a layer by barycentre sweeps) is computed here, and the
@@ -34,9 +39,15 @@ from datetime import datetime
 import attrs
 
 from ledgerflow.lineage.display import format_duration, format_size
+from ledgerflow.lineage.inference import inferred_graph
+from ledgerflow.lineage.values import StepInfo
 
 FORMATS = ("mermaid", "dot", "html")
-PARAMS_ID = "@parameters"  # a step is named after a Python identifier, so this can't clash
+PARAMS_ID = "@parameters"  # a step is named after a Python identifier, so these can't clash
+OUTPUTS_ID = "@outputs"
+_PARAMS, _OUTPUTS = "@params", "@outputs"  # the record's names for the two (engine/blueprint.py)
+INFERRED_NOTE = ("graph inferred: recorded before the ledger kept graphs (schema 4); its edges were "
+                 "reconstructed from digests and times and may be wrong where values coincide")
 
 _STATUS_COLOURS = {  # status -> (fill, stroke, text)
     "succeeded": ("#dcfce7", "#16a34a", "#14532d"),
@@ -58,28 +69,40 @@ _VALUE_PREVIEW = 2000  # characters of an artifact's plain value carried into th
 
 @attrs.frozen
 class Node:
-    id: str  # a safe id: "p" for the parameters, "s0", "s1", ... for steps in ledger order
-    step: str  # the step's name, or PARAMS_ID
-    index: int | None  # position in detail.steps, None for the parameters
+    id: str  # a safe id: "p" parameters, "o" outputs, "s0", "s1", ... steps (ledger order, then the unrun)
+    step: str  # the step's name, or PARAMS_ID / OUTPUTS_ID
+    index: int | None  # position in detail.steps; None for p, o and a step the ledger has no record of
+    kind: str = "step"  # "params" | "outputs" | "step"
+    info: StepInfo | None = None  # the step's record (a stand-in, status "not run", when it has none)
+
+
+@attrs.frozen
+class Feed:
+    """One recorded edge drawn on an arrow: the target's `param` from the source's `slot`."""
+
+    param: str  # "data", "xs[0]", "[2]" (a map's element), "when=True" (a guard), "return" (@outputs)
+    slot: str  # "return", "return[1]", or the parameter's name for the parameters node
+    kind: str  # the record's kind: data, guard, condition, then, otherwise
+    digest: str | None = None  # what the target received as `param` (None: a guard, or not recorded)
 
 
 @attrs.frozen
 class Edge:
     source: str  # node id
     target: str  # node id
-    labels: tuple  # of (name, digest) the target received from the source
-    inferred: str | None = None  # "when True"/"when False" for a skipped branch's guard
+    feeds: tuple  # of Feed, in the record's order
+
+    @property
+    def guard(self) -> bool:
+        """Only decides whether the target runs (drawn dashed)."""
+        return all(f.kind == "guard" for f in self.feeds)
 
 
 @attrs.frozen
 class StepGraph:
-    nodes: tuple  # of Node: the parameters first (if any), then steps in ledger order
-    edges: tuple  # of Edge, deduplicated per (source, target)
-
-
-_MAP_ELEMENT = re.compile(r"^(?P<base>.+)\[(?P<i>\d+)\]$")
-# The runner writes "condition (output of step 'gate') was False; ..."; older records lack the step.
-_CONDITION = re.compile(r"condition(?: \(output of step '(?P<step>.+?)'\))? was (?P<value>True|False)")
+    nodes: tuple  # of Node: parameters, steps in ledger order, steps never run, outputs
+    edges: tuple  # of Edge, one per (source, target)
+    inferred: bool = False  # reconstructed for a pre-schema-4 execution (see lineage/inference.py)
 
 
 def _short(digest: str | None) -> str:
@@ -88,150 +111,89 @@ def _short(digest: str | None) -> str:
     return digest.split(":", 1)[-1][:8]
 
 
-def _ts(value) -> float | None:
-    return value.timestamp() if isinstance(value, datetime) else None
+def _unrun(detail, step: str, task: str | None = None, map_index: int | None = None) -> StepInfo:
+    """A stand-in record for a step of the graph the ledger has none for."""
+    status = "pending" if detail.summary.status == "running" else "not run"
+    return StepInfo(step=step, task=task or None, task_fingerprint=None, status=status, started_at=None,
+                    ended_at=None, duration_s=None, attempts=(), cache_key=None, cache_hit=False, cached_from=None,
+                    inputs=(), outputs=(), metrics=(), resources=None, node=None, error=None, map_index=map_index,
+                    condition=None)
 
 
-def _json_value(artifact):
-    if artifact.value is None:
-        return None, False
-    try:
-        return json.loads(artifact.value), True
-    except (TypeError, ValueError):
-        return None, False
+def _feeds_element(param: str, list_param: str, i: int | None) -> bool:
+    """Whether an edge into a map's `param` carries (part of) element i's `list_param`: the
+    whole list (`x`), or item i of a list written in the body (`x[i]`, `x[i][0]`)."""
+    if param == list_param:
+        return True
+    item = f"{list_param}[{i}]"
+    return i is not None and (param == item or param.startswith(item + "["))
 
 
 def build_graph(detail) -> StepGraph:
-    """The step DAG of one execution, as described in the module's docstring."""
-    steps = list(detail.steps)
-    names = {s.step: i for i, s in enumerate(steps)}
-    nodes = []
-    if detail.inputs or detail.params:
-        nodes.append(Node("p", PARAMS_ID, None))
-    nodes += [Node(f"s{i}", s.step, i) for i, s in enumerate(steps)]
-    node_of_step = {i: f"s{i}" for i in range(len(steps))}
+    """The drawing of one execution's recorded graph, as described in the module's docstring."""
+    recorded = detail.graph if detail.graph is not None else inferred_graph(detail)
+    steps = detail.steps
+    nodes: list = []
+    id_of: dict = {}  # step name (or the record's @params/@outputs) -> node id
 
-    # map structure: element index -> its map step's index
-    parent_of: dict = {}
+    def add_step(name: str, index: int | None, info) -> None:
+        if name not in id_of:
+            id_of[name] = f"s{sum(1 for n in nodes if n.kind == 'step')}"
+            nodes.append(Node(id_of[name], name, index, "step", info))
+
+    if detail.inputs or detail.params or any(e.source == _PARAMS for e in recorded.edges):
+        id_of[_PARAMS] = "p"
+        nodes.append(Node("p", PARAMS_ID, None, "params"))
     for i, s in enumerate(steps):
-        m = _MAP_ELEMENT.match(s.step)
-        if m and m.group("base") in names and (s.map_index is None or s.map_index == int(m.group("i"))):
-            parent_of[i] = names[m.group("base")]
+        add_step(s.step, i, s)
+    for n in recorded.nodes:  # in the graph, never recorded as a step
+        if n.step not in id_of:
+            add_step(n.step, None, _unrun(detail, n.step, n.task, n.map_index))
+    for e in recorded.edges:  # an end the graph names but has no node for (never expected)
+        for name in (e.source, e.target):
+            if name not in (_PARAMS, _OUTPUTS) and name not in id_of:
+                add_step(name, None, _unrun(detail, name))
+    if detail.outputs or any(e.target == _OUTPUTS for e in recorded.edges):
+        id_of[_OUTPUTS] = "o"
+        nodes.append(Node("o", OUTPUTS_ID, None, "outputs"))
 
-    # who produced each digest (map elements excluded: they feed only their map step)
-    producers: dict = {}
-    for i, s in enumerate(steps):
-        if i in parent_of:
-            continue
-        for b in s.outputs:
-            producers.setdefault(b.artifact.digest, []).append(i)
-    param_digests: dict = {}
-    for b in detail.inputs:
-        param_digests.setdefault(b.artifact.digest, set()).add(b.name)
-
-    def before(p: int, c: int) -> bool:
-        """Could step p's outputs have been available when step c started?"""
-        pe, cs = _ts(steps[p].ended_at), _ts(steps[c].started_at)
-        if pe is not None and cs is not None:
-            return pe <= cs and p != c
-        return p < c
-
-    def latest(candidates):
-        return max(candidates, key=lambda p: (_ts(steps[p].ended_at) or float("-inf"), p))
-
-    edges: dict = {}  # (source, target) -> [labels], inferred
-
-    def link(source: str, target: str, name: str, digest: str | None, inferred: str | None = None):
-        entry = edges.setdefault((source, target), [[], inferred])
-        if (name, digest) not in entry[0]:
-            entry[0].append((name, digest))
-
-    children: dict = {}
-    for e, p in parent_of.items():
-        children.setdefault(p, {})[steps[e].map_index if steps[e].map_index is not None
-                                   else int(_MAP_ELEMENT.match(steps[e].step).group("i"))] = e
-
-    list_sources: dict = {}  # (map step, input name) -> the list's source
-    for c, s in enumerate(steps):
-        target = node_of_step[c]
+    received: dict = {}  # (step, param) -> the digest it consumed under that name
+    for s in steps:
         for b in s.inputs:
-            digest = b.artifact.digest
-            m = re.fullmatch(r"\[(\d+)\]", b.name)
-            if m and c in children and int(m.group(1)) in children[c]:
-                link(node_of_step[children[c][int(m.group(1))]], target, b.name, digest)
-                continue
-            candidates = [p for p in producers.get(digest, ()) if before(p, c)]
-            by_param = b.name in param_digests.get(digest, ())
-            if by_param or (digest in param_digests and not candidates):
-                link("p", target, b.name, digest)
-            elif candidates:
-                link(node_of_step[latest(candidates)], target, b.name, digest)
-            elif c in parent_of and steps[c].map_index is not None:
-                key = (parent_of[c], b.name)
-                if key not in list_sources:
-                    elements = sorted(children[parent_of[c]].values())
-                    list_sources[key] = _list_source(detail, steps, elements, b.name, before, latest)
-                source = list_sources[key]
-                if source is not None:
-                    link("p" if source == "p" else node_of_step[source], target, b.name, digest)
-        if s.status == "skipped" and not s.inputs and s.condition:
-            guard = _guard_source(steps, c, s.condition, before, latest)
-            if guard is not None:
-                value = _CONDITION.search(s.condition).group("value")
-                wanted = "False" if value == "True" else "True"
-                link(node_of_step[guard], target, f"when {wanted}", None, inferred=f"when {wanted}")
+            received.setdefault((s.step, b.name), b.artifact.digest)
+    for b in detail.outputs:
+        received.setdefault((_OUTPUTS, b.name), b.artifact.digest)
 
-    out = tuple(Edge(src, dst, tuple(labels), inferred) for (src, dst), (labels, inferred) in edges.items())
-    return StepGraph(tuple(nodes), out)
+    elements: dict = {}  # map step -> {element step: its index}
+    for n in recorded.nodes:
+        if n.kind == "element" and n.parent is not None:
+            elements.setdefault(n.parent, {})[n.step] = n.map_index
+    into: dict = {}
+    for e in recorded.edges:
+        into.setdefault(e.target, []).append(e)
 
+    arrows: dict = {}  # (source id, target id) -> [Feed]
 
-def _list_source(detail, steps, elements, name, before, latest):
-    """The step (index) or "p" whose recorded list holds, for every element of a map, that
-    element's input `name` at the element's index; None if none does.
+    def link(source: str, target: str, feed: Feed) -> None:
+        feeds = arrows.setdefault((id_of[source], id_of[target]), [])
+        if feed not in feeds:
+            feeds.append(feed)
 
-    Asking it of all the elements at once keeps a constant argument (the same for every
-    element) from matching some list by coincidence.
-    """
-    pairs = []
-    for e in elements:
-        for b in steps[e].inputs:
-            if b.name == name:
-                value, ok = _json_value(b.artifact)
-                pairs.append((steps[e].map_index, b.artifact.digest, value, ok))
-    if not pairs:
-        return None
-    first = min(elements, key=lambda e: (_ts(steps[e].started_at) or float("inf"), e))
+    for e in recorded.edges:
+        if e.kind == "element":  # the map hands element i its share of what feeds the map
+            mine = elements.get(e.source, {})
+            for x in into.get(e.source, ()):
+                if x.kind != "guard" and x.source not in mine and _feeds_element(x.param, e.slot, mine.get(e.target)):
+                    digest = received.get((e.target, e.param)) if x.kind == "data" else None
+                    link(x.source, e.target, Feed(e.param, x.slot, x.kind, digest))
+            continue
+        if e.target in elements and e.kind != "guard" and e.source not in elements[e.target]:
+            continue  # drawn into each element instead
+        digest = received.get((e.target, e.param)) if e.kind == "data" else None
+        link(e.source, e.target, Feed(e.param, e.slot, e.kind, digest))
 
-    def holds(artifact) -> bool:
-        value, parsed = _json_value(artifact)
-        if not parsed or not isinstance(value, list):
-            return False
-        for i, digest, element, ok in pairs:
-            if i is None or i >= len(value) or not ((ok and value[i] == element) or value[i] == digest):
-                return False
-        return True
-
-    candidates = [p for p, s in enumerate(steps) if p not in elements and before(p, first)
-                  and not _MAP_ELEMENT.match(s.step) and any(holds(o.artifact) for o in s.outputs)]
-    if candidates:
-        return latest(candidates)
-    if any(holds(b.artifact) for b in detail.inputs):
-        return "p"
-    return None
-
-
-def _guard_source(steps, c, condition, before, latest):
-    m = _CONDITION.search(condition)
-    if not m:
-        return None
-    if m.group("step"):
-        named = [p for p, s in enumerate(steps) if s.step == m.group("step")]
-        if named:
-            return named[0]
-    wanted = m.group("value").lower()  # the JSON form of the recorded bool
-    candidates = [p for p, s in enumerate(steps) if before(p, c) and s.status != "skipped"
-                  and any((o.artifact.type == "bool" and o.artifact.value == wanted) for o in s.outputs)]
-    return latest(candidates) if candidates else None
+    edges = tuple(Edge(src, dst, tuple(feeds)) for (src, dst), feeds in arrows.items())
+    return StepGraph(tuple(nodes), edges, recorded.inferred)
 
 
 # ---------------------------------------------------------------------------- labels
@@ -245,6 +207,8 @@ def _step_lines(step) -> list:
     lines = [step.step, f"{step.status} · {format_duration(step.duration_s)}"]
     if step.cache_hit and step.status != "cached":
         lines.append("cache hit")
+    if step.blocked_by:
+        lines.append(f"blocked by {step.blocked_by}")
     return lines
 
 
@@ -253,10 +217,23 @@ def _params_lines(detail) -> list:
     return ["parameters", ", ".join(names) if names else "(none)"]
 
 
+def _outputs_lines(detail, graph: StepGraph) -> list:
+    names = [b.name for b in detail.outputs]
+    if not names:  # not returned (yet): what the graph says it returns
+        names = sorted({f.param for e in graph.edges if e.target == "o" for f in e.feeds})
+    return ["outputs", ", ".join(names) if names else "(none)"]
+
+
+def _feed_text(f: Feed) -> str:
+    if f.kind == "guard":
+        return f.param
+    if f.kind != "data":  # a when(...) used as a value: its condition and both branches
+        return f"{f.param} ({f.kind})"
+    return f.param if f.digest is None else f"{f.param} · {_short(f.digest)}"
+
+
 def _edge_text(edge: Edge) -> str:
-    if edge.inferred:
-        return f"{edge.inferred} (skipped)"
-    return ", ".join(f"{n} · {_short(d)}" for n, d in edge.labels)
+    return ", ".join(_feed_text(f) for f in edge.feeds)
 
 
 # ---------------------------------------------------------------------------- mermaid
@@ -283,33 +260,38 @@ def _mermaid_text(text: str) -> str:
     return _ODD_BREAKS.sub(" ", str(text).translate(_MERMAID_SAFE))
 
 
+def _end_lines(detail, graph: StepGraph, node: Node) -> list:
+    return _params_lines(detail) if node.kind == "params" else _outputs_lines(detail, graph)
+
+
 def to_mermaid(detail, graph: StepGraph | None = None) -> str:
     graph = graph or build_graph(detail)
-    steps = detail.steps
     s = detail.summary
-    lines = [
-        f"%% ledgerflow execution {_mermaid_text(s.id)} of {_mermaid_text(s.workflow)}: {_mermaid_text(s.status)}",
-        "flowchart LR",
-    ]
+    lines = [f"%% ledgerflow execution {_mermaid_text(s.id)} of {_mermaid_text(s.workflow)}: {_mermaid_text(s.status)}"]
+    if graph.inferred:
+        lines.append(f"%% {_mermaid_text(INFERRED_NOTE)}")
+    lines.append("flowchart LR")
     classes: dict = {}
     cached = []
     for node in graph.nodes:
-        if node.index is None:
-            label = "<br/>".join(_mermaid_text(t) for t in _params_lines(detail))
-            lines.append(f'  {node.id}(["{label}"]):::params')
+        if node.info is None:  # the parameters or the outputs
+            label = "<br/>".join(_mermaid_text(t) for t in _end_lines(detail, graph, node))
+            lines.append(f'  {node.id}(["{label}"]):::{node.kind}')
             continue
-        step = steps[node.index]
+        step = node.info
         label = "<br/>".join(_mermaid_text(t) for t in _step_lines(step))
-        cls = "st_" + _status_class(step)
+        cls = "st_" + _status_class(step).replace(" ", "_")
         classes[cls] = _STATUS_COLOURS.get(_status_class(step), _UNKNOWN_COLOURS)
         lines.append(f'  {node.id}["{label}"]:::{cls}')
         if step.cache_hit:
             cached.append(node.id)
     for edge in graph.edges:
-        arrow = "-.->" if edge.inferred else "-->"
+        arrow = "-.->" if edge.guard else "-->"
         lines.append(f'  {edge.source} {arrow}|"{_mermaid_text(_edge_text(edge))}"| {edge.target}')
     fill, stroke, text = _PARAMS_COLOURS
-    lines.append(f"  classDef params fill:{fill},stroke:{stroke},color:{text}")
+    for kind in ("params", "outputs"):
+        if any(n.kind == kind for n in graph.nodes):
+            lines.append(f"  classDef {kind} fill:{fill},stroke:{stroke},color:{text}")
     for cls, (fill, stroke, text) in sorted(classes.items()):
         lines.append(f"  classDef {cls} fill:{fill},stroke:{stroke},color:{text}")
     if cached:
@@ -330,31 +312,33 @@ def _dot_string(text: str) -> str:
 
 def to_dot(detail, graph: StepGraph | None = None) -> str:
     graph = graph or build_graph(detail)
-    steps = detail.steps
     s = detail.summary
     ids = {n.id: n.step for n in graph.nodes}
-    lines = [
-        f"digraph {_dot_string('ledgerflow ' + s.id)} {{",
-        f"  label={_dot_string(f'{s.workflow} · {s.id} · {s.status}')};",
+    title = f"{s.workflow} · {s.id} · {s.status}" + (" · graph inferred" if graph.inferred else "")
+    lines = [f"digraph {_dot_string('ledgerflow ' + s.id)} {{"]
+    if graph.inferred:
+        lines.append(f"  // {_ODD_BREAKS.sub(' ', INFERRED_NOTE)}")
+    lines += [
+        f"  label={_dot_string(title)};",
         '  labelloc="t"; rankdir="LR"; fontname="Helvetica";',
         '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11", penwidth="1.5"];',
         '  edge [fontname="Helvetica", fontsize="9", color="#64748b", fontcolor="#475569"];',
     ]
     for node in graph.nodes:
-        if node.index is None:
+        if node.info is None:  # the parameters or the outputs
             fill, stroke, text = _PARAMS_COLOURS
-            label = "\n".join(_params_lines(detail))
-            lines.append(f'  {_dot_string(PARAMS_ID)} [label={_dot_string(label)}, shape="ellipse", style="filled", '
+            label = "\n".join(_end_lines(detail, graph, node))
+            lines.append(f'  {_dot_string(node.step)} [label={_dot_string(label)}, shape="ellipse", style="filled", '
                          f'fillcolor="{fill}", color="{stroke}", fontcolor="{text}"];')
             continue
-        step = steps[node.index]
+        step = node.info
         fill, stroke, text = _STATUS_COLOURS.get(_status_class(step), _UNKNOWN_COLOURS)
         style = "rounded,filled,dashed" if step.cache_hit else "rounded,filled"
         lines.append(f"  {_dot_string(step.step)} [label={_dot_string(chr(10).join(_step_lines(step)))}, "
                      f'style="{style}", fillcolor="{fill}", color="{stroke}", fontcolor="{text}"];')
     for edge in graph.edges:
         attrs_ = f"label={_dot_string(_edge_text(edge))}"
-        if edge.inferred:
+        if edge.guard:
             attrs_ += ', style="dashed"'
         lines.append(f"  {_dot_string(ids[edge.source])} -> {_dot_string(ids[edge.target])} [{attrs_}];")
     lines.append("}")
@@ -435,14 +419,41 @@ def layout(graph: StepGraph) -> dict:
 # ---------------------------------------------------------------------------- html
 
 
-def _artifact_json(bound, consumers=None, producer=None) -> dict:
+_HOW = {"cache": "cache hit", "reference": "passed by reference", "replay": "replayed", "element": "one element"}
+
+
+def source_text(source: str | None, how: str | None, execution_id: str, prefix: int = 12) -> str | None:
+    """Where a bound artifact came from, for people: `split.return[0]` in the same execution,
+    `01JD3Q8ZKX7V:split.return[0]` from another, with how when it says more than "a step's
+    output" (`(cache hit)`, `(passed by reference)`, `(replayed)`, `(one element)`).
+
+    >>> source_text("01JD3Q8ZKX7V2M5N:split.return[0]", "step", "01JD3Q8ZKX7V2M5N")
+    'split.return[0]'
+    >>> source_text("01JC0000AAAABBBB:train.return", "cache", "01JD3Q8ZKX7V2M5N")
+    '01JC0000AAAA:train.return (cache hit)'
+    """
+    if not source:
+        return None
+    execution, _, where = source.partition(":")
+    text = where if execution == execution_id else f"{execution[:prefix]}:{where}"
+    note = _HOW.get(how or "")
+    return f"{text} ({note})" if note else text
+
+
+def _artifact_json(bound, execution_id: str, consumers=None, producer=None) -> dict:
     a = bound.artifact
     value = a.value
     truncated = value is not None and len(value) > _VALUE_PREVIEW
+    # The graph links a source in this execution; the page spells out any other (a cache hit's
+    # original, a handle from another run, a replay's original).
+    elsewhere = bound.source is not None and (not bound.source.startswith(execution_id + ":")
+                                              or bound.how in ("cache", "reference", "replay"))
     return {
         "name": bound.name, "digest": a.digest, "kind": a.kind, "type": a.type, "size": a.size,
         "size_h": format_size(a.size), "uri": a.uri,
         "value": value[:_VALUE_PREVIEW] if truncated else value, "value_truncated": truncated,
+        "source": bound.source, "how": bound.how,
+        "origin": source_text(bound.source, bound.how, execution_id) if elsewhere else None,
         **({"from": producer} if producer is not None else {}),
         **({"to": consumers} if consumers is not None else {}),
     }
@@ -452,40 +463,54 @@ def page_data(detail, graph: StepGraph | None = None) -> dict:
     """The JSON the HTML page draws from (also handy for tests)."""
     graph = graph or build_graph(detail)
     pos = layout(graph)
-    steps = detail.steps
+    eid = detail.summary.id
     name_of = {n.id: n.step for n in graph.nodes}
-    src_of: dict = {}  # (target id, input name) -> source step name
-    consumers: dict = {}  # (source id, digest) -> [target step names]
+    src_of: dict = {}  # (target id, input name) -> source step name (a node's step, "parameters")
+    consumers: dict = {}  # (source id, output slot) -> [target step names]
     for e in graph.edges:
-        for name, digest in e.labels:
-            src_of[(e.target, name)] = name_of[e.source]
-            consumers.setdefault((e.source, digest), []).append(name_of[e.target])
+        source = "parameters" if e.source == "p" else name_of[e.source]
+        for f in e.feeds:
+            if f.kind == "guard":
+                continue
+            src_of.setdefault((e.target, f.param), source)
+            targets = consumers.setdefault((e.source, f.slot), [])
+            target = "outputs" if e.target == "o" else name_of[e.target]
+            if target not in targets:
+                targets.append(target)
 
     nodes = []
     for node in graph.nodes:
         lay, order = pos[node.id]
         base = {"id": node.id, "layer": lay, "order": order}
-        if node.index is None:
+        if node.kind == "params":
             nodes.append({**base, "kind": "params", "step": "parameters", "status": "params",
                           "label": ", ".join(b.name for b in detail.inputs) or ", ".join(detail.params),
-                          "outputs": [_artifact_json(b, consumers.get((node.id, b.artifact.digest), []))
+                          "outputs": [_artifact_json(b, eid, consumers.get((node.id, b.name), []))
                                       for b in detail.inputs]})
             continue
-        s = steps[node.index]
+        if node.kind == "outputs":
+            nodes.append({**base, "kind": "outputs", "step": "outputs", "status": "outputs",
+                          "label": _outputs_lines(detail, graph)[1],
+                          "inputs": [_artifact_json(b, eid, producer=src_of.get((node.id, b.name)))
+                                     for b in detail.outputs]})
+            continue
+        s = node.info
         nodes.append({
             **base, "kind": "step", "step": s.step, "task": s.task, "status": s.status,
             "status_class": _status_class(s), "duration": format_duration(s.duration_s), "duration_s": s.duration_s,
             "started_at": _iso(s.started_at), "ended_at": _iso(s.ended_at),
             "cache_hit": s.cache_hit, "cached_from": s.cached_from, "cache_key": s.cache_key,
             "task_fingerprint": s.task_fingerprint, "resources": s.resources, "node": s.node,
-            "error": s.error, "map_index": s.map_index, "condition": s.condition,
+            "error": s.error, "map_index": s.map_index, "condition": s.condition, "blocked_by": s.blocked_by,
             "attempts": [{"attempt": a.attempt, "status": a.status, "duration": format_duration(a.duration_s),
                           "node": a.node, "error": a.error, "traceback": a.traceback} for a in s.attempts],
-            "inputs": [_artifact_json(b, producer=src_of.get((node.id, b.name))) for b in s.inputs],
-            "outputs": [_artifact_json(b, consumers.get((node.id, b.artifact.digest), [])) for b in s.outputs],
-            "metrics": [{"name": m.name, "value": m.value, "index": m.index} for m in s.metrics],
+            "inputs": [_artifact_json(b, eid, producer=src_of.get((node.id, b.name))) for b in s.inputs],
+            "outputs": [_artifact_json(b, eid, consumers.get((node.id, b.name), [])) for b in s.outputs],
+            "metrics": [{"name": m.name, "value": m.value, "index": m.index, "reused_from": m.reused_from}
+                        for m in s.metrics],
         })
     summary = detail.summary
+    steps = [n.info for n in graph.nodes if n.info is not None]
     counts: dict = {}
     for s in steps:
         counts[s.status] = counts.get(s.status, 0) + 1
@@ -496,13 +521,14 @@ def page_data(detail, graph: StepGraph | None = None) -> dict:
             "duration": format_duration(summary.duration_s), "executor": summary.executor, "host": summary.host,
             "replay_of": summary.replay_of, "error": summary.error, "code_digest": detail.code_digest,
             "workflow_fingerprint": detail.workflow_fingerprint,
-            "params": [_artifact_json(b) for b in detail.inputs],
-            "outputs": [_artifact_json(b) for b in detail.outputs],
+            "params": [_artifact_json(b, eid) for b in detail.inputs],
+            "outputs": [_artifact_json(b, eid) for b in detail.outputs],
             "counts": counts, "cache_hits": sum(1 for s in steps if s.cache_hit), "steps": len(steps),
+            "graph_inferred": graph.inferred, "graph_note": INFERRED_NOTE if graph.inferred else None,
         },
         "nodes": nodes,
-        "edges": [{"source": e.source, "target": e.target, "label": _edge_text(e),
-                   "inferred": e.inferred} for e in graph.edges],
+        "edges": [{"source": e.source, "target": e.target, "label": _edge_text(e), "guard": e.guard}
+                  for e in graph.edges],
         "node_size": {"w": NODE_W, "h": NODE_H},
         "colours": {k: list(v) for k, v in {**_STATUS_COLOURS, "params": _PARAMS_COLOURS,
                                             "other": _UNKNOWN_COLOURS}.items()},
@@ -610,7 +636,7 @@ main{display:flex;height:calc(100% - 56px)}
 .zoom button:hover{background:#f1f5f9}
 #edges{position:absolute;left:0;top:0;overflow:visible;pointer-events:none}
 #edges path{fill:none;stroke:#94a3b8;stroke-width:1.5}
-#edges path.inferred{stroke-dasharray:5 4}
+#edges path.guard{stroke-dasharray:5 4}
 #edges path.hot{stroke:var(--accent);stroke-width:2.25}
 #edges path.dim{opacity:.25}
 #edges text{font:10px var(--sans);fill:#334155;paint-order:stroke;stroke:#f8fafc;stroke-width:4px}
@@ -627,6 +653,8 @@ main{display:flex;height:calc(100% - 56px)}
 .node .badge{font-size:10.5px;padding:0 6px;border-radius:999px;font-weight:600;letter-spacing:.01em}
 .node.cachehit{border-style:dashed}
 .node.params{border-radius:33px;padding-left:20px}
+.chip.inferred{background:#78350f;border-color:#d97706;color:#fef3c7}
+.note{background:#fffbeb;border:1px solid #fcd34d;color:#78350f;border-radius:6px;padding:6px 9px;margin-top:10px;font-size:12px}
 .legend{position:absolute;left:12px;bottom:12px;display:flex;gap:12px;padding:6px 12px;
   background:rgba(255,255,255,.94);border:1px solid var(--line);border-radius:8px;color:var(--muted);font-size:11.5px}
 .legend span{display:inline-flex;align-items:center;gap:5px}
@@ -673,7 +701,8 @@ _JS = r"""
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
-  function colours(n) { return COL[n.kind === "params" ? "params" : (n.status_class || "other")] || COL.other; }
+  function isEnd(n) { return n.kind === "params" || n.kind === "outputs"; }  // the parameters or the outputs
+  function colours(n) { return COL[isEnd(n) ? "params" : (n.status_class || "other")] || COL.other; }
   function pill(status, cls) {
     var c = COL[cls || status] || COL.other, p = el("span", "pill", status);
     p.style.background = c[0]; p.style.color = c[2]; p.style.border = "1px solid " + c[1];
@@ -698,6 +727,10 @@ _JS = r"""
     if (k !== X.status || Object.keys(X.counts).length > 1) chip(k, X.counts[k], (COL[k] || COL.other)[1]);
   });
   chip("cache hits", X.cache_hits, COL.cached[1]);
+  if (X.graph_inferred) {
+    var inf = el("span", "chip inferred", "graph inferred"); inf.title = X.graph_note; stats.appendChild(inf);
+    document.documentElement.setAttribute("data-graph-inferred", "1");
+  }
 
   // ---- graph: nodes as positioned divs, edges as SVG paths; LR or TB, whichever fits better
   var graph = document.getElementById("graph"), svg = document.getElementById("edges");
@@ -750,7 +783,7 @@ _JS = r"""
   DATA.edges.forEach(function (e) {
     var p = document.createElementNS(SVGNS, "path");
     p.setAttribute("marker-end", "url(#arrow)");
-    if (e.inferred) p.setAttribute("class", "inferred");
+    if (e.guard) p.setAttribute("class", "guard");
     var t = document.createElementNS(SVGNS, "title"); t.textContent = byId[e.source].step + " \u2192 " + byId[e.target].step + ": " + e.label;
     p.appendChild(t);
     svg.appendChild(p);
@@ -761,7 +794,7 @@ _JS = r"""
   });
 
   DATA.nodes.forEach(function (n) {
-    var c = colours(n), d = el("div", "node" + (n.kind === "params" ? " params" : "") + (n.cache_hit ? " cachehit" : ""));
+    var c = colours(n), d = el("div", "node" + (isEnd(n) ? " params" : "") + (n.cache_hit ? " cachehit" : ""));
     d.style.width = NW + "px"; d.style.height = NH + "px";
     d.style.borderColor = c[1];
     d.setAttribute("data-step", n.step); d.setAttribute("data-status", n.status);
@@ -769,7 +802,7 @@ _JS = r"""
     var bar = el("div", "bar"); bar.style.background = c[1]; d.appendChild(bar);
     d.appendChild(el("div", "name", n.step)).title = n.step;
     var meta = el("div", "meta");
-    if (n.kind === "params") {
+    if (isEnd(n)) {
       meta.appendChild(el("span", null, n.label || "(none)"));
     } else {
       var b = el("span", "badge", n.status); b.style.background = c[0]; b.style.color = c[2]; meta.appendChild(b);
@@ -822,7 +855,7 @@ _JS = r"""
     var s = el("span"), d = el("span", "dot"); d.style.background = COL[k][1]; s.appendChild(d);
     s.appendChild(document.createTextNode(k === "cached" ? "cache hit (dashed)" : k)); legend.appendChild(s);
   });
-  var dashed = el("span", null, "\u2504 inferred from when()"); legend.appendChild(dashed);
+  var dashed = el("span", null, "\u2504 when(): decides whether it runs"); legend.appendChild(dashed);
 
   // ---- side panel
   var panel = document.getElementById("panel");
@@ -852,7 +885,8 @@ _JS = r"""
       c.appendChild(el("div", "digest", a.digest));
       var f = el("div", "foot");
       f.appendChild(el("span", null, (a.kind || "artifact") + " \u00b7 " + a.size_h));
-      if (a.from) { var s = el("span", null, "from "); s.appendChild(stepLink(a.from)); f.appendChild(s); }
+      if (a.from && !a.origin) { var s = el("span", null, "from "); s.appendChild(stepLink(a.from)); f.appendChild(s); }
+      if (a.origin) f.appendChild(el("span", "origin", "from " + a.origin));
       if (a.to && a.to.length) {
         var t = el("span", null, "to ");
         a.to.forEach(function (name, i) { if (i) t.appendChild(document.createTextNode(", ")); t.appendChild(stepLink(name)); });
@@ -873,6 +907,7 @@ _JS = r"""
     panel.appendChild(kv([["workflow", X.workflow], ["status", pill(X.status)], ["duration", X.duration],
       ["started", X.started_at], ["ended", X.ended_at], ["executor", X.executor], ["host", X.host],
       ["replay of", X.replay_of], ["code", X.code_digest], ["fingerprint", X.workflow_fingerprint]]));
+    if (X.graph_inferred) panel.appendChild(el("div", "note", X.graph_note));
     if (X.error) { panel.appendChild(el("h3", null, "Error")); panel.appendChild(el("pre", "err", X.error)); }
     artifacts("Parameters", X.params, "inputs");
     artifacts("Outputs", X.outputs, "outputs");
@@ -887,10 +922,16 @@ _JS = r"""
       artifacts("Parameters", n.outputs, "outputs");
       return;
     }
+    if (n.kind === "outputs") {
+      panel.appendChild(el("div", "sub", "what the workflow returned"));
+      artifacts("Outputs", n.inputs, "inputs");
+      return;
+    }
     panel.appendChild(el("div", "sub", n.task || ""));
     panel.appendChild(kv([["status", pill(n.status, n.status_class)], ["duration", n.duration],
       ["cache", n.cache_hit ? "hit" + (n.cached_from ? " \u2014 from " + n.cached_from : "") : "miss"],
-      ["attempts", n.attempts.length], ["map index", n.map_index], ["condition", n.condition]]));
+      ["attempts", n.attempts.length], ["map index", n.map_index], ["blocked by", n.blocked_by],
+      ["condition", n.condition]]));
     if (n.error) { panel.appendChild(el("h3", null, "Error")); panel.appendChild(el("pre", "err", n.error)); }
     artifacts("Inputs", n.inputs, "inputs");
     artifacts("Outputs", n.outputs, "outputs");
@@ -900,7 +941,8 @@ _JS = r"""
       var t = el("table", "metrics"), hr = el("tr");
       ["name", "index", "value"].forEach(function (h) { hr.appendChild(el("th", null, h)); }); t.appendChild(hr);
       n.metrics.forEach(function (m) {
-        var r = el("tr"); r.appendChild(el("td", null, m.name)); r.appendChild(el("td", "num", m.index === null ? "" : m.index));
+        var r = el("tr"); r.appendChild(el("td", null, m.name + (m.reused_from ? " (reused from " + m.reused_from + ")" : "")));
+        r.appendChild(el("td", "num", m.index === null ? "" : m.index));
         r.appendChild(el("td", "num", typeof m.value === "number" ? +m.value.toPrecision(6) : m.value)); t.appendChild(r);
       });
       panel.appendChild(t);
