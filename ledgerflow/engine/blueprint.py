@@ -22,19 +22,12 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
-from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Graph, Node, Source
+from ledgerflow.engine.graph import Choice, FromInput, FromStep, Gather, Graph, Node, Source
 
 PARAMS = "@params"
 OUTPUTS = "@outputs"
 
 DATA, GUARD, ELEMENT = "data", "guard", "element"
-
-
-def slot_of(node: Node, index: int | None) -> str:
-    """The output slot a `FromStep` names: "return", or "return[i]" for one element of a tuple."""
-    if index is None:
-        return "return"
-    return f"return[{index}]"
 
 
 def is_whole_tuple(node: Node, index: int | None) -> bool:
@@ -105,6 +98,3 @@ def map_spec(parent: Node, elements: list) -> str:
 def _dumps(nodes: list, edges: list) -> str:
     return json.dumps({"nodes": nodes, "edges": edges}, separators=(",", ":"), sort_keys=True)
 
-
-def is_constant(src: Source) -> bool:
-    return isinstance(src, Constant)

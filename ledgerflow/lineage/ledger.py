@@ -30,12 +30,8 @@ from ledgerflow.engine.events import (
     CacheEntry,
     ExecutionFinished,
     ExecutionStarted,
-    GraphRecorded,
     MetricLogged,
-    ModelRegistered,
-    NodeSeen,
     StepFinished,
-    StepStarted,
 )
 from ledgerflow.errors import LedgerError, RefError, RegistryError
 from ledgerflow.home import Home
@@ -71,8 +67,6 @@ from ledgerflow.lineage.values import (
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
 _current_schema: set = set()  # ledger paths this process has seen at (or brought to) SCHEMA_VERSION
-_EVENT_TYPES = (ExecutionStarted, GraphRecorded, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
-                ModelRegistered, AliasMoved, NodeSeen, retention.ExecutionTagged, retention.ObjectCollected)
 
 
 @atexit.register
@@ -159,7 +153,7 @@ class Ledger:
         """
         if self._closed:
             raise LedgerError(f"the ledger at {self.path} is closed")
-        if not isinstance(event, _EVENT_TYPES):
+        if type(event) not in writer.ROWS:
             # Refused here, not in the flush thread where nobody would see it.
             raise TypeError(f"the ledger does not record {type(event).__name__} (not a ledgerflow event)")
         start = writer.process_start_of(event)

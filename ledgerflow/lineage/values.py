@@ -17,7 +17,7 @@ def jsonable(value):
     """Plain JSON-ready data from a ledger value (attrs classes, tuples, datetimes).
 
     >>> jsonable(MetricPoint(step="train", name="loss", value=0.5, index=None, at=None))
-    {'step': 'train', 'name': 'loss', 'value': 0.5, 'index': None, 'at': None}
+    {'step': 'train', 'name': 'loss', 'value': 0.5, 'index': None, 'at': None, 'reused_from': None}
     """
     if attrs.has(type(value)):
         return {f.name: jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}

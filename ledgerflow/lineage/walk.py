@@ -29,7 +29,6 @@ from __future__ import annotations
 import gc
 from collections import defaultdict, deque
 
-import pyarrow as pa
 
 import attrs
 

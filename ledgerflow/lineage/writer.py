@@ -301,96 +301,123 @@ def _coalesced(events: list) -> set:
     }
 
 
+def _node_seen(batch: _Batch, ev: NodeSeen, start) -> None:
+    batch.add(NODE_LOG, execution_id=ev.execution_id, node=ev.node, environment=ev.environment,
+              seen_at=utc_naive(ev.at))
+
+
+def _step_finished(batch: _Batch, ev: StepFinished, start) -> None:
+    batch.add(
+        STEP_LOG,
+        execution_id=ev.execution_id,
+        step=ev.step,
+        attempt=ev.attempt,
+        state=ev.status,
+        task=ev.task,
+        task_fingerprint=ev.task_fingerprint,
+        cache_key=ev.cache_key,
+        ckey=None if ev.cache_key is None else batch.key(ev.cache_key),
+        cached_from=ev.cached_from,
+        started_at=utc_naive(ev.started_at),
+        ended_at=utc_naive(ev.ended_at),
+        resources=ev.resources,
+        node=ev.node,
+        error=ev.error,
+        traceback=ev.traceback,
+        map_index=ev.map_index,
+        condition=ev.condition,
+        blocked_by=ev.blocked_by,
+    )
+    at = utc_naive(ev.ended_at)
+    batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "consumed", ev.inputs, at, ev.sources)
+    batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "produced", ev.outputs, at, reused=ev.cached_from)
+
+
+def _step_started(batch: _Batch, ev: StepStarted, start) -> None:
+    batch.add(
+        STEP_LOG,
+        execution_id=ev.execution_id,
+        step=ev.step,
+        attempt=ev.attempt,
+        state=RUNNING,
+        task=ev.task,
+        task_fingerprint=ev.task_fingerprint,
+        cache_key=ev.cache_key,
+        ckey=None if ev.cache_key is None else batch.key(ev.cache_key),
+        started_at=utc_naive(ev.started_at),
+        resources=ev.resources,
+        map_index=ev.map_index,
+    )
+
+
+def _metric_logged(batch: _Batch, ev: MetricLogged, start) -> None:
+    batch.add(METRICS, execution_id=ev.execution_id, step=ev.step, name=ev.name, value=float(ev.value),
+              idx=ev.index, logged_at=utc_naive(ev.at), reused_from=ev.reused_from)
+
+
+def _execution_started(batch: _Batch, ev: ExecutionStarted, start) -> None:
+    batch.add(
+        EXECUTION_LOG,
+        execution_id=ev.execution_id,
+        state=RUNNING,
+        changed_at=utc_naive(ev.started_at),
+        workflow=ev.workflow,
+        workflow_fingerprint=ev.workflow_fingerprint,
+        params=ev.params,
+        executor=ev.executor,
+        host=ev.host,
+        pid=ev.pid,
+        process_start=start,
+        code_digest=ev.code_digest,
+        environment=ev.environment,
+        replay_of=ev.replay_of,
+    )
+    batch.artifacts_and_edges(ev.execution_id, PARAMS_STEP, 0, "produced", ev.inputs, utc_naive(ev.started_at),
+                              ev.sources)
+
+
+def _graph_recorded(batch: _Batch, ev: GraphRecorded, start) -> None:
+    batch.add(GRAPH_LOG, execution_id=ev.execution_id, part=ev.part, spec=ev.spec, recorded_at=utc_naive(ev.at))
+
+
+def _execution_finished(batch: _Batch, ev: ExecutionFinished, start) -> None:
+    at = utc_naive(ev.ended_at)
+    batch.artifacts_and_edges(ev.execution_id, OUTPUTS_STEP, 0, "consumed", ev.outputs, at, ev.sources)
+    # The state row comes last, so an execution's rows all lie between its first and
+    # last execution_log rows (queries use that seq range to skip the rest of the file).
+    batch.add(EXECUTION_LOG, execution_id=ev.execution_id, state=ev.status, changed_at=at, error=ev.error)
+
+
+def _registry_event(batch: _Batch, ev, start) -> None:
+    registry.add_rows(batch, ev, utc_naive(ev.at))
+
+
+def _retention_event(batch: _Batch, ev, start) -> None:
+    retention.add_rows(batch, ev, utc_naive(ev.at))
+
+
+# The one table of what the ledger records: event type -> the function adding its rows to a
+# flush. The recorder accepts exactly these types (`Ledger.record` refuses any other).
+ROWS = {
+    ExecutionStarted: _execution_started,
+    GraphRecorded: _graph_recorded,
+    StepStarted: _step_started,
+    StepFinished: _step_finished,
+    MetricLogged: _metric_logged,
+    ExecutionFinished: _execution_finished,
+    ModelRegistered: _registry_event,
+    AliasMoved: _registry_event,
+    NodeSeen: _node_seen,
+    retention.ExecutionTagged: _retention_event,
+    retention.ObjectCollected: _retention_event,
+}
+
+
 def _add_event(batch: _Batch, ev, start) -> None:
-    if isinstance(ev, NodeSeen):
-        batch.add(NODE_LOG, execution_id=ev.execution_id, node=ev.node, environment=ev.environment,
-                  seen_at=utc_naive(ev.at))
-        return
-    if isinstance(ev, StepFinished):
-        batch.add(
-            STEP_LOG,
-            execution_id=ev.execution_id,
-            step=ev.step,
-            attempt=ev.attempt,
-            state=ev.status,
-            task=ev.task,
-            task_fingerprint=ev.task_fingerprint,
-            cache_key=ev.cache_key,
-            ckey=None if ev.cache_key is None else batch.key(ev.cache_key),
-            cached_from=ev.cached_from,
-            started_at=utc_naive(ev.started_at),
-            ended_at=utc_naive(ev.ended_at),
-            resources=ev.resources,
-            node=ev.node,
-            error=ev.error,
-            traceback=ev.traceback,
-            map_index=ev.map_index,
-            condition=ev.condition,
-            blocked_by=ev.blocked_by,
-        )
-        at = utc_naive(ev.ended_at)
-        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "consumed", ev.inputs, at, ev.sources)
-        batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "produced", ev.outputs, at,
-                                  reused=ev.cached_from)
-    elif isinstance(ev, StepStarted):
-        batch.add(
-            STEP_LOG,
-            execution_id=ev.execution_id,
-            step=ev.step,
-            attempt=ev.attempt,
-            state=RUNNING,
-            task=ev.task,
-            task_fingerprint=ev.task_fingerprint,
-            cache_key=ev.cache_key,
-            ckey=None if ev.cache_key is None else batch.key(ev.cache_key),
-            started_at=utc_naive(ev.started_at),
-            resources=ev.resources,
-            map_index=ev.map_index,
-        )
-    elif isinstance(ev, MetricLogged):
-        batch.add(
-            METRICS,
-            execution_id=ev.execution_id,
-            step=ev.step,
-            name=ev.name,
-            value=float(ev.value),
-            idx=ev.index,
-            logged_at=utc_naive(ev.at),
-            reused_from=ev.reused_from,
-        )
-    elif isinstance(ev, ExecutionStarted):
-        batch.add(
-            EXECUTION_LOG,
-            execution_id=ev.execution_id,
-            state=RUNNING,
-            changed_at=utc_naive(ev.started_at),
-            workflow=ev.workflow,
-            workflow_fingerprint=ev.workflow_fingerprint,
-            params=ev.params,
-            executor=ev.executor,
-            host=ev.host,
-            pid=ev.pid,
-            process_start=start,
-            code_digest=ev.code_digest,
-            environment=ev.environment,
-            replay_of=ev.replay_of,
-        )
-        batch.artifacts_and_edges(ev.execution_id, PARAMS_STEP, 0, "produced", ev.inputs, utc_naive(ev.started_at),
-                                  ev.sources)
-    elif isinstance(ev, GraphRecorded):
-        batch.add(GRAPH_LOG, execution_id=ev.execution_id, part=ev.part, spec=ev.spec, recorded_at=utc_naive(ev.at))
-    elif isinstance(ev, ExecutionFinished):
-        at = utc_naive(ev.ended_at)
-        batch.artifacts_and_edges(ev.execution_id, OUTPUTS_STEP, 0, "consumed", ev.outputs, at, ev.sources)
-        # The state row comes last, so an execution's rows all lie between its first and
-        # last execution_log rows (queries use that seq range to skip the rest of the file).
-        batch.add(EXECUTION_LOG, execution_id=ev.execution_id, state=ev.status, changed_at=at, error=ev.error)
-    elif isinstance(ev, (ModelRegistered, AliasMoved)):
-        registry.add_rows(batch, ev, utc_naive(ev.at))
-    elif isinstance(ev, (retention.ExecutionTagged, retention.ObjectCollected)):
-        retention.add_rows(batch, ev, utc_naive(ev.at))
-    else:
+    rows = ROWS.get(type(ev))
+    if rows is None:
         raise TypeError(f"the ledger does not know how to record {type(ev).__name__}")
+    rows(batch, ev, start)
 
 
 def _insert(con, batch: _Batch, head_seq: int, head_hash: bytes) -> None:
