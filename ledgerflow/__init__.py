@@ -23,7 +23,7 @@ from ledgerflow.errors import (
 )
 from ledgerflow.lineage import Ledger
 from ledgerflow.lineage.recording import run
-from ledgerflow.lineage.registry import register
+from ledgerflow.lineage.model_registration import register
 from ledgerflow.lineage.replay import Replay, replay
 from ledgerflow.types import Dataset, Directory, File, Model
 

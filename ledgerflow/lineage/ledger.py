@@ -9,12 +9,8 @@ read-only for one query and closes it, so other processes can write in between.
 from __future__ import annotations
 
 import atexit
-import json
-import os
 import threading
-import time
 import weakref
-from collections import defaultdict
 from pathlib import Path
 
 import attrs
@@ -24,22 +20,20 @@ import pyarrow as pa
 from ledgerflow.engine.events import (
     INTERRUPTED,
     RUNNING,
-    SUCCEEDED,
     AliasMoved,
-    ArtifactRef,
     CacheEntry,
     ExecutionFinished,
     ExecutionStarted,
-    MetricLogged,
-    StepFinished,
 )
 from ledgerflow.errors import LedgerError, RefError, RegistryError
 from ledgerflow.home import Home
-from ledgerflow.lineage import chain, liveness, readonly_sql, refs, registry, retention, walk, writer
+from ledgerflow.lineage import liveness, readonly_sql, refs, registry, retention, verification, walk, writer
+from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
+from ledgerflow.lineage.detail import assemble, parse_json
+from ledgerflow.lineage.rows import ExecutionRanges, lookup_by_key, rows_of_executions
 from ledgerflow.lineage.inference import inferred_graph
 from ledgerflow.lineage.schema import (
-    OUTPUTS_STEP,
     PARAMS_STEP,
     SCHEMA_VERSION,
     ensure_schema,
@@ -49,8 +43,6 @@ from ledgerflow.lineage.schema import (
 )
 from ledgerflow.lineage.values import (
     ArtifactInfo,
-    AttemptInfo,
-    Bound,
     CollectedObject,
     GcReport,
     ModelVersion,
@@ -59,9 +51,6 @@ from ledgerflow.lineage.values import (
     ExecutionSummary,
     RecordedGraph,
     Lineage,
-    MetricPoint,
-    ObjectProblem,
-    StepInfo,
     VerifyReport,
 )
 
@@ -84,13 +73,6 @@ def _home(home) -> Home:
     if isinstance(home, Home):
         return home
     return Home.resolve(home)
-
-
-def _params(text: str | None) -> dict:
-    try:
-        return json.loads(text) if text else {}
-    except ValueError:
-        return {"_unparsed": text}
 
 
 def _effective_status(status: str, host, pid, start) -> str:
@@ -128,10 +110,7 @@ class Ledger:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._error: BaseException | None = None
-        self._recent: dict = {}  # cache_key -> CacheEntry recorded by this process
-        self._logged: dict = defaultdict(list)  # (execution, step) -> metrics of a step not finished yet
-        self._cache_keys: set | None = None  # ckeys of succeeded steps in the file
-        self._cache_watermark = (0, 0.0)  # (seq, monotonic time) of that snapshot
+        self._cache = CacheIndex(self.path, self._reader)
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.home.path)!r})"
@@ -159,13 +138,7 @@ class Ledger:
         start = writer.process_start_of(event)
         with self._buffer_lock:
             self._buffer.append((event, start))
-        if isinstance(event, MetricLogged):
-            self._logged[(event.execution_id, event.step)].append((event.name, event.value, event.index))
-        elif isinstance(event, StepFinished) and event.status == SUCCEEDED and event.cache_key:
-            self._recent.setdefault(
-                event.cache_key, CacheEntry(f"{event.execution_id}:{event.step}", event.outputs,
-                                            tuple(self._logged.pop((event.execution_id, event.step), ())))
-            )
+        self._cache.remember(event)
         if isinstance(event, (ExecutionStarted, ExecutionFinished)):
             # The start is written at once too: a home that cannot be written (read-only, full)
             # fails the run before any step runs, and `lineage list` shows the run straight away.
@@ -225,74 +198,8 @@ class Ledger:
     # -- ActionCache ----------------------------------------------------------------
 
     def lookup(self, cache_key: str) -> CacheEntry | None:
-        """The outputs of the first successful step with this cache key, or None.
-
-        Misses, the common case, are answered from memory: the 64-bit keys of every
-        succeeded step are loaded once and topped up (rows newer than the last look)
-        every couple of seconds, so a run doesn't open the file once per step.
-        """
-        if cache_key in self._recent:
-            return self._recent[cache_key]
-        k = key64(cache_key)
-        if not self.path.exists():
-            return None
-        seq, when = self._cache_watermark
-        if self._cache_keys is None or time.monotonic() - when > 2.0:
-            with self._reader() as con:
-                rows = con.execute(
-                    "SELECT ckey, seq FROM step_log WHERE seq > ? AND state = ? AND ckey IS NOT NULL",
-                    [seq, SUCCEEDED],
-                ).fetchall()
-            keys = self._cache_keys or set()
-            keys.update(r[0] for r in rows)
-            self._cache_keys = keys
-            self._cache_watermark = (max([seq] + [r[1] for r in rows]), time.monotonic())
-        if k not in self._cache_keys:
-            return None
-        # A hit: load every cached result of the same task in one read, so that a rerun of a
-        # thousand cached steps opens the file once per task, not once per step.
-        with self._reader() as con:
-            rows = con.execute(
-                """
-                WITH task AS (
-                    SELECT task_fingerprint FROM step_log
-                    WHERE ckey = ? AND cache_key = ? AND state = ? LIMIT 1
-                ), hits AS (
-                    SELECT execution_id, step, attempt, cache_key FROM step_log
-                    WHERE task_fingerprint = (SELECT task_fingerprint FROM task)
-                      AND state = ? AND cache_key IS NOT NULL
-                    QUALIFY row_number() OVER (PARTITION BY cache_key ORDER BY seq) = 1
-                )
-                SELECT h.cache_key, h.execution_id, h.step, e.name, a.digest, a.kind, a.type, a.size, a.uri, a.value
-                FROM hits h
-                JOIN edges e ON e.execution_id = h.execution_id AND e.step = h.step AND e.attempt = h.attempt
-                             AND e.direction = 'produced'
-                JOIN (SELECT * FROM artifacts QUALIFY row_number() OVER (PARTITION BY digest ORDER BY seq) = 1) a
-                  ON a.digest = e.digest
-                ORDER BY h.cache_key, e.seq
-                """,
-                [k, cache_key, SUCCEEDED, SUCCEEDED],
-            ).fetchall()
-            metrics: dict = defaultdict(list)
-            producers = list(dict.fromkeys((r[1], r[2]) for r in rows))
-            if producers:
-                # What those steps logged comes with their outputs: a cache hit records it again.
-                for execution_id, step, name, value, idx in con.execute(
-                    """
-                    SELECT m.execution_id, m.step, m.name, m.value, m.idx FROM metrics m
-                    JOIN (SELECT unnest(?) AS e, unnest(?) AS s) p ON m.execution_id = p.e AND m.step = p.s
-                    ORDER BY m.seq
-                    """,
-                    [[e for e, _ in producers], [s for _, s in producers]],
-                ).fetchall():
-                    metrics[(execution_id, step)].append((name, value, idx))
-        outputs: dict = {}
-        for key, execution_id, step, name, digest, kind, type_, size, uri, value in rows:
-            entry = outputs.setdefault(key, (f"{execution_id}:{step}", [], metrics.get((execution_id, step), ())))
-            entry[1].append((name, ArtifactRef(digest=digest, kind=kind, type=type_, size=size, uri=uri, value=value)))
-        for key, (ref, binding, logged) in outputs.items():
-            self._recent.setdefault(key, CacheEntry(step_ref=ref, outputs=tuple(binding), metrics=tuple(logged)))
-        return self._recent.get(cache_key)
+        """The outputs (and metrics) of the first successful step with this cache key, or None."""
+        return self._cache.lookup(cache_key)
 
     # -- queries --------------------------------------------------------------------
 
@@ -331,7 +238,7 @@ class Ledger:
 
     @staticmethod
     def _artifacts(con, digests) -> dict:
-        found = writer.lookup_by_key(
+        found = lookup_by_key(
             con, "artifacts", "dkey", [key64(d) for d in digests], "digest, kind, type, size, uri, value"
         )
         out = {}
@@ -403,20 +310,20 @@ class Ledger:
                 raise LedgerError(f"execution {eid} has state rows but no start row: the ledger is damaged")
             summary = self._summary(row[0][:12])
             fingerprint, params, code_digest, environment = row[0][12:]
-            ranges = walk.ExecutionRanges(con)
-            step_rows = walk.rows_of_executions(
+            ranges = ExecutionRanges(con)
+            step_rows = rows_of_executions(
                 con, ranges, "step_log",
                 "step, attempt, state, task, task_fingerprint, cache_key, cached_from, started_at, ended_at, "
                 "resources, node, error, traceback, map_index, condition, blocked_by",
                 [eid],
             )[eid]
-            edge_rows = walk.rows_of_executions(
+            edge_rows = rows_of_executions(
                 con, ranges, "edges", "step, attempt, direction, name, digest, src_execution_id, src_step, src_name, how",
                 [eid]
             )[eid]
-            metric_rows = walk.rows_of_executions(
+            metric_rows = rows_of_executions(
                 con, ranges, "metrics", "step, name, value, idx, logged_at, reused_from", [eid])[eid]
-            specs = [spec for (spec,) in walk.rows_of_executions(con, ranges, "graph_log", "spec", [eid])[eid]]
+            specs = [spec for (spec,) in rows_of_executions(con, ranges, "graph_log", "spec", [eid])[eid]]
             # Most of its artifacts were first seen in this execution, so their rows lie in
             # its seq range too: read those by range, and look up only the others by key.
             lo, hi = ranges.get([eid])[eid]
@@ -428,9 +335,9 @@ class Ledger:
             }
             arts.update(self._artifacts(con, {r[4] for r in edge_rows} - arts.keys()))
             nodes = {} if "node_log" in missing_tables(con) else {
-                node: _params(env) for node, env in walk.rows_of_executions(
+                node: parse_json(env) for node, env in rows_of_executions(
                     con, ranges, "node_log", "node, environment", [eid])[eid]}
-        detail = _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows,
+        detail = assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows,
                            arts)
         return attrs.evolve(detail, nodes=nodes, graph=RecordedGraph.from_specs(specs) if specs else None)
 
@@ -523,27 +430,7 @@ class Ledger:
         >>> Ledger(tempfile.mkdtemp()).verify(store=False).ok
         True
         """
-        if self._has_file():
-            with self._reader() as con:
-                walked = chain.walk(con)
-        else:
-            walked = chain.ChainWalk(0, 0, chain.GENESIS.hex(), ())
-        checked, problems, store_url, note = 0, [], None, None
-        if store:
-            checked, problems, store_url, note = _verify_store(self.home.store_url)
-            if self._has_file():  # and the other way round: what the ledger records but the store lost
-                problems = [*problems, *_missing_objects(self, self.home.store_url)]
-        return VerifyReport(
-            ok=not walked.problems and not problems,
-            rows=walked.rows,
-            head_seq=walked.head_seq,
-            head_hash=walked.head_hash,
-            problems=walked.problems,
-            objects_checked=checked,
-            object_problems=tuple(problems),
-            store=store_url,
-            store_note=note,
-        )
+        return verification.verify(self, store)
 
     # -- model registry (see ledgerflow.lineage.registry) ------------------------------
 
@@ -690,139 +577,3 @@ def _who() -> str:
     return who()
 
 
-def _verify_store(url: str) -> tuple:
-    from ledgerflow.errors import LedgerflowError
-
-    try:
-        from ledgerflow.store import Store
-    except ImportError as exc:  # the store is optional to the ledger
-        return 0, [], None, f"store not checked: {exc}"
-    if "://" not in url and not os.path.isdir(url):
-        return 0, [], None, f"no store at {url}: nothing to check"
-    store = Store.open(url)
-    checked, problems = 0, []
-    for digest in store.iter_digests():
-        checked += 1
-        try:
-            store.verify(digest)
-        except LedgerflowError as exc:
-            problems.append(ObjectProblem(digest, str(exc)))
-    return checked, problems, url, None
-
-
-def _missing_objects(ledger: "Ledger", url: str) -> list:
-    """ObjectProblems for artifacts the ledger records in the store at `url` that it no longer has.
-
-    Re-hashing what is in the store cannot see an object deleted behind the engine's back
-    (found by tests/test_faults.py); this looks the other way. Files listed by a directory's
-    or model's manifest are checked too. Not missing: objects `gc` removed (gc_log says
-    so, and `collected()` tells when), and artifacts recorded in another store (the
-    home's LEDGERFLOW_STORE pointed elsewhere then).
-    """
-    from ledgerflow.errors import LedgerflowError
-    from ledgerflow.store import Store
-
-    store = Store.open(url)
-    with ledger._reader() as con:
-        if "artifacts" in missing_tables(con):
-            return []
-        rows = con.execute(
-            "SELECT digest, kind, first_execution_id, first_step FROM artifacts "
-            "WHERE kind <> 'value' AND uri = ? ORDER BY seq",
-            [store.url],
-        ).fetchall()
-        removed = set()
-        if "gc_log" not in missing_tables(con):
-            removed = {r[0] for r in con.execute("SELECT DISTINCT digest FROM gc_log").fetchall()}
-    problems, seen = [], set(removed)
-    for digest, kind, execution_id, step in rows:
-        recorded = f"first recorded at {execution_id}:{step}"
-        wanted = [(digest, recorded)]
-        if kind in ("directory", "model") and store.has(digest):
-            try:
-                entries = store.get_manifest(digest).entries
-            except (LedgerflowError, ValueError):
-                entries = ()  # a damaged manifest: the re-hash of the store names it
-            wanted += [(e.digest, f"file {e.path!r} of {digest}, {recorded}") for e in entries]
-        for d, why in wanted:
-            if d not in seen:
-                seen.add(d)
-                if not store.has(d):
-                    problems.append(ObjectProblem(d, f"missing: no object {d} in the store at {store.url}, "
-                                                     f"but the ledger needs it ({why})"))
-    return problems
-
-
-def _assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows, arts):
-    """Build an ExecutionDetail from one execution's rows, each list in seq order."""
-
-    def bound(name, digest, source=None):
-        info = arts.get(digest) or ArtifactInfo(digest, None, None, None, None, None)
-        if source is None or source[1] is None:
-            return Bound(name, info)
-        e, s, n, how = source
-        return Bound(name, info, f"{e or summary.id}:{s}.{n}", how)
-
-    edges_by = defaultdict(list)  # (step, attempt) -> [(direction, name, digest, source)]
-    for step, attempt, direction, name, digest, *source in edge_rows:
-        edges_by[(step, attempt)].append((direction, name, digest, tuple(source)))
-    metrics_by = defaultdict(list)
-    for step, name, value, idx, at, reused_from in metric_rows:
-        metrics_by[step].append(MetricPoint(step, name, value, idx, at, reused_from))
-
-    attempts: dict = {}  # step -> {attempt: latest row}
-    for row in step_rows:
-        attempts.setdefault(row[0], {})[row[1]] = row
-    interrupted = summary.status == INTERRUPTED
-    steps = []
-    for step, by_attempt in attempts.items():
-        infos = []
-        for n in sorted(by_attempt):
-            r = by_attempt[n]
-            state = INTERRUPTED if interrupted and r[2] == RUNNING else r[2]
-            dur = (r[8] - r[7]).total_seconds() if r[7] and r[8] else None
-            infos.append(AttemptInfo(n, state, r[7], r[8], dur, r[10], r[11], r[12]))
-        last = by_attempt[max(by_attempt)]
-        first = by_attempt[min(by_attempt)]
-        io = edges_by.get((step, last[1])) or next(
-            (edges_by[(step, a)] for a in sorted(by_attempt, reverse=True) if (step, a) in edges_by), []
-        )
-        started = first[7]
-        ended = last[8]
-        steps.append(
-            StepInfo(
-                step=step,
-                task=last[3],
-                task_fingerprint=last[4],
-                status=infos[-1].status,
-                started_at=started,
-                ended_at=ended,
-                duration_s=(ended - started).total_seconds() if started and ended else None,
-                attempts=tuple(infos),
-                cache_key=last[5],
-                cache_hit=last[2] == "cached" or last[6] is not None,
-                cached_from=last[6],
-                inputs=tuple(bound(n, d, src) for dirn, n, d, src in io if dirn == "consumed"),
-                outputs=tuple(bound(n, d, src) for dirn, n, d, src in io if dirn == "produced"),
-                metrics=tuple(metrics_by.get(step, ())),
-                resources=last[9],
-                node=last[10],
-                error=last[11],
-                map_index=last[13],
-                condition=last[14],
-                blocked_by=last[15],
-            )
-        )
-    inputs = tuple(bound(n, d, src) for dirn, n, d, src in edges_by.get((PARAMS_STEP, 0), ()) if dirn == "produced")
-    outputs = tuple(bound(n, d, src) for dirn, n, d, src in edges_by.get((OUTPUTS_STEP, 0), ()) if dirn == "consumed")
-    env = _params(environment)
-    return ExecutionDetail(
-        summary=summary,
-        workflow_fingerprint=fingerprint,
-        params=_params(params),
-        inputs=inputs,
-        outputs=outputs,
-        steps=tuple(steps),
-        code_digest=code_digest,
-        environment=env,
-    )

@@ -12,7 +12,7 @@ import attrs
 
 from ledgerflow.errors import RefError
 from ledgerflow.lineage.schema import key64
-from ledgerflow.lineage.writer import lookup_by_key
+from ledgerflow.lineage.rows import lookup_by_key
 
 _FULL_DIGEST = re.compile(r"^[a-z0-9]+:[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")

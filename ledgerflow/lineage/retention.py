@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
 
 import attrs
 
@@ -40,8 +39,6 @@ from ledgerflow.lineage.values import CollectedObject, GcReport
 from ledgerflow.store import Manifest
 from ledgerflow.types.codec import handles_inside
 
-if TYPE_CHECKING:
-    from ledgerflow.lineage.ledger import Ledger
 
 KEEP = "keep"
 ADD, REMOVE = "add", "remove"
@@ -198,7 +195,7 @@ def _closure(store, digests: set, manifests: set, *, must: bool) -> set:
     return out
 
 
-def collect(ledger: "Ledger", policy: Policy, *, dry_run: bool = False, who: str | None = None,
+def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = None,
             now: datetime | None = None) -> GcReport:
     """Remove (or, with `dry_run`, list) the store objects `policy` does not keep; record each removal."""
     from ledgerflow.engine.runner import who as whoami

@@ -36,56 +36,11 @@ from ledgerflow.engine.events import FROM_CACHE
 from ledgerflow.lineage.refs import Resolved
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
 from ledgerflow.lineage.values import ArtifactInfo, Lineage, LineageEdge, LineageNode
-from ledgerflow.lineage.writer import lookup_by_key
+from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key, rows_of_executions
 
 _PSEUDO = (PARAMS_STEP, OUTPUTS_STEP)
 INFERRED = "inferred"  # how an edge of an execution recorded before schema 4 was found
 _INLINE_KEYS = 500  # lookup_by_key's own threshold for an inline IN list
-_MANY = 16  # above this many executions at once, one scan beats per-execution range reads
-
-
-class ExecutionRanges:
-    """Each execution's [first, last] seq: every row it wrote lies in between."""
-
-    def __init__(self, con):
-        self.con = con
-        self._ranges: dict = {}
-
-    def get(self, execution_ids) -> dict:
-        missing = [e for e in set(execution_ids) if e not in self._ranges]
-        if missing:
-            rows = self.con.execute(
-                """
-                SELECT execution_id, min(seq), max(seq), bool_or(state <> 'running')
-                FROM execution_log WHERE execution_id IN (SELECT unnest(?)) GROUP BY 1
-                """,
-                [missing],
-            ).fetchall()
-            for e, lo, hi, finished in rows:
-                # A running execution may still be writing: no upper bound.
-                self._ranges[e] = (lo, hi if finished else 2**62)
-        return {e: self._ranges[e] for e in execution_ids if e in self._ranges}
-
-
-def rows_of_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids) -> dict:
-    """execution_id -> list of row tuples (cols) of `table`, in seq order."""
-    out: dict = defaultdict(list)
-    ids = list(dict.fromkeys(execution_ids))
-    if not ids:
-        return out
-    if len(ids) <= _MANY:
-        for e, (lo, hi) in ranges.get(ids).items():
-            out[e].extend(con.execute(
-                f"SELECT {cols} FROM {table} WHERE seq BETWEEN ? AND ? AND execution_id = ? ORDER BY seq",
-                [lo, hi, e],
-            ).fetchall())
-    else:
-        for row in con.execute(
-            f"SELECT execution_id, {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)) ORDER BY seq",
-            [ids],
-        ).fetchall():
-            out[row[0]].append(row[1:])
-    return out
 
 
 _EDGE_COLS = "step, direction, name, digest, src_execution_id, src_step, src_name, how"

@@ -29,6 +29,7 @@ from ledgerflow.engine.events import (
     StepStarted,
 )
 from ledgerflow.lineage import chain, liveness, registry, retention
+from ledgerflow.lineage.rows import lookup_by_key
 from ledgerflow.lineage.schema import (
     ARTIFACTS,
     CHAINED_TABLES,
@@ -91,28 +92,6 @@ def _check_schema(con) -> None:
         row = (None,)
     if row[0] is None or int(row[0]) != SCHEMA_VERSION:
         ensure_schema(con)
-
-
-def lookup_by_key(con, table: str, keycol: str, keys: list, cols: str):
-    """Rows of `table` whose `keycol` is in `keys`, as an Arrow table (None for no keys).
-
-    Up to a few hundred keys go in an inline `IN (...)` list, which DuckDB 2.0 answers
-    from the ART index (~0.1 ms a key on 3M edges); beyond that, one hash join over a
-    scan of the table is cheaper (~70 ms on 3M edges, whatever the number of keys).
-    Keys are Python ints, so inlining them is safe.
-    """
-    keys = list(dict.fromkeys(int(k) for k in keys))
-    if not keys:
-        return None
-    if len(keys) <= 500:
-        inline = ", ".join(map(str, keys))
-        return con.sql(f"SELECT {cols} FROM {table} WHERE {keycol} IN ({inline})").to_arrow_table()
-    wanted = pa.table({"k": pa.array(keys, pa.int64())})
-    con.register("_wanted_keys", wanted)
-    try:
-        return con.sql(f"SELECT {cols} FROM {table} WHERE {keycol} IN (SELECT k FROM _wanted_keys)").to_arrow_table()
-    finally:
-        con.unregister("_wanted_keys")
 
 
 _COLUMN_NAMES: dict = {}  # table name -> its column names (a property that builds a tuple each time)
