@@ -211,16 +211,9 @@ def main() -> None:
     ledger = Ledger()
     detail = ledger.execution(ex.id)
     print(f"\nexecution {ex.id}: {ex.status}")
-    earlier = {}  # a cached step logged its metrics when it first ran: show those
     for step in detail.steps:
-        metrics = step.metrics
-        if not metrics and step.cached_from:
-            source_id, _, source_step = step.cached_from.partition(":")
-            if source_id not in earlier:
-                earlier[source_id] = {s.step: s.metrics for s in ledger.execution(source_id).steps}
-            metrics = earlier[source_id].get(source_step, ())
-        for m in metrics:
-            note = "  (cached)" if step.cache_hit else ""
+        for m in step.metrics:  # a cache hit records the metrics of the step it reused
+            note = "  (cached)" if m.reused_from else ""
             print(f"  {step.step:<14} {m.name:<15} {m.value:.4f}{note}")
     print(f"\n{ex.outputs}")
     current = ledger.model("digits", alias="production")
