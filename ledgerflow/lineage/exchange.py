@@ -153,6 +153,11 @@ def read_export(directory: str | os.PathLike) -> tuple:
             schema = t.arrow_schema.append(pa.field("prev_hash", pa.binary())).append(pa.field("row_hash", pa.binary()))
             try:
                 data = _read_parquet(con, path)
+                for column in t.columns:
+                    if column.optional and column.name not in data.column_names:
+                        # Exported by an older schema: a column it did not have is NULL
+                        # throughout, which the chain does not encode (see chain.py).
+                        data = data.append_column(column.name, pa.nulls(data.num_rows, column.arrow))
                 data = data.select(schema.names).cast(schema)
             except (duckdb.Error, pa.ArrowInvalid, KeyError, ValueError) as exc:
                 raise IntegrityError(f"{path} does not hold the {t.name} table: {str(exc).splitlines()[0]}",
