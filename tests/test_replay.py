@@ -62,6 +62,13 @@ def test_seeded_is_identical_and_linked(home, tmp_path):
     again = replay(r.id)  # replaying a replay works
     assert again.identical and Ledger(home).execution(again.id).summary.replay_of == r.id
     assert "identical (3 steps, 3 artifacts)" in r.summary()
+    # The record links a replay to its original by provenance: each parameter came from the
+    # original's, so upstream of the replay's steps reaches the execution it replays.
+    ledger = Ledger(home)
+    params = {b.name: (b.source, b.how) for b in ledger.execution(r.id).inputs}
+    assert params == {"n": (f"{ex.id}:@params.n", "replay"), "seed": (f"{ex.id}:@params.seed", "replay")}
+    up = ledger.upstream(f"{again.id}:label")
+    assert {ex.id, r.id, again.id} <= {n.ref for n in up.of_kind("execution")}
 
 
 def test_unseeded_diverges_at_the_first_step(home, tmp_path):
