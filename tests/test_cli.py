@@ -137,3 +137,99 @@ def test_verify_exit_codes(recorded):
     assert "artifacts row seq=" in bad.stderr and "changed" in bad.stderr
     data = json.loads(run("verify", "--json", home=home).stdout)
     assert data["ok"] is False and data["problems"][0]["table"] == "artifacts"
+
+
+# ------------------------------------------------------- where each input came from (issue 11)
+
+from ledgerflow import ExecutionFailed, log_metric, task, workflow  # noqa: E402
+from ledgerflow import run as run_workflow  # noqa: E402
+
+
+@task(cache=True)
+def make_rows(n: int) -> list[int]:
+    log_metric("rows", n)
+    return list(range(n))
+
+
+@task
+def count_rows(xs: list[int], n: int) -> int:
+    return len(xs) if len(xs) == n else -1
+
+
+@workflow
+def counted(n: int = 3) -> int:
+    return count_rows(xs=make_rows(n=n), n=n)
+
+
+@task
+def refuse(n: int) -> list[int]:
+    raise ValueError("refused")
+
+
+@workflow
+def refused(n: int = 3) -> int:
+    return count_rows(xs=refuse(n=n), n=n)
+
+
+def _line(text: str, start: str) -> str:
+    return next(ln.split(start, 1)[1].rstrip() for ln in text.splitlines() if start in ln)
+
+
+def test_show_says_where_each_input_came_from(tmp_path):
+    home = tmp_path / "home"
+    first = run_workflow(counted, home=home, progress=False)
+    second = run_workflow(counted, home=home, progress=False)
+    assert second.steps["make_rows"].status == "cached"
+    text = run("show", second.id, home=home).output
+    assert _line(text, "in  xs: ").endswith("list[int]  <- make_rows.return")
+    assert _line(text, "in  n: ").endswith("int  <- @params.n")
+    # a cache hit's output and metrics: the occurrence reused, in the execution that made it
+    assert _line(text, "out return: ").endswith(f"list[int]  <- {first.id[:12]}:make_rows.return (cache hit)")
+    assert _line(text, "metric rows = 3") == f" (reused from {first.id[:12]}:make_rows)"
+    assert text.splitlines()[-1].endswith("int  <- count_rows.return")  # the workflow's output
+
+    data = json.loads(run("show", second.id, "--json", home=home).stdout)
+    steps = {s["step"]: s for s in data["steps"]}
+    assert [(b["name"], b["source"], b["how"]) for b in steps["count_rows"]["inputs"]] == [
+        ("xs", f"{second.id}:make_rows.return", "step"), ("n", f"{second.id}:@params.n", "param")]
+    assert (steps["make_rows"]["outputs"][0]["source"], steps["make_rows"]["outputs"][0]["how"]) == (
+        f"{first.id}:make_rows.return", "cache")
+    assert steps["make_rows"]["metrics"][0]["reused_from"] == f"{first.id}:make_rows"
+    assert data["graph"]["inferred"] is False
+    assert {(e["source"], e["target"], e["param"]) for e in data["graph"]["edges"]} == {
+        ("@params", "make_rows", "n"), ("make_rows", "count_rows", "xs"), ("@params", "count_rows", "n"),
+        ("count_rows", "@outputs", "return")}
+
+    # metrics: the cached step's metric is there (not missing), and says whose it is
+    table = run("metrics", second.id, home=home).output
+    assert "rows" in table and "reused from" in table and f"{first.id}:make_rows" in table
+    compared = json.loads(run("compare", first.id, second.id, "--json", home=home).stdout)["metrics"]
+    assert compared == [{"step": "make_rows", "metric": "rows", "values": {first.id: 3.0, second.id: 3.0}}]
+
+
+def test_show_names_the_step_that_blocked_a_skipped_one(tmp_path):
+    home = tmp_path / "home"
+    with pytest.raises(ExecutionFailed) as err:
+        run_workflow(refused, home=home, progress=False)
+    text = run("show", err.value.execution.id, home=home).output
+    line = next(ln for ln in text.splitlines() if "count_rows" in ln and "skipped" in ln)
+    assert "blocked by refuse" in line
+    assert text.count("upstream step 'refuse' failed") == 1
+
+
+def test_diff_compares_the_recorded_graphs(tmp_path):
+    home = tmp_path / "home"
+    a = run_workflow(counted, home=home, progress=False)
+    b = run_workflow(counted, {"n": 4}, home=home, progress=False)
+    with pytest.raises(ExecutionFailed) as err:
+        run_workflow(refused, home=home, progress=False)
+    c = err.value.execution.id
+    same = run("diff", a.id, b.id, home=home).output
+    assert "graph: identical" in same and "n: 3 -> 4" in same
+    changed = json.loads(run("diff", a.id, c, "--json", home=home).stdout)["graph"]
+    assert changed["inferred"] == [False, False]
+    assert (changed["steps_only_in_first"], changed["steps_only_in_second"]) == (["make_rows"], ["refuse"])
+    assert [(e["source"], e["target"], e["param"]) for e in changed["edges_only_in_second"]] == [
+        ("@params", "refuse", "n"), ("refuse", "count_rows", "xs")]
+    text = run("diff", a.id, c, home=home).output
+    assert "- make_rows.return -> count_rows.xs" in text and "+ refuse.return -> count_rows.xs" in text

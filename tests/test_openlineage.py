@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("openlineage.client")
 
+import attrs  # noqa: E402
 import cattrs  # noqa: E402
 import jsonschema  # noqa: E402
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState  # noqa: E402
@@ -159,7 +160,10 @@ def test_export_is_valid_openlineage_and_says_what_ran(home, mod):
     params = {p.key: p.value for p in root.run.facets["executionParameters"].parameters}
     assert params == {"n": "4", "scale": "2.0"}
     assert events[-1].eventType.value == "COMPLETE" and events[-1].run.runId == root.run.runId
-    assert [o.name for o in events[-1].outputs] == [Ledger(home).execution(ex.id).outputs[0].artifact.digest]
+    # A plain value is named by the occurrence it is: what the workflow returned came from `check`.
+    assert [o.name for o in events[-1].outputs] == [f"{ex.id}:check.return"]
+    assert events[-1].outputs[0].facets["datasetVersion"].datasetVersion == \
+        Ledger(home).execution(ex.id).outputs[0].artifact.digest
 
     steps = events[1:-1]
     by_run: dict = {}
@@ -188,6 +192,41 @@ def test_export_is_valid_openlineage_and_says_what_ran(home, mod):
 
     # Deterministic: the same execution exports the same events.
     assert export_lines(home, ex.id) == lines
+
+
+def _datasets(events, kind: str) -> set:
+    return {(d.name, e.job.name.rsplit(".", 1)[-1]) for e in events for d in getattr(e, kind)}
+
+
+def test_plain_values_link_exactly_the_recorded_occurrences(home, mod):
+    """`check` returns the float `total` gave it: one digest, three occurrences. Runs meet on a
+    value only where the ledger recorded it being passed, never because the bytes are equal."""
+    first = run(mod.pipe, {"n": 4}, progress=False)
+    second = run(mod.pipe, {"n": 4}, progress=False)  # ingest is a cache hit; the values are the same again
+    ev1 = [parse(line) for line in export_lines(home, first.id)]
+    ev2 = [parse(line) for line in export_lines(home, second.id)]
+    made = {name for name, job in _datasets(ev1, "outputs")}
+    assert f"{first.id}:total.return" in made and f"{first.id}:check.return" in made
+    check_done = next(e for e in ev1 if e.job.name.endswith(".check") and e.eventType.value == "COMPLETE")
+    assert [i.name for i in check_done.inputs] == [f"{first.id}:total.return"]
+    assert ev1[-1].inputs and {i.name for i in ev1[-1].inputs} == {f"{first.id}:@params.n", f"{first.id}:@params.scale"}
+    total_done = next(e for e in ev1 if e.job.name.endswith(".total") and e.eventType.value == "COMPLETE")
+    assert f"{first.id}:@params.scale" in {i.name for i in total_done.inputs}
+
+    names1 = {d.name for e in ev1 for d in e.inputs + e.outputs}
+    names2 = {d.name for e in ev2 for d in e.inputs + e.outputs}
+    shared = names1 & names2
+    assert shared and all(n.startswith("blake3:") for n in shared)  # only the Dataset, a stored object
+    values = {d.facets["ledgerflow_artifact"].kind for e in ev1 for d in e.inputs + e.outputs if d.name in shared}
+    assert values == {"dataset"}
+
+    # An execution recorded before the ledger kept sources is exported as it was: by digest.
+    detail = Ledger(home).execution(first.id)
+    builder = ol.EventBuilder(store_url=str(home / "store"))
+    old = ol.execution_events(attrs.evolve(detail, graph=None), builder)
+    assert {d.name for e in old for d in e.inputs + e.outputs} <= {
+        b.artifact.digest for s in detail.steps for b in s.inputs + s.outputs} | {
+        b.artifact.digest for b in detail.inputs + detail.outputs}
 
 
 def test_failed_and_cached_executions(home, mod, monkeypatch, tmp_path):

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 from ledgerflow import Dataset, ExecutionFailed, Ledger, log_metric, map_task, run, task, when, workflow
+from ledgerflow.lineage.inference import inferred_graph
 from ledgerflow.lineage.render import build_graph, render
 
 # --------------------------------------------------------------------------- workflows
@@ -94,6 +95,37 @@ def hostile_flow(n: int = 3) -> str:
 @workflow
 def failing_flow(n: int = 3) -> int:
     return explode(note=hostile(data=table(n=n)))
+
+
+@task
+def first_one(x: int) -> int:
+    return 1
+
+
+@task
+def second_one(x: int) -> int:
+    return 1
+
+
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@workflow
+def coinciding(x: int = 1) -> int:
+    """x, first_one's result and second_one's are all the value 1: one digest."""
+    return add(a=second_one(x=first_one(x=x)), b=x)
+
+
+@task
+def fails(x: int) -> int:
+    raise RuntimeError("no")
+
+
+@workflow
+def blocked_flow(x: int = 1) -> int:
+    return add(a=second_one(x=fails(x=x)), b=x)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -433,3 +465,112 @@ def test_browser_hostile_page_runs_no_injected_script(hostile_run, tmp_path):
     assert dom.count("<script") == 2 and "<img" not in dom and "<b>&amp;" not in dom
     assert len(drawn_nodes(dom)) == 4
     assert html.escape(HOSTILE, quote=False) in panel(dom)  # shown as text, in the panel's title
+
+
+# --------------------------------------------------------------------------- the record, not the values
+
+
+def label_names(label):
+    """The parameter names on an arrow's label ("a · 8650d21c, b · ..." -> {"a", "b"})."""
+    return {part.split(" · ")[0] for part in label.split(", ")}
+
+
+def named_pairs(graph):
+    name = {n.id: n.step for n in graph.nodes}
+    return {(name[e.source], name[e.target]) for e in graph.edges}
+
+
+def old_style(detail):
+    """The detail as a ledger written before schema 4 gives it: no graph, no sources, no guard inputs."""
+    def strip(bound):
+        return tuple(attrs.evolve(b, source=None, how=None) for b in bound if not b.name.startswith("when="))
+
+    steps = tuple(attrs.evolve(s, inputs=strip(s.inputs), outputs=strip(s.outputs), blocked_by=None)
+                  for s in detail.steps)
+    return attrs.evolve(detail, graph=None, steps=steps, inputs=strip(detail.inputs), outputs=strip(detail.outputs))
+
+
+def test_coinciding_values_still_draw_exactly_the_built_edges(tmp_path):
+    ex = run(coinciding, home=tmp_path, progress=False)
+    detail = _detail(tmp_path, ex.id)
+    ones = {b.artifact.digest for s in detail.steps if s.step in ("first_one", "second_one") for b in s.outputs}
+    assert ones == {b.artifact.digest for b in detail.inputs}  # the coincidence is real: one digest
+
+    built = {(PARAMS, "first_one"): {"x"}, ("first_one", "second_one"): {"x"}, ("second_one", "add"): {"a"},
+             (PARAMS, "add"): {"b"}, ("add", OUTPUTS): {"return"}}
+    _, dot = parse_dot(render(detail, "dot"))
+    assert {(a, b): label_names(re.search(r'label="([^"]*)"', at).group(1)) for a, b, at in dot} == built
+    _, name, edges, _, _ = mermaid_named(render(detail, "mermaid"))
+    assert {(name[a], name[b]): label_names(label) for a, _, label, b in edges} == built
+    data = _page_data(render(detail, "html"))
+    assert not data["execution"]["graph_inferred"]
+    second = next(n for n in data["nodes"] if n["step"] == "second_one")
+    assert [(i["name"], i["from"]) for i in second["inputs"]] == [("x", "first_one")]
+
+    # Read by digest and time, as before the ledger kept graphs, the same execution draws other edges.
+    guessed = build_graph(old_style(detail))
+    assert guessed.inferred and named_pairs(guessed) != set(built)
+    assert (PARAMS, "second_one") in named_pairs(guessed)
+
+
+def test_an_old_execution_gets_an_inferred_graph_marked_so(gated):
+    old = old_style(gated)
+    graph = inferred_graph(old)
+    assert graph.inferred and not gated.graph.inferred
+    assert ("passes", "return", "reject", "when=False", "guard") in {
+        (e.source, e.slot, e.target, e.param, e.kind) for e in graph.edges}
+    assert {(n.step, n.kind, n.parent) for n in graph.nodes if n.step.startswith("square")} == {
+        ("square", "map", None), *{(f"square[{i}]", "element", "square") for i in range(4)}}
+    drawn = build_graph(old)
+    assert drawn.inferred
+    # Nothing coincides in this workflow, so the reconstruction finds its data edges; it can't
+    # know the guard of the branch that ran, nor the edges into the branch that didn't.
+    assert named_pairs(drawn) == EXPECTED_EDGES - {("total", "reject"), ("passes", "register"),
+                                                    ("passes", OUTPUTS), ("reject", OUTPUTS)}
+
+    mermaid, dot, page = render(old, "mermaid"), render(old, "dot"), render(old, "html")
+    assert "%% graph inferred: recorded before the ledger kept graphs" in mermaid
+    parse_mermaid(mermaid)  # the note is a comment: every other line still parses
+    assert "  // graph inferred" in dot and re.search(r'^  label=".*· graph inferred";$', dot, re.M)
+    parse_dot(dot)
+    data = _page_data(page)
+    assert data["execution"]["graph_inferred"] and "reconstructed" in data["execution"]["graph_note"]
+    for text in (render(gated, "mermaid"), render(gated, "dot")):
+        assert "inferred" not in text
+    assert not _page_data(render(gated, "html"))["execution"]["graph_inferred"]
+
+
+def test_steps_blocked_by_a_failure_and_steps_never_recorded_show(tmp_path):
+    with pytest.raises(ExecutionFailed) as err:
+        run(blocked_flow, home=tmp_path, progress=False)
+    detail = _detail(tmp_path, err.value.execution.id)
+    nodes, edges = parse_dot(render(detail, "dot"))
+    assert {(a, b) for a, b, _ in edges} == {(PARAMS, "fails"), ("fails", "second_one"), ("second_one", "add"),
+                                             (PARAMS, "add"), ("add", OUTPUTS)}
+    for step in ("second_one", "add"):
+        assert "skipped" in nodes[step] and "blocked by fails" in nodes[step]
+    data = _page_data(render(detail, "html"))
+    assert {n["step"]: n.get("blocked_by") for n in data["nodes"] if n["kind"] == "step"} == {
+        "fails": None, "second_one": "fails", "add": "fails"}
+
+    # A step in the graph that the ledger has no record of (its process died first) is drawn as not run.
+    cut = attrs.evolve(detail, steps=tuple(s for s in detail.steps if s.step != "add"))
+    nodes, edges = parse_dot(render(cut, "dot"))
+    assert "not run" in nodes["add"] and ("second_one", "add") in {(a, b) for a, b, _ in edges}
+
+
+def test_cache_hits_show_where_their_outputs_and_metrics_came_from(cached_run):
+    data = _page_data(render(cached_run, "html"))
+    node = next(n for n in data["nodes"] if n["step"] == "square[0]")
+    assert node["cache_hit"] and node["metrics"][0]["reused_from"] == node["cached_from"]
+    (out,) = node["outputs"]
+    assert out["how"] == "cache" and out["origin"].endswith(":square[0].return (cache hit)")
+    assert out["to"] == ["square"]
+
+
+def test_browser_marks_an_inferred_graph(gated, tmp_path):
+    page_path = tmp_path / "old.html"
+    page_path.write_text(render(old_style(gated), "html"), encoding="utf-8")
+    dom = dump_dom(page_path, tmp_path)
+    assert 'data-graph-inferred="1"' in dom and "graph inferred" in dom
+    assert "reconstructed from digests and times" in panel(dom)

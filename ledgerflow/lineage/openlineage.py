@@ -11,9 +11,19 @@ The mapping, the same for `lineage export ID --format openlineage` and for the l
 - each run gets a START event and, once it has ended, one of COMPLETE (succeeded, and
   for steps also cached and skipped), FAIL (failed, timeout) or ABORT (cancelled,
   interrupted). A still-running execution exports only its START events.
-- every artifact a step consumed or produced is a dataset named by its digest, in the
-  namespace of the store holding it (`file:///...` for a local store, the URL for a
-  remote one), so runs that share an artifact meet on the same dataset. The terminal
+- every artifact a step consumed or produced is a dataset in the namespace of the store
+  holding it (`file:///...` for a local store, the URL for a remote one). A handle (File,
+  Directory, Dataset, Model) is named by its digest: it is that stored object, and runs
+  that read or write the same bytes meet on it (the content question "which models were
+  trained on this dataset?"). A plain value is not a stored object, and equal values made
+  by unrelated steps (`True`, `1`, the same float) must not join their runs, so it is
+  named by the occurrence it is, as the ledger records it: `EXECUTION_ID:step.slot` for a
+  step's output (`EXECUTION_ID:@params.name` for a parameter), and for an input the
+  occurrence it came from (`Bound.source`, `StepFinished.sources`); an input that came
+  from nowhere (a literal in the workflow) is named after itself, `EXECUTION_ID:step.name`.
+  Values thus link exactly the runs the ledger says passed them. An execution recorded
+  before the ledger kept sources (schema < 4) is exported as it was then: every dataset
+  by digest. The terminal
   event of a run carries its inputs and outputs (a START doesn't: the runner only knows a
   step's inputs when the step ends, and live and exported events are meant to agree).
 - facets: `schema` (read from the stored Arrow object of a Dataset; the declared type is
@@ -63,6 +73,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 
 from ledgerflow.engine import events as ev
+from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP
 from ledgerflow.lineage.values import ExecutionDetail
 
 log = logging.getLogger("ledgerflow.openlineage")
@@ -281,15 +292,23 @@ class EventBuilder:
     def execution_end(self, execution_id: str, workflow: str, status: str, at: datetime, *,
                       params: dict | None = None, workflow_fingerprint: str | None = None,
                       code_digest: str | None = None, executor: str | None = None, host: str | None = None,
-                      replay_of: str | None = None, error: str | None = None, inputs=(), outputs=()) -> RunEvent:
-        """The COMPLETE, FAIL or ABORT event of an execution; `inputs`/`outputs` are (name, artifact) pairs."""
+                      replay_of: str | None = None, error: str | None = None, inputs=(), outputs=(),
+                      sources: dict | None = None) -> RunEvent:
+        """The COMPLETE, FAIL or ABORT event of an execution; `inputs` (its parameters) and
+        `outputs` are (name, artifact) pairs; `sources` maps an output's name to the
+        occurrence it came from ("EXEC:step.slot"). `sources=None`: name every dataset by
+        digest (an execution recorded before schema 4)."""
         facets = self._execution_facets(execution_id, workflow, params, workflow_fingerprint, code_digest,
                                          executor, host, replay_of, status)
         if error:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
                 message=error, programmingLanguage="python", producer=PRODUCER)
+        legacy = sources is None
+        params_named = _named(inputs, lambda name: f"{execution_id}:{PARAMS_STEP}.{name}", legacy)
+        outputs_named = _named(
+            outputs, lambda name: (sources or {}).get(name) or f"{execution_id}:{OUTPUTS_STEP}.{name}", legacy)
         return self._event(_TERMINAL[status], at, Run(runId=run_id(execution_id), facets=facets),
-                           self._job(workflow, "WORKFLOW"), self._inputs(inputs), self._outputs(outputs))
+                           self._job(workflow, "WORKFLOW"), self._inputs(params_named), self._outputs(outputs_named))
 
     def _execution_facets(self, execution_id, workflow, params, fingerprint, code_digest, executor, host,
                           replay_of, status) -> dict:
@@ -332,8 +351,10 @@ class EventBuilder:
                  task: str | None = None, task_fingerprint: str | None = None, cache_key: str | None = None,
                  resources: str | None = None, map_index: int | None = None, cached_from: str | None = None,
                  node: str | None = None, condition: str | None = None, error: str | None = None,
-                 traceback: str | None = None, inputs=(), outputs=()) -> RunEvent:
-        """The COMPLETE, FAIL or ABORT event of one attempt of a step."""
+                 traceback: str | None = None, inputs=(), outputs=(), sources: dict | None = None) -> RunEvent:
+        """The COMPLETE, FAIL or ABORT event of one attempt of a step; `inputs`/`outputs` are
+        (name, artifact) pairs, `sources` maps an input's name to the occurrence it came from.
+        `sources=None`: name every dataset by digest (an execution recorded before schema 4)."""
         facet = LedgerflowStepRunFacet(
             executionId=execution_id, step=step, attempt=attempt, task=task, taskFingerprint=task_fingerprint,
             cacheKey=cache_key, resources=_json_or_none(resources), mapIndex=map_index, status=status,
@@ -345,25 +366,31 @@ class EventBuilder:
         if error:
             extra["errorMessage"] = error_message_run.ErrorMessageRunFacet(
                 message=error, programmingLanguage="python", stackTrace=traceback, producer=PRODUCER)
+        legacy = sources is None
+        inputs_named = _named(inputs, lambda name: (sources or {}).get(name) or f"{execution_id}:{step}.{name}",
+                              legacy)
+        outputs_named = _named(outputs, lambda name: f"{execution_id}:{step}.{name}", legacy)
         return self._event(_TERMINAL[status], at, self._step_run(execution_id, workflow, step, attempt, facet, extra),
-                           self._job(f"{workflow}.{step}", "TASK"), self._inputs(inputs), self._outputs(outputs))
+                           self._job(f"{workflow}.{step}", "TASK"), self._inputs(inputs_named),
+                           self._outputs(outputs_named))
 
     # -- datasets
 
-    def _inputs(self, binding) -> list:
+    def _inputs(self, named) -> list:
+        """Input datasets of (dataset name, artifact) pairs (see `_named`)."""
         out = {}
-        for _, a in binding:  # one dataset per digest, even when bound to two names
-            out.setdefault(a.digest, InputDataset(
-                namespace=self._namespace_of(a), name=a.digest, facets=self._dataset_facets(a),
+        for name, a in named:  # one dataset per name, even when bound to two parameters
+            out.setdefault(name, InputDataset(
+                namespace=self._namespace_of(a), name=name, facets=self._dataset_facets(a),
                 inputFacets={"inputStatistics": input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
                     size=a.size, producer=PRODUCER)}))
         return list(out.values())
 
-    def _outputs(self, binding) -> list:
+    def _outputs(self, named) -> list:
         out = {}
-        for _, a in binding:
-            out.setdefault(a.digest, OutputDataset(
-                namespace=self._namespace_of(a), name=a.digest, facets=self._dataset_facets(a),
+        for name, a in named:
+            out.setdefault(name, OutputDataset(
+                namespace=self._namespace_of(a), name=name, facets=self._dataset_facets(a),
                 outputFacets={"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                     size=a.size, producer=PRODUCER)}))
         return list(out.values())
@@ -417,6 +444,25 @@ class EventBuilder:
         return facet
 
 
+def dataset_name(artifact, occurrence: str) -> str:
+    """The OpenLineage dataset name of an artifact: a handle's digest (the stored object);
+    for a plain value, `occurrence` ("EXEC:step.slot"), so equal values never join runs.
+
+    >>> from ledgerflow.lineage.values import ArtifactInfo
+    >>> dataset_name(ArtifactInfo("blake3:ab", "value", "bool", 4, None, "true"), "01J:gate.return")
+    '01J:gate.return'
+    >>> dataset_name(ArtifactInfo("blake3:cd", "model", "Model", 9, "/s", None), "01J:train.return")
+    'blake3:cd'
+    """
+    return occurrence if artifact.kind == "value" else artifact.digest
+
+
+def _named(binding, occurrence, legacy: bool) -> list:
+    """(dataset name, artifact) for each (name, artifact) of a binding; `occurrence(name)`
+    names a plain value's occurrence. `legacy`: by digest, as before schema 4."""
+    return [(a.digest if legacy else dataset_name(a, occurrence(name)), a) for name, a in binding]
+
+
 def _field(f) -> schema_dataset.SchemaDatasetFacetFields:
     import pyarrow as pa
 
@@ -453,6 +499,11 @@ def execution_events(detail: ExecutionDetail, builder: EventBuilder) -> list:
     common = dict(params=detail.params, workflow_fingerprint=detail.workflow_fingerprint,
                   code_digest=detail.code_digest, executor=s.executor, host=s.host, replay_of=s.replay_of)
     out = [builder.execution_start(s.id, s.workflow, s.started_at, **common)]
+    legacy = detail.graph is None  # recorded before the ledger kept sources: datasets by digest, as then
+
+    def sources(bound):
+        return None if legacy else {b.name: b.source for b in bound if b.source}
+
     steps = []
     for st in detail.steps:
         inputs = tuple((b.name, b.artifact) for b in st.inputs)
@@ -471,13 +522,14 @@ def execution_events(detail: ExecutionDetail, builder: EventBuilder) -> list:
                 task_fingerprint=st.task_fingerprint, cache_key=st.cache_key, resources=st.resources,
                 map_index=st.map_index, cached_from=st.cached_from if a.attempt == last else None, node=a.node,
                 condition=st.condition if a.attempt == last else None, error=a.error, traceback=a.traceback,
-                inputs=inputs, outputs=outputs if a.attempt == last else ()))
+                inputs=inputs, outputs=outputs if a.attempt == last else (), sources=sources(st.inputs)))
     # Stable: events of the same instant keep START before the end, in step order.
     out += sorted(steps, key=lambda e: e.eventTime)
     if s.status != ev.RUNNING:
         out.append(builder.execution_end(s.id, s.workflow, s.status, s.ended_at or s.started_at, error=s.error,
                                          inputs=tuple((b.name, b.artifact) for b in detail.inputs),
-                                         outputs=tuple((b.name, b.artifact) for b in detail.outputs), **common))
+                                         outputs=tuple((b.name, b.artifact) for b in detail.outputs),
+                                         sources=sources(detail.outputs), **common))
     return out
 
 
@@ -599,7 +651,8 @@ class OpenLineageEmitter:
                 return []  # started before this emitter was listening
             self._started = {k for k in self._started if k[0] != e.execution_id}
             return [b.execution_end(e.execution_id, workflow, e.status, e.ended_at, error=e.error,
-                                    inputs=inputs, outputs=e.outputs, **facts)]
+                                    inputs=inputs, outputs=e.outputs,
+                                    sources={name: o.ref for name, o in e.sources}, **facts)]
         if isinstance(e, (ev.StepStarted, ev.StepFinished)):
             known = self._executions.get(e.execution_id)
             if known is None:
@@ -619,13 +672,14 @@ class OpenLineageEmitter:
                     e.execution_id, workflow, e.step, e.attempt, e.status, e.ended_at, task=e.task,
                     task_fingerprint=e.task_fingerprint, cache_key=e.cache_key, resources=e.resources,
                     map_index=e.map_index, cached_from=e.cached_from, node=e.node, condition=e.condition,
-                    error=e.error, traceback=e.traceback, inputs=e.inputs, outputs=e.outputs))
+                    error=e.error, traceback=e.traceback, inputs=e.inputs, outputs=e.outputs,
+                    sources={name: o.ref for name, o in e.sources}))
             return out
         return []
 
 
 __all__ = [
     "DEFAULT_NAMESPACE", "FACET_SCHEMA", "PRODUCER", "EventBuilder", "LedgerflowArtifactDatasetFacet",
-    "LedgerflowExecutionRunFacet", "LedgerflowStepRunFacet", "OpenLineageEmitter", "dataset_namespace",
+    "LedgerflowExecutionRunFacet", "LedgerflowStepRunFacet", "OpenLineageEmitter", "dataset_name", "dataset_namespace",
     "execution_events", "export_events", "run_id", "to_json",
 ]

@@ -138,7 +138,7 @@ def build_graph(detail) -> StepGraph:
 
     def add_step(name: str, index: int | None, info) -> None:
         if name not in id_of:
-            id_of[name] = f"s{sum(1 for n in nodes if n.kind == 'step')}"
+            id_of[name] = f"s{len(nodes) - (_PARAMS in id_of)}"  # "o" comes last, after every step
             nodes.append(Node(id_of[name], name, index, "step", info))
 
     if detail.inputs or detail.params or any(e.source == _PARAMS for e in recorded.edges):
@@ -168,9 +168,10 @@ def build_graph(detail) -> StepGraph:
     for n in recorded.nodes:
         if n.kind == "element" and n.parent is not None:
             elements.setdefault(n.parent, {})[n.step] = n.map_index
-    into: dict = {}
+    feeding: dict = {}  # map step -> the edges that feed its lists (not its elements' results, not guards)
     for e in recorded.edges:
-        into.setdefault(e.target, []).append(e)
+        if e.target in elements and e.kind != "guard" and e.source not in elements[e.target]:
+            feeding.setdefault(e.target, []).append(e)
 
     arrows: dict = {}  # (source id, target id) -> [Feed]
 
@@ -181,9 +182,9 @@ def build_graph(detail) -> StepGraph:
 
     for e in recorded.edges:
         if e.kind == "element":  # the map hands element i its share of what feeds the map
-            mine = elements.get(e.source, {})
-            for x in into.get(e.source, ()):
-                if x.kind != "guard" and x.source not in mine and _feeds_element(x.param, e.slot, mine.get(e.target)):
+            i = elements.get(e.source, {}).get(e.target)
+            for x in feeding.get(e.source, ()):
+                if _feeds_element(x.param, e.slot, i):
                     digest = received.get((e.target, e.param)) if x.kind == "data" else None
                     link(x.source, e.target, Feed(e.param, x.slot, x.kind, digest))
             continue

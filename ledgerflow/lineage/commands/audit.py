@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from ledgerflow.lineage.display import format_size
+from ledgerflow.lineage.render import source_text
 from ledgerflow.lineage.values import jsonable
 from ledgerflow.lineage.commands.app import (
     EXIT_PROBLEM, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
@@ -33,13 +34,33 @@ def list_cmd(ctx, limit, as_json):
     _console().print(table if rows else "no executions recorded")
 
 
+def _came_from(bound, execution_id: str, outputs: bool = False) -> str:
+    """`  <- split.return[0]`: where an input came from, as recorded. For an output, only a
+    cache hit's (the occurrence it reuses): a step's own output came from the step."""
+    if outputs and bound.how != "cache":
+        return ""
+    text = source_text(bound.source, bound.how, execution_id)
+    return f"  <- {escape(text)}" if text else ""
+
+
+def _metric_line(m, execution_id: str) -> str:
+    line = f"metric {escape(m.name)} = {m.value:g}" + (f" @ {m.index}" if m.index is not None else "")
+    if m.reused_from:
+        line += f" [dim](reused from {escape(source_text(m.reused_from, None, execution_id))})[/]"
+    return line
+
+
 @cli.command()
 @click.argument("execution")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 @_guarded
 def show(ctx, execution, as_json):
-    """One execution's steps as a tree: status, duration, attempts, cache, inputs and outputs."""
+    """One execution's steps as a tree: status, duration, attempts, cache, inputs and outputs.
+
+    Each input says where it came from (`<- split.return[0]`; from another execution, its
+    id's prefix first), as the ledger recorded it.
+    """
     d = _ledger(ctx).execution(execution)
     if as_json:
         _print_json(d)
@@ -51,23 +72,30 @@ def show(ctx, execution, as_json):
     )
     if s.error:
         root.add(f"[red]error: {escape(s.error)}[/]")
+    if d.graph is None:
+        root.add("[yellow]no graph recorded (written before the ledger kept graphs): sources may be missing[/]")
     if d.inputs:
         params = root.add("parameters")
         for b in d.inputs:
-            params.add(f"{escape(b.name)} = {escape(b.artifact.value or _short(b.artifact.digest))}")
+            params.add(f"{escape(b.name)} = {escape(b.artifact.value or _short(b.artifact.digest))}"
+                       f"{_came_from(b, s.id)}")
     for st in d.steps:
         bits = [f"[bold]{escape(st.step)}[/]", escape(st.task or ""), _status(st.status), _dur(st.duration_s)]
         if len(st.attempts) > 1:
             bits.append(f"attempts={len(st.attempts)}")
         if st.cache_hit:
             bits.append(f"[cyan]cache hit from {escape(st.cached_from or '?')}[/]")
+        if st.blocked_by:
+            bits.append(f"[red]blocked by {escape(st.blocked_by)}[/]")
         node = root.add("  ".join(bits))
         for b in st.inputs:
-            node.add(f"in  {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}")
+            node.add(f"in  {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
+                     f"{_came_from(b, s.id)}")
         for b in st.outputs:
-            node.add(f"out {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}")
+            node.add(f"out {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
+                     f"{_came_from(b, s.id, outputs=True)}")
         for m in st.metrics:
-            node.add(f"metric {escape(m.name)} = {m.value:g}" + (f" @ {m.index}" if m.index is not None else ""))
+            node.add(_metric_line(m, s.id))
         if st.condition:
             node.add(f"[dim]{escape(st.condition)}[/]")
         if len(st.attempts) > 1 or st.status not in ("succeeded", "cached", "skipped"):
@@ -79,7 +107,8 @@ def show(ctx, execution, as_json):
     if d.outputs:
         outs = root.add("outputs")
         for b in d.outputs:
-            outs.add(f"{escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}")
+            outs.add(f"{escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
+                     f"{_came_from(b, s.id)}")
     _console().print(root)
 
 

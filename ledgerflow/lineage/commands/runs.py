@@ -18,6 +18,7 @@ from ledgerflow.home import Home
 from ledgerflow.lineage.commands.app import (
     EXIT_PROBLEM, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _status, cli,
 )
+from ledgerflow.lineage.inference import inferred_graph
 from ledgerflow.lineage.recording import run as run_workflow
 from ledgerflow.lineage.replay import compare as compare_steps
 from ledgerflow.lineage.replay import replay as replay_execution
@@ -105,6 +106,27 @@ def _snapshot_files(store: Store, digest: str | None) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _graph_changes(a, b) -> dict:
+    """Steps and edges of the recorded graphs (inferred for a pre-schema-4 execution) that
+    only one of two executions has: what changed in the workflow's shape, or in a map's size."""
+    ga = a.graph if a.graph is not None else inferred_graph(a)
+    gb = b.graph if b.graph is not None else inferred_graph(b)
+    steps_a, steps_b = [n.step for n in ga.nodes], [n.step for n in gb.nodes]
+    edges_a, edges_b = list(dict.fromkeys(ga.edges)), list(dict.fromkeys(gb.edges))
+    return {
+        "inferred": [ga.inferred, gb.inferred],
+        "steps_only_in_first": [n for n in dict.fromkeys(steps_a) if n not in set(steps_b)],
+        "steps_only_in_second": [n for n in dict.fromkeys(steps_b) if n not in set(steps_a)],
+        "edges_only_in_first": [e for e in edges_a if e not in set(edges_b)],
+        "edges_only_in_second": [e for e in edges_b if e not in set(edges_a)],
+    }
+
+
+def _edge_text(e) -> str:
+    kind = "" if e.kind == "data" else f" ({e.kind})"
+    return f"{e.source}.{e.slot} -> {e.target}.{e.param}{kind}"
+
+
 @cli.command("diff")
 @click.argument("first")
 @click.argument("second")
@@ -112,7 +134,11 @@ def _snapshot_files(store: Store, digest: str | None) -> dict[str, str]:
 @click.pass_context
 @_guarded
 def diff_cmd(ctx, first, second, as_json):
-    """What differs between two executions: parameters, code, environment, and step outputs."""
+    """What differs between two executions: parameters, code, environment, graph, and step outputs.
+
+    The graph part compares the graphs as recorded (steps, and edges from an output to a
+    parameter); step outputs are compared step by step, by name.
+    """
     ledger = _ledger(ctx)
     a, b = ledger.execution(first), ledger.execution(second)
     params = {k: [a.params.get(k), b.params.get(k)] for k in sorted(set(a.params) | set(b.params))
@@ -126,9 +152,11 @@ def diff_cmd(ctx, first, second, as_json):
                                          f"{a.summary.id[:10]}/{name}", f"{b.summary.id[:10]}/{name}"))
     env = environment.differences(a.environment or {}, b.environment or {})
     steps, _, _ = compare_steps(a, b)
+    graph = _graph_changes(a, b)
     if as_json:
         _print_json({"first": a.summary.id, "second": b.summary.id, "parameters": params,
                      "code_digests": [a.code_digest, b.code_digest], "code": "".join(code), "environment": env,
+                     "graph": graph,
                      "outputs": [{"step": d.step, "output": d.output, "first": d.original, "second": d.replayed}
                                  for d in steps]})
         return
@@ -145,6 +173,15 @@ def diff_cmd(ctx, first, second, as_json):
     out.print("[bold]environment[/]" + ("" if env else ": identical"))
     for line in env:
         out.print(f"  {escape(line)}")
+    changed = [k for k in graph if k.startswith(("steps_", "edges_")) and graph[k]]
+    note = " (inferred: recorded before the ledger kept graphs)" if any(graph["inferred"]) else ""
+    out.print("[bold]graph[/]" + ("" if changed else ": identical") + note)
+    for key, sign, style in (("steps_only_in_first", "-", "red"), ("steps_only_in_second", "+", "green")):
+        for step in graph[key]:
+            out.print(f"  [{style}]{sign} step {escape(step)}[/]")
+    for key, sign, style in (("edges_only_in_first", "-", "red"), ("edges_only_in_second", "+", "green")):
+        for e in graph[key]:
+            out.print(f"  [{style}]{sign} {escape(_edge_text(e))}[/]")
     out.print("[bold]step outputs[/]" + ("" if steps else ": identical"))
     for d in steps:
         out.print(f"  {escape(d.step)} {escape(d.output)}: {_short(d.original)} -> {_short(d.replayed)}")
@@ -161,16 +198,21 @@ def _metric_rows(detail) -> list[dict]:
 @click.pass_context
 @_guarded
 def metrics_cmd(ctx, execution, as_json):
-    """The metrics an execution's steps logged."""
+    """The metrics an execution's steps logged; a cache hit's are those of the step it reused."""
     d = _ledger(ctx).execution(execution)
     rows = _metric_rows(d)
     if as_json:
         _print_json({"execution": d.summary.id, "metrics": rows})
         return
-    table = Table("step", "metric", "index", "value", title=f"{d.summary.id} {_status(d.summary.status)}")
+    reused = {(st.step, m.name, m.index): m.reused_from for st in d.steps for m in st.metrics if m.reused_from}
+    columns = ("step", "metric", "index", "value") + (("reused from (cache hit)",) if reused else ())
+    table = Table(*columns, title=f"{d.summary.id} {_status(d.summary.status)}")
     for r in rows:
-        table.add_row(escape(r["step"]), escape(r["metric"]), "" if r["index"] is None else str(r["index"]),
-                      f"{r['value']:.6g}")
+        cells = [escape(r["step"]), escape(r["metric"]), "" if r["index"] is None else str(r["index"]),
+                 f"{r['value']:.6g}"]
+        if reused:
+            cells.append(escape(reused.get((r["step"], r["metric"], r["index"])) or ""))
+        table.add_row(*cells)
     _console().print(table)
 
 
