@@ -391,6 +391,12 @@ def test_a_handle_passed_by_reference_links_two_executions(home):
     # "Which models were trained on these bytes?" is a content question: B's step answers it.
     assert f"{b.id}:fit_points" in step_refs(ledger.downstream(a.outputs.digest))
     assert a.outputs.origin == f"{a.id}:make_points.return"  # what run() hands back says where it came from
+    # Other producers of the same bytes are listed only when asked, apart, and never walked.
+    other = ledger.upstream(b.outputs.digest, same_content=True)
+    assert step_refs(other) == step_refs(up)
+    assert {n.ref for n in other.same_content} == {f"{c1.id}:make_points", f"{c2.id}:make_points"}
+    printed = lineage(home, "query", "upstream", b.outputs.digest, "--same-content")
+    assert printed.exit_code == 0 and "NOT lineage" in printed.output and c2.id in printed.output
 
 
 # ------------------------------------------------------- 6. steps that never ran

@@ -323,7 +323,8 @@ class Ledger:
             )[eid]
             metric_rows = rows_of_executions(
                 con, ranges, "metrics", "step, name, value, idx, logged_at, reused_from", [eid])[eid]
-            specs = [spec for (spec,) in rows_of_executions(con, ranges, "graph_log", "spec", [eid])[eid]]
+            specs = [spec for (spec,) in con.execute(
+                "SELECT spec FROM graph_log WHERE execution_id = ? ORDER BY seq", [eid]).fetchall()]
             # Most of its artifacts were first seen in this execution, so their rows lie in
             # its seq range too: read those by range, and look up only the others by key.
             lo, hi = ranges.get([eid])[eid]

@@ -373,6 +373,11 @@ def _migrate_2_to_3(con) -> None:
 V4_TABLES = (GRAPH_LOG,)
 
 
+# The graph record is one wide row per execution: read by execution through an index (a few
+# hundred bytes per execution), not by a seq range, which would decompress its whole row group.
+INDEXES_V4 = ("CREATE INDEX IF NOT EXISTS graph_log_execution ON graph_log(execution_id)",)
+
+
 def _migrate_3_to_4(con) -> None:
     """Add the graph record and the provenance columns. Old rows keep their hashes (new columns
     are optional: NULL is not encoded); their edges are read as inferred (docs/ledger.md)."""
@@ -384,7 +389,7 @@ def _migrate_3_to_4(con) -> None:
         for c in t.columns:
             if c.name not in present:
                 con.execute(f"ALTER TABLE {t.name} ADD COLUMN {c.name} {c.sql}").fetchall()
-    for ddl in VIEWS:
+    for ddl in INDEXES_V4 + VIEWS:
         con.execute(ddl).fetchall()
 
 
@@ -441,7 +446,7 @@ def ensure_schema(con) -> None:
     con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)").fetchall()
     for t in CHAINED_TABLES:
         con.execute(_table_ddl(t)).fetchall()
-    for ddl in INDEXES + INDEXES_V2 + VIEWS + VIEWS_V2:
+    for ddl in INDEXES + INDEXES_V2 + INDEXES_V4 + VIEWS + VIEWS_V2:
         con.execute(ddl).fetchall()
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]).fetchall()
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import functools
+
 import attrs
+import pyarrow as pa
 
 from ledgerflow.lineage.chain import ChainProblem
 
@@ -19,6 +22,8 @@ def jsonable(value):
     >>> jsonable(MetricPoint(step="train", name="loss", value=0.5, index=None, at=None))
     {'step': 'train', 'name': 'loss', 'value': 0.5, 'index': None, 'at': None, 'reused_from': None}
     """
+    if isinstance(value, _Json) and type(value).to_json is not _Json.to_json:
+        return value.to_json()  # a value with a JSON form of its own (Lineage: columnar inside)
     if attrs.has(type(value)):
         return {f.name: jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
     if isinstance(value, (list, tuple)):
@@ -250,19 +255,58 @@ class LineageEdge(_Json):
     how: str | None = None  # how the value got there (Bound.how); "inferred" for pre-schema-4 executions
 
 
-@attrs.frozen
+# A walk's result is columnar: one row per node, one per edge.
+NODE_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("ref", pa.string()), ("depth", pa.int64()), ("label", pa.string()),
+    ("status", pa.string()), ("known", pa.bool_()),  # known: an artifact the ledger has a row for
+    ("a_kind", pa.string()), ("a_type", pa.string()), ("a_size", pa.int64()), ("a_uri", pa.string()),
+    ("a_value", pa.string()),
+])
+EDGE_SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()), ("name", pa.string()),
+                         ("how", pa.string())])
+
+
+@attrs.frozen(slots=False)
 class Lineage(_Json):
+    """The result of a walk. `node_table` and `edge_table` are Arrow tables (NODE_SCHEMA,
+    EDGE_SCHEMA), for analysis at scale; `nodes` and `edges` give the same as values."""
+
     root: str
     direction: str  # "upstream" | "downstream"
     depth_limit: int | None
-    nodes: tuple  # of LineageNode, by depth then ref
-    edges: tuple  # of LineageEdge
+    node_table: pa.Table  # by depth, then kind, then ref
+    edge_table: pa.Table  # by source, target, name
     # With `same_content`: steps elsewhere that produced the same bytes as a handle reached,
     # with no recorded link to this lineage (LineageNode of kind "step"; listed, not walked).
     same_content: tuple = ()
 
+    @functools.cached_property
+    def nodes(self) -> tuple:
+        """LineageNode values, by depth then kind then ref."""
+        return self.nodes_of(self.node_table)
+
+    @functools.cached_property
+    def edges(self) -> tuple:
+        """LineageEdge values, by source, target, name."""
+        t = self.edge_table
+        return tuple(LineageEdge(*row) for row in zip(*(t.column(c).to_pylist() for c in EDGE_SCHEMA.names)))
+
+    @staticmethod
+    def nodes_of(table: pa.Table) -> tuple:
+        out = []
+        for kind, ref, depth, label, status, known, *art in zip(*(table.column(c).to_pylist()
+                                                                  for c in NODE_SCHEMA.names)):
+            artifact = ArtifactInfo(ref, *art) if known else None
+            out.append(LineageNode(kind, ref, depth, label, status, artifact))
+        return tuple(out)
+
     def of_kind(self, kind: str) -> tuple:
         return tuple(n for n in self.nodes if n.kind == kind)
+
+    def to_json(self):
+        return {"root": self.root, "direction": self.direction, "depth_limit": self.depth_limit,
+                "nodes": jsonable(self.nodes), "edges": jsonable(self.edges),
+                "same_content": jsonable(self.same_content)}
 
 
 @attrs.frozen

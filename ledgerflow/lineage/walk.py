@@ -19,134 +19,356 @@ is linked to the steps of the same execution that produced its digest, and the e
 marked "inferred"; such links never cross executions.
 
 How it stays fast on a large ledger (1M steps, 3M edges): each execution's edges are read
-once, by its `seq` range (zone maps skip the rest of the file), and every hop inside it
-is then a dictionary lookup. Links into other executions are found by one query per
-round, over rows whose src_execution_id is set, which is NULL in nearly every row group.
+once, by its `seq` range (zone maps skip the rest of the file), into Arrow; steps and
+occurrences become integers (one dictionary), and a walk is a breadth-first search over
+numpy arrays, one vector operation per level for every node at that depth. Links into
+other executions are found by one query per round, over rows whose src_execution_id is
+set, which is NULL in nearly every row group. The result is columnar too (`Lineage`
+holds Arrow tables; its `nodes` and `edges` are built only when asked for).
 """
 
 from __future__ import annotations
 
-import gc
-from collections import defaultdict, deque
-
-
-import attrs
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ledgerflow.engine.events import FROM_CACHE
 from ledgerflow.lineage.refs import Resolved
+from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
-from ledgerflow.lineage.values import ArtifactInfo, Lineage, LineageEdge, LineageNode
-from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key, rows_of_executions
+from ledgerflow.lineage.values import EDGE_SCHEMA, NODE_SCHEMA, Lineage
 
 _PSEUDO = (PARAMS_STEP, OUTPUTS_STEP)
 INFERRED = "inferred"  # how an edge of an execution recorded before schema 4 was found
-_INLINE_KEYS = 500  # lookup_by_key's own threshold for an inline IN list
-
-
-_EDGE_COLS = "step, direction, name, digest, src_execution_id, src_step, src_name, how"
-
-
-class _Edges:
-    """The edges of the executions a walk has read, indexed by step and by source occurrence."""
-
-    def __init__(self, con):
-        self.con = con
-        self.ranges = ExecutionRanges(con)
-        self.inputs: dict = {}  # (e, step) -> {(name, digest): origin or None}, origin = (e, step, name, how)
-        self.outputs: dict = {}  # (e, step) -> {(name, digest): origin or None} (a cache hit's, a reference's)
-        self.consumers: dict = defaultdict(list)  # occurrence (e, step, name) -> [(e2, step2, name2, direction, how)]
-        self.produced_by: dict = {}  # e -> digest -> [(step, name)], for executions without recorded sources
-        self.loaded: set = set()
-        self.asked_into: set = set()  # executions whose inbound cross-execution links were asked for
-
-    def load(self, execution_ids) -> None:
-        todo = {e for e in execution_ids if e not in self.loaded}
-        if not todo:
-            return
-        self.loaded.update(todo)
-        recorded = {e for e, rows in rows_of_executions(self.con, self.ranges, "graph_log", "part", todo).items()
-                    if rows}
-        for e, rows in rows_of_executions(self.con, self.ranges, "edges", _EDGE_COLS, todo).items():
-            self._index(e, rows, inferred=e not in recorded)
-
-    def _index(self, e, rows, inferred: bool) -> None:
-        inputs, outputs, consumers = self.inputs, self.outputs, self.consumers
-        for step, direction, name, digest, se, ss, sn, how in rows:
-            origin = None if ss is None else (se or e, ss, sn, how)
-            table = inputs if direction == "consumed" else outputs
-            slot = table.get((e, step))
-            if slot is None:
-                slot = table[(e, step)] = {}
-            slot[(name, digest)] = origin  # a retry repeats its inputs: one entry each
-            if origin is not None:
-                consumers[origin[:3]].append((e, step, name, direction, how))
-        if inferred:
-            # Pre-schema-4 rows name no source: an input is taken to come from the steps of
-            # the same execution that produced its digest (marked inferred, never across runs).
-            by_digest: dict = defaultdict(list)
-            for step, direction, name, digest, *_ in rows:
-                if direction == "produced":
-                    by_digest[digest].append((step, name))
-            self.produced_by[e] = by_digest
-            for step, direction, name, digest, _, ss, _, _ in rows:
-                if direction == "consumed" and ss is None:
-                    for p_step, p_name in by_digest.get(digest, ()):
-                        if p_step != step:
-                            consumers[(e, p_step, p_name)].append((e, step, name, "consumed", INFERRED))
-
-    def sources(self, e, step, name, digest, origin) -> list:
-        """The occurrences an input came from: its recorded origin, or the inferred producers."""
-        if origin is not None:
-            return [origin]
-        by_digest = self.produced_by.get(e)
-        if not by_digest:
-            return []
-        return [(e, p_step, p_name, INFERRED) for p_step, p_name in by_digest.get(digest, ()) if p_step != step]
-
-    def load_links_into(self, execution_ids) -> set:
-        """Rows of other executions whose source lies in these executions (cache hits of their
-        steps, handles passed on by reference, replays): index them; return their executions."""
-        todo = [e for e in set(execution_ids) if e not in self.asked_into]
-        if not todo:
-            return set()
-        self.asked_into.update(todo)
-        rows = self.con.execute(
-            "SELECT DISTINCT execution_id FROM edges WHERE src_execution_id IN (SELECT unnest(?))", [todo]
-        ).fetchall()
-        found = {r[0] for r in rows} - self.loaded
-        self.load(found)
-        return found
-
-    def steps_of(self, execution_id: str) -> list:
-        self.load([execution_id])
-        steps = {s for (e, s) in list(self.inputs) + list(self.outputs) if e == execution_id and s not in _PSEUDO}
-        for (step,) in rows_of_executions(self.con, self.ranges, "step_log", "step", [execution_id])[execution_id]:
-            steps.add(step)
-        return sorted(steps)
+_EDGE_COLS = "execution_id, step, direction, name, digest, src_execution_id, src_step, src_name, how"
+_NAME_SEP = "\x1f"  # between a step's ref and an output name in an occurrence key (names may hold ':')
+_FAR = np.iinfo(np.int64).max  # the depth of a node not reached
 
 
 def producers_of(con, digest: str) -> list:
     """Every occurrence that produced `digest`, anywhere in the ledger: (e, step, name)."""
-    found = lookup_by_key(con, "edges", "dkey", [key64(digest)], "execution_id, step, direction, name, digest")
-    if found is None:
-        return []
-    return [(e, s, n) for e, s, d, n, g in zip(*(found.column(i).to_pylist() for i in range(5)))
-            if g == digest and d == "produced"]
+    return _rows_with_digest(con, digest, "produced")
 
 
 def consumers_of(con, digest: str) -> list:
     """Every step (or execution output) that consumed `digest`, anywhere: (e, step, name)."""
+    return _rows_with_digest(con, digest, "consumed")
+
+
+def _rows_with_digest(con, digest: str, direction: str) -> list:
+    found = _edges_with_digest(con, digest, direction)
+    return list(zip(*(found.column(c).to_pylist() for c in ("execution_id", "step", "name"))))
+
+
+def _edges_with_digest(con, digest: str, direction: str) -> pa.Table:
     found = lookup_by_key(con, "edges", "dkey", [key64(digest)], "execution_id, step, direction, name, digest")
     if found is None:
-        return []
-    return [(e, s, n) for e, s, d, n, g in zip(*(found.column(i).to_pylist() for i in range(5)))
-            if g == digest and d == "consumed"]
+        return pa.table({"execution_id": pa.array([], pa.string()), "step": pa.array([], pa.string()),
+                         "name": pa.array([], pa.string())})
+    keep = pc.and_(pc.equal(found.column("digest"), digest), pc.equal(found.column("direction"), direction))
+    return found.filter(keep).select(["execution_id", "step", "name"])
 
 
-def _step_node_ref(execution_id: str, step: str) -> tuple:
-    if step in _PSEUDO:
-        return ("execution", execution_id)
-    return ("step", f"{execution_id}:{step}")
+def executions_with_digest(con, digest: str, direction: str, step: str | None = None) -> set:
+    """The executions with an edge of `direction` for `digest` (of pseudo-step `step`, if given)."""
+    found = _edges_with_digest(con, digest, direction)
+    if step is not None:
+        found = found.filter(pc.equal(found.column("step"), step))
+    return set(pc.unique(found.column("execution_id")).to_pylist())
+
+
+def _read_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids) -> pa.Table:
+    """Rows of `table` written by these executions, as one Arrow table, in seq order per execution."""
+    ids = list(dict.fromkeys(execution_ids))
+    if len(ids) > _MANY:
+        return con.sql(f"SELECT {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)) ORDER BY seq",
+                       params=[ids]).to_arrow_table()
+    parts = [con.sql(f"SELECT {cols} FROM {table} WHERE seq BETWEEN {int(lo)} AND {int(hi)} AND execution_id = ? "
+                     "ORDER BY seq", params=[e]).to_arrow_table() for e, (lo, hi) in ranges.get(ids).items()]
+    return pa.concat_tables(parts) if parts else con.sql(f"SELECT {cols} FROM {table} LIMIT 0").to_arrow_table()
+
+
+class _Edges:
+    """The edges of the executions a walk has read, as flat arrays over one dictionary of keys.
+
+    A step's key is its ref `EXECUTION_ID:step`; an occurrence's is that ref, a separator and
+    the output name. Each row has the id of its step, of its own occurrence (produced rows)
+    and of the occurrence it came from (rows with a source; -1 otherwise).
+    """
+
+    def __init__(self, con):
+        self.con = con
+        self.ranges = ExecutionRanges(con)
+        self.loaded: set = set()
+        self.asked_into: set = set()
+        self._parts: list = []
+        self._built = False
+
+    def load(self, execution_ids) -> bool:
+        """Read the edges of the executions not read yet; True if there were any."""
+        todo = sorted({e for e in execution_ids if e not in self.loaded})
+        if not todo:
+            return False
+        self.loaded.update(todo)
+        recorded = {e for (e,) in self.con.execute(
+            "SELECT DISTINCT execution_id FROM graph_log WHERE execution_id IN (SELECT unnest(?))", [todo]).fetchall()}
+        table = _read_executions(self.con, self.ranges, "edges", _EDGE_COLS, todo)
+        old = [e for e in todo if e not in recorded]
+        if old:
+            table = pa.concat_tables([table, _inferred_sources(table, old)])
+        self._parts.append(table)
+        self._built = False
+        return True
+
+    def load_links_into(self, execution_ids) -> bool:
+        """Read the executions that recorded taking something from these (cache hits of their
+        steps, handles passed on by reference, replays); True if that read anything new."""
+        todo = [e for e in set(execution_ids) if e not in self.asked_into]
+        if not todo:
+            return False
+        self.asked_into.update(todo)
+        found = {r[0] for r in self.con.execute(
+            "SELECT DISTINCT execution_id FROM edges WHERE src_execution_id IN (SELECT unnest(?))", [todo]).fetchall()}
+        return self.load(found)
+
+    def build(self) -> None:
+        """The arrays the search runs on, for every row read so far."""
+        if self._built:
+            return
+        t = pa.concat_tables(self._parts)
+        self.table = t
+        e, step, name = t.column("execution_id"), t.column("step"), t.column("name")
+        step_ref = pc.binary_join_element_wise(e, step, ":")
+        occ = pc.binary_join_element_wise(step_ref, name, _NAME_SEP)
+        src_e = pc.coalesce(t.column("src_execution_id"), e)
+        src = pc.binary_join_element_wise(pc.binary_join_element_wise(src_e, t.column("src_step"), ":"),
+                                          t.column("src_name"), _NAME_SEP)  # null where no source
+        n = len(t)
+        keys = pc.dictionary_encode(pa.chunked_array(step_ref.chunks + occ.chunks + src.chunks)).combine_chunks()
+        self.keys = keys.dictionary
+        ids = np.asarray(pc.fill_null(keys.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        self.step_id, self.occ_id, self.src_id = ids[:n], ids[n:2 * n], ids[2 * n:]
+        digests = pc.dictionary_encode(t.column("digest")).combine_chunks()
+        self.digests = digests.dictionary
+        self.digest_id = np.asarray(digests.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        self.produced = np.asarray(pc.equal(t.column("direction"), "produced").to_numpy(zero_copy_only=False))
+        self.params = np.asarray(pc.equal(step, PARAMS_STEP).to_numpy(zero_copy_only=False))
+        self.outputs = np.asarray(pc.equal(step, OUTPUTS_STEP).to_numpy(zero_copy_only=False))
+        self.cache = np.asarray(pc.fill_null(pc.equal(t.column("how"), FROM_CACHE), False)
+                                .to_numpy(zero_copy_only=False))
+        # occurrence id -> the row that produced it (a retried step's outputs: its last attempt's)
+        self.maker = np.full(len(self.keys), -1, dtype=np.int64)
+        rows = np.nonzero(self.produced)[0]
+        self.maker[self.occ_id[rows]] = rows
+        self.real = ~(self.params | self.outputs)
+        self._built = True
+
+    def id_of(self, key: str) -> int:
+        return pc.index(self.keys, key).as_py()  # -1 when absent
+
+
+def _inferred_sources(table: pa.Table, executions: list) -> pa.Table:
+    """Pre-schema-4 rows name no source: take an input to come from the steps of the same
+    execution that produced its digest (marked inferred; never across executions)."""
+    mine = table.filter(pc.is_in(table.column("execution_id"), pa.array(executions)))
+    consumed = mine.filter(pc.and_(pc.equal(mine.column("direction"), "consumed"), pc.is_null(mine.column("src_step"))))
+    produced = mine.filter(pc.equal(mine.column("direction"), "produced")).select(
+        ["execution_id", "digest", "step", "name"]).rename_columns(["execution_id", "digest", "p_step", "p_name"])
+    joined = consumed.select(["execution_id", "step", "direction", "name", "digest"]).join(
+        produced, ["execution_id", "digest"], join_type="inner")
+    joined = joined.filter(pc.not_equal(joined.column("step"), joined.column("p_step")))
+    n = len(joined)
+    return pa.table({
+        "execution_id": joined.column("execution_id"), "step": joined.column("step"),
+        "direction": joined.column("direction"), "name": joined.column("name"), "digest": joined.column("digest"),
+        "src_execution_id": pa.nulls(n, pa.string()), "src_step": joined.column("p_step"),
+        "src_name": joined.column("p_name"), "how": pa.array([INFERRED] * n, pa.string()),
+    }).cast(table.schema)
+
+
+class _Search:
+    """One breadth-first search over the edges read so far. Depths are exact shortest hop
+    counts: every node at depth d is expanded by the same vector operations, d = 0, 1, ..."""
+
+    def __init__(self, g: _Edges, upstream: bool, depth: int | None):
+        g.build()
+        self.g = g
+        self.upstream = upstream
+        self.limit = depth
+        self.step_dist = np.full(len(g.keys), _FAR, dtype=np.int64)  # by key id (steps)
+        self.occ_dist = np.full(len(g.keys), _FAR, dtype=np.int64)  # by key id (occurrences), downstream
+        self.art_dist = np.full(len(g.digests), _FAR, dtype=np.int64)
+        self.executions: dict = {}  # execution id -> depth (its parameters, or its outputs)
+        self.edges: list = []  # (kind, rows, extra): see `edge_table`
+        self.missing: set = set()  # executions a source lies in that are not read yet
+
+    # -- seeding ------------------------------------------------------------------------
+    def start_at_steps(self, key_ids) -> None:
+        self.step_dist[np.asarray(key_ids, dtype=np.int64)] = 0
+
+    def start_at_digest(self, digest: str) -> None:
+        g = self.g
+        found = pc.index(g.digests, digest).as_py()
+        if found < 0:
+            return
+        rows = np.nonzero(g.digest_id == found)[0]
+        self.art_dist[found] = 0
+        if self.upstream:
+            self.came_from(rows[g.produced[rows]], rows[g.produced[rows]], 0)
+        else:
+            self.taken_by(rows[~g.produced[rows] & g.real[rows]], 0)
+            self.taken_by_outputs(rows[~g.produced[rows] & g.outputs[rows]], 0)
+            # An execution that took these bytes as a parameter: what it made of them.
+            params = rows[g.produced[rows] & g.params[rows]]
+            self.executions_at(params, 1)
+            self.occurrences_reached(g.occ_id[params], 0)
+
+    # -- the search ---------------------------------------------------------------------
+    def run(self) -> None:
+        d = 0
+        while True:
+            if self.limit is not None and d >= self.limit:
+                break
+            frontier = self.step_dist == d
+            if not frontier.any() and not (self.step_dist[self.step_dist < _FAR] > d).any() \
+                    and not (self.occ_dist[self.occ_dist < _FAR] > d).any():
+                break
+            if self.upstream:
+                self.up_level(d)
+            else:
+                self.down_level(d)
+            d += 1
+
+    def up_level(self, d: int) -> None:
+        g = self.g
+        at = self.step_dist[g.step_id] == d
+        consumed = np.nonzero(at & ~g.produced & g.real)[0]
+        self.art_dist[g.digest_id[consumed]] = np.minimum(self.art_dist[g.digest_id[consumed]], d + 1)
+        self.edges.append(("in", consumed, None))
+        sourced = consumed[g.src_id[consumed] >= 0]
+        makers = g.maker[g.src_id[sourced]]
+        self.note_missing(sourced[makers < 0])
+        self.came_from(makers[makers >= 0], sourced[makers >= 0], d + 1)
+        # A cache hit ran nothing: the step whose outputs it reused made them, from its inputs.
+        hits = np.nonzero(at & g.produced & g.cache & (g.src_id >= 0))[0]
+        originals = g.maker[g.src_id[hits]]
+        self.note_missing(hits[originals < 0])
+        hits, originals = hits[originals >= 0], originals[originals >= 0]
+        self.lower(self.step_dist, g.step_id[originals], d + 1)
+        self.edges.append(("cache", originals, hits))
+
+    def came_from(self, makers, consumers, d: int) -> None:
+        """Upstream: the rows `consumers` took occurrences made by rows `makers`, reached at depth
+        d (the artifact's); their steps are at d + 1, an execution's parameters end the walk."""
+        g = self.g
+        while len(makers):
+            self.edges.append(("made", makers, consumers))
+            self.art_dist[g.digest_id[makers]] = np.minimum(self.art_dist[g.digest_id[makers]], d)
+            steps = makers[~g.params[makers]]
+            self.lower(self.step_dist, g.step_id[steps], d + 1)
+            params = makers[g.params[makers]]
+            self.executions_at(params, d + 1)
+            # A parameter that came from another execution (a handle passed on, a replay).
+            onward = params[g.src_id[params] >= 0]
+            nxt = g.maker[g.src_id[onward]]
+            self.note_missing(onward[nxt < 0])
+            makers, consumers = nxt[nxt >= 0], onward[nxt >= 0]
+
+    def down_level(self, d: int) -> None:
+        g = self.g
+        made = np.nonzero((self.step_dist[g.step_id] == d) & g.produced & g.real)[0]
+        self.art_dist[g.digest_id[made]] = np.minimum(self.art_dist[g.digest_id[made]], d + 1)
+        self.edges.append(("out", made, None))
+        self.occurrences_reached(g.occ_id[made], d + 1)
+
+    def occurrences_reached(self, occ_ids, d: int) -> None:
+        """Downstream: these occurrences were reached at depth d; so is everything recorded as taking them."""
+        g = self.g
+        while len(occ_ids):
+            new = occ_ids[self.occ_dist[occ_ids] > d]
+            if not len(new):
+                return
+            self.occ_dist[new] = d
+            reached = np.zeros(len(g.keys), dtype=bool)
+            reached[new] = True
+            takers = np.nonzero((g.src_id >= 0) & reached[np.maximum(g.src_id, 0)])[0]
+            self.taken_by(takers[g.real[takers]], d)
+            self.taken_by_outputs(takers[g.outputs[takers]], d)
+            passed = takers[g.params[takers]]  # passed into another run as a parameter
+            self.executions_at(passed, d + 1)
+            self.edges.append(("passed", passed, None))
+            occ_ids = g.occ_id[passed]
+
+    def taken_by(self, rows, d: int) -> None:
+        """Steps whose rows took an artifact reached at depth d (consumed it, or reused it as a cache hit)."""
+        self.lower(self.step_dist, self.g.step_id[rows], d + 1)
+        self.edges.append(("taken", rows, None))
+
+    def taken_by_outputs(self, rows, d: int) -> None:
+        self.executions_at(rows, d + 1)
+        self.edges.append(("returned", rows, None))
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    @staticmethod
+    def lower(dist, ids, d: int) -> None:
+        if len(ids):
+            np.minimum.at(dist, ids, d)
+
+    def executions_at(self, rows, d: int) -> None:
+        for e in self.g.table.column("execution_id").take(pa.array(rows, pa.int64())).to_pylist():
+            self.executions[e] = min(self.executions.get(e, d), d)
+
+    def note_missing(self, rows) -> None:
+        if len(rows):
+            t = self.g.table.take(pa.array(rows, pa.int64()))
+            src = pc.coalesce(t.column("src_execution_id"), t.column("execution_id"))
+            self.missing.update(e for e in src.to_pylist() if e not in self.g.loaded)
+
+    # -- results --------------------------------------------------------------------------
+    def step_refs(self, reached) -> pa.Array:
+        return self.g.keys.take(pa.array(np.nonzero(reached)[0], pa.int64()))
+
+    def edge_table(self) -> pa.Table:
+        """(source, target, name, how) of every edge the search crossed, in data-flow direction."""
+        g, t = self.g, self.g.table
+        refs = pc.binary_join_element_wise(t.column("execution_id"), t.column("step"), ":")
+        digests = t.column("digest")
+        how = t.column("how")
+        parts = []
+
+        def add(source, target, name, how_) -> None:
+            parts.append(pa.table({"source": source, "target": target, "name": name, "how": how_},
+                                  schema=EDGE_SCHEMA))
+
+        def take(col, rows):
+            return col.take(pa.array(rows, pa.int64()))
+
+        exec_of = t.column("execution_id")
+        for kind, rows, extra in self.edges:
+            if not len(rows):
+                continue
+            if kind == "in":  # artifact -> consuming step
+                add(take(digests, rows), take(refs, rows), take(t.column("name"), rows), take(how, rows))
+            elif kind == "made":  # making step (or execution's parameters) -> artifact
+                source = pc.if_else(pa.array(g.params[rows]), take(exec_of, rows), take(refs, rows))
+                add(source, take(digests, rows), take(t.column("name"), rows), take(how, extra))
+            elif kind == "cache":  # original step -> the cache hit reusing it
+                add(take(refs, rows), take(refs, extra), pa.array(["cache"] * len(rows)),
+                    pa.array([FROM_CACHE] * len(rows)))
+            elif kind == "out":  # step -> artifact it made
+                add(take(refs, rows), take(digests, rows), take(t.column("name"), rows),
+                    pa.nulls(len(rows), pa.string()))
+            else:  # "taken", "returned", "passed": the artifact made by the source -> the taker
+                src = g.src_id[rows]
+                made = np.where(src >= 0, g.maker[np.maximum(src, 0)], -1)
+                known = made >= 0
+                source = pc.if_else(pa.array(known), take(digests, np.where(known, made, rows)), take(digests, rows))
+                target = take(refs, rows) if kind == "taken" else take(exec_of, rows)
+                add(source, target, take(t.column("name"), rows), take(how, rows))
+        if not parts:
+            return EDGE_SCHEMA.empty_table()
+        return pa.concat_tables(parts)
 
 
 def walk(con, root: Resolved, direction: str, depth: int | None = None, same_content: bool = False) -> Lineage:
@@ -158,270 +380,210 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None, same_con
     """
     if depth is not None and depth < 0:
         raise ValueError("depth must be >= 0")
-    # A big walk makes tens of thousands of small objects that all live until it returns:
-    # the cyclic GC would scan them again and again for nothing.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        walker = _Walk(con, direction, depth)
-        lineage = walker.run(root)
-        if same_content:
-            lineage = attrs.evolve(lineage, same_content=walker.same_content(lineage))
-        return lineage
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class _Walk:
-    """One breadth-first walk. Depths are exact shortest hop counts: a node first reached by
-    a long path and later by a shorter one gets the shorter depth and is visited again."""
-
-    def __init__(self, con, direction: str, depth: int | None):
-        self.con = con
-        self.g = _Edges(con)
-        self.upstream = direction == "upstream"
-        self.direction = direction
-        self.depth = depth
-        self.dist: dict = {}  # node key -> depth
-        self.edges: set = set()  # (source key, target key, name, how), in data-flow direction
-        self.queue: deque = deque()
-        self.occurrences: dict = {}  # downstream: occurrence reached -> (artifact key, depth)
-
-    def reach(self, key, d) -> None:
-        if key in self.dist and self.dist[key] <= d:
-            return
-        self.dist[key] = d
-        if self.depth is None or d < self.depth:
-            self.queue.append(key)
-
-    def end_at(self, key, d) -> None:
-        """A node the walk shows but does not go past (an execution's parameters or outputs)."""
-        self.dist[key] = min(self.dist.get(key, d), d)
-
-    def link(self, source, target, name, how) -> None:
-        self.edges.add((source, target, name, how))
-
-    def run(self, root: Resolved) -> Lineage:
-        con, g = self.con, self.g
+    upstream = direction == "upstream"
+    g = _Edges(con)
+    seeds: list = []
+    if root.kind == "artifact":
+        if upstream:
+            g.load(executions_with_digest(con, root.digest, "produced"))
+        else:
+            g.load(executions_with_digest(con, root.digest, "consumed")
+                   | executions_with_digest(con, root.digest, "produced", PARAMS_STEP))
+    elif root.kind == "step":
+        g.load([root.execution_id])
+        seeds = [f"{root.execution_id}:{root.step}"]
+    else:
+        g.load([root.execution_id])
+        seeds = [f"{root.execution_id}:{s}" for s in _steps_of(con, g, root.execution_id)]
+    while True:
+        search = _Search(g, upstream, depth) if g._parts else None
+        if search is None:
+            break
         if root.kind == "artifact":
-            akey = ("artifact", root.digest)
-            self.dist[akey] = 0
-            if self.upstream:
-                found = producers_of(con, root.digest)
-                g.load({e for e, _, _ in found})
-                for e, s, n in found:
-                    self.came_from(akey, (e, s, n, None), 0)
-            else:
-                found = consumers_of(con, root.digest)
-                g.load({e for e, _, _ in found})
-                for e, s, n in found:
-                    self.consumed(akey, (e, s, n, "consumed", None), 0)
-                # An execution that took these bytes as a parameter: what it made of them.
-                for e, s, n in producers_of(con, root.digest):
-                    if s == PARAMS_STEP:
-                        g.load([e])
-                        self.occurrence((e, s, n), akey, 0)
-        elif root.kind == "step":
-            g.load([root.execution_id])
-            self.reach(_step_node_ref(root.execution_id, root.step), 0)
+            search.start_at_digest(root.digest)
         else:
-            self.dist[("execution", root.execution_id)] = 0
-            for s in g.steps_of(root.execution_id):
-                self.reach(("step", f"{root.execution_id}:{s}"), 0)
-        while True:
-            while self.queue:
-                self.visit(self.queue.popleft())
-            if self.upstream or not self.more_links():
+            search.start_at_steps([i for i in (g.id_of(s) for s in seeds) if i >= 0])
+        search.run()
+        if upstream:
+            if not g.load(search.missing):
                 break
-        if self.upstream:
-            _add_code_snapshots(con, self.dist, self.edges)
-        dist, edges = self.dist, self.edges
-        if self.depth is not None:
-            dist = {k: v for k, v in dist.items() if v <= self.depth}
-            edges = {x for x in edges if x[0] in dist and x[1] in dist}
-        return Lineage(
-            root=root.ref,
-            direction=self.direction,
-            depth_limit=self.depth,
-            nodes=_describe(con, self.g, dist),
-            edges=tuple(LineageEdge(s, t, n, h) for s, t, n, h in
-                        sorted(((s[1], t[1], n, h) for s, t, n, h in edges), key=lambda x: x[:3])),
-        )
-
-    def visit(self, key) -> None:
-        kind, ref = key
-        if kind != "step":
-            return
-        d = self.dist[key]
-        e, s = ref.split(":", 1)
-        self.g.load([e])
-        if self.upstream:
-            for (name, digest), origin in self.g.inputs.get((e, s), {}).items():
-                akey = ("artifact", digest)
-                self.link(akey, key, name, origin[3] if origin else None)
-                self.reach(akey, d + 1)
-                for source in self.g.sources(e, s, name, digest, origin):
-                    self.came_from(akey, source, d + 1)
-            # A cache hit ran nothing: the step whose outputs it reused made them, from its inputs.
-            for (name, digest), origin in self.g.outputs.get((e, s), {}).items():
-                if origin is not None and origin[3] == FROM_CACHE:
-                    self.g.load([origin[0]])
-                    original = _step_node_ref(origin[0], origin[1])
-                    self.link(original, key, "cache", FROM_CACHE)
-                    self.reach(original, d + 1)
         else:
-            for (name, digest), _ in self.g.outputs.get((e, s), {}).items():
-                akey = ("artifact", digest)
-                self.link(key, akey, name, None)
-                self.reach(akey, d + 1)
-                self.occurrence((e, s, name), akey, d + 1)
-
-    def came_from(self, akey, source, d) -> None:
-        """Upstream: `akey` is the occurrence `source` (e, step, name, how); walk on to its maker."""
-        e, s, n, how = source
-        self.g.load([e])
-        if s == PARAMS_STEP:
-            ekey = ("execution", e)
-            self.link(ekey, akey, n, how)
-            self.end_at(ekey, d + 1)
-            # A parameter that came from another execution (a handle passed on, a replay).
-            for (name, _), origin in self.g.outputs.get((e, s), {}).items():
-                if name == n and origin is not None:
-                    self.came_from(akey, origin, d + 1)
-            return
-        skey = ("step", f"{e}:{s}")
-        self.link(skey, akey, n, how)
-        self.reach(skey, d + 1)
-
-    def occurrence(self, occ, akey, d) -> None:
-        """Downstream: `akey` was produced as occurrence `occ`; reach everything recorded as taking it."""
-        known = self.occurrences.get(occ)
-        if known is not None and known[1] <= d:
-            return
-        self.occurrences[occ] = (akey, d)
-        for consumer in self.g.consumers.get(occ, ()):
-            self.consumed(akey, consumer, d)
-
-    def consumed(self, akey, consumer, d) -> None:
-        e, s, n, direction, how = consumer
-        if s == OUTPUTS_STEP:
-            ekey = ("execution", e)
-            self.link(akey, ekey, n, how)
-            self.end_at(ekey, d + 1)
-        elif s == PARAMS_STEP:
-            # Passed into another run as a parameter: what that run made of it is downstream too.
-            ekey = ("execution", e)
-            self.link(akey, ekey, n, how)
-            self.end_at(ekey, d + 1)
-            self.occurrence((e, s, n), akey, d)
-        else:
-            skey = ("step", f"{e}:{s}")
-            self.link(akey, skey, n, how)
-            self.reach(skey, d + 1)
-
-    def more_links(self) -> bool:
-        """Downstream: load the executions that recorded a link into those reached so far; True
-        if that reached anything new."""
-        reached = {occ[0] for occ in self.occurrences}
-        if not self.g.load_links_into(reached):
-            return False
-        for occ, (akey, d) in list(self.occurrences.items()):
-            for consumer in self.g.consumers.get(occ, ()):
-                if consumer[0] != occ[0]:
-                    self.consumed(akey, consumer, d)
-        return True
-
-    def same_content(self, lineage: Lineage) -> tuple:
-        """Steps anywhere that produced the bytes of a handle in `lineage` without a recorded link to it."""
-        walked = {n.ref for n in lineage.nodes if n.kind == "step"}
-        out = {}
-        for node in lineage.nodes:
-            if node.kind != "artifact" or node.artifact is None or node.artifact.kind in (None, "value"):
-                continue
-            for e, s, _ in producers_of(self.con, node.ref):
-                ref = f"{e}:{s}"
-                if s not in _PSEUDO and ref not in walked:
-                    out[ref] = node.depth + 1
-        steps = _describe(self.con, self.g, {("step", ref): d for ref, d in out.items()})
-        return steps
+            reached = {r.split(":", 1)[0] for r in search.step_refs(search.step_dist < _FAR).to_pylist()}
+            if not g.load_links_into(reached | set(search.executions)):
+                break
+    return _result(con, g, search, root, direction, depth, seeds, same_content)
 
 
-def _add_code_snapshots(con, dist: dict, edges: set) -> None:
+def _steps_of(con, g: _Edges, execution_id: str) -> list:
+    rows = _read_executions(con, g.ranges, "step_log", "step", [execution_id]).column("step").to_pylist()
+    return sorted(set(rows) - set(_PSEUDO))
+
+
+def _result(con, g, search, root, direction, depth, seeds, same_content) -> Lineage:
+    nodes: list = []  # (kind, ref, depth) tables
+    if search is not None:
+        steps = search.step_dist < _FAR
+        steps_refs = search.step_refs(steps)
+        nodes.append(("step", steps_refs, search.step_dist[steps]))
+        arts = search.art_dist < _FAR
+        nodes.append(("artifact", g.digests.take(pa.array(np.nonzero(arts)[0], pa.int64())), search.art_dist[arts]))
+        executions = dict(search.executions)
+        edges = search.edge_table()
+    else:
+        executions, edges = {}, EDGE_SCHEMA.empty_table()
+    # Steps recorded with no edges (skipped, failed before consuming anything) are still nodes.
+    known = set(nodes[0][1].to_pylist()) if nodes else set()
+    extra = [s for s in seeds if s not in known]
+    if extra:
+        nodes.append(("step", pa.array(extra, pa.string()), np.zeros(len(extra), dtype=np.int64)))
+    if root.kind == "artifact":
+        nodes.append(("artifact", pa.array([root.digest]), np.zeros(1, dtype=np.int64)))
+    if root.kind == "execution":
+        executions[root.execution_id] = 0
+    if direction == "upstream":
+        code_nodes, code_edges = _code_snapshots(con, nodes, executions)
+        nodes += code_nodes
+        edges = pa.concat_tables([edges, code_edges]) if len(code_edges) else edges
+    if executions:
+        nodes.append(("execution", pa.array(list(executions), pa.string()),
+                      np.array(list(executions.values()), dtype=np.int64)))
+    table = pa.concat_tables([pa.table({"kind": pa.array([kind] * len(refs), pa.string()), "ref": refs.cast(pa.string()),
+                                        "depth": pa.array(dist, pa.int64())}) for kind, refs, dist in nodes]) \
+        if nodes else pa.table({"kind": pa.array([], pa.string()), "ref": pa.array([], pa.string()),
+                                "depth": pa.array([], pa.int64())})
+    if depth is not None:
+        table = table.filter(pc.less_equal(table.column("depth"), depth))
+        inside = pa.chunked_array([table.column("ref")]).combine_chunks()
+        edges = edges.filter(pc.and_(pc.is_in(edges.column("source"), inside), pc.is_in(edges.column("target"), inside)))
+    table = _first_per_key(table.sort_by([("depth", "ascending")]), ["kind", "ref"])
+    edges = _first_per_key(edges, ["source", "target", "name", "how"])
+    table = _describe(con, g, table)
+    lineage = Lineage(root=root.ref, direction=direction, depth_limit=depth, node_table=table,
+                      edge_table=edges.sort_by([("source", "ascending"), ("target", "ascending"),
+                                                ("name", "ascending")]))
+    if same_content:
+        lineage = Lineage(root=lineage.root, direction=direction, depth_limit=depth, node_table=table,
+                          edge_table=lineage.edge_table, same_content=_same_content(con, g, lineage))
+    return lineage
+
+
+def _first_per_key(table: pa.Table, columns: list) -> pa.Table:
+    """The first row for each distinct combination of `columns` (nulls included)."""
+    if len(table) == 0:
+        return table
+    key = pc.binary_join_element_wise(*[pc.fill_null(table.column(c), "\x00") for c in columns], "\x1e")
+    codes = pc.dictionary_encode(key).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    _, first = np.unique(codes, return_index=True)
+    return table.take(pa.array(np.sort(first), pa.int64()))
+
+
+def _code_snapshots(con, nodes: list, executions: dict) -> tuple:
     """Upstream of anything a step made is the code that step ran: each execution reached
     brings its code snapshot (a Directory in the store) in, one hop past its nearest step."""
-    nearest: dict = {}
-    for (kind, ref), d in dist.items():
-        if kind in ("step", "execution"):
-            e = ref.split(":", 1)[0]
-            nearest[e] = min(nearest.get(e, d), d)
+    nearest: dict = dict(executions)
+    for kind, refs, dist in nodes:
+        if kind == "step":
+            for ref, d in zip(refs.to_pylist(), dist.tolist()):
+                e = ref.split(":", 1)[0]
+                nearest[e] = min(nearest.get(e, d), d)
     if not nearest:
-        return
+        return [], EDGE_SCHEMA.empty_table()
     rows = con.execute(
         "SELECT execution_id, any_value(code_digest) FROM execution_log "
         "WHERE execution_id IN (SELECT unnest(?)) AND code_digest IS NOT NULL GROUP BY 1",
         [list(nearest)],
     ).fetchall()
-    for e, code in rows:
-        ekey, ckey = ("execution", e), ("code", code)
-        dist[ekey] = min(dist.get(ekey, nearest[e] + 1), nearest[e] + 1)
-        dist[ckey] = min(dist.get(ckey, nearest[e] + 2), nearest[e] + 2)
-        edges.add((ckey, ekey, "code", None))
+    for e, _ in rows:
+        executions[e] = min(executions.get(e, nearest[e] + 1), nearest[e] + 1)
+    codes = [code for _, code in rows]
+    code_nodes = [("code", pa.array(codes, pa.string()), np.array([nearest[e] + 2 for e, _ in rows], dtype=np.int64))]
+    edges = pa.table({"source": codes, "target": [e for e, _ in rows], "name": ["code"] * len(rows),
+                      "how": pa.nulls(len(rows), pa.string())}, schema=EDGE_SCHEMA)
+    return code_nodes, edges
 
 
-def _describe(con, g: _Edges, nodes: dict) -> tuple:
-    """Attach labels, statuses and artifact details to the nodes found."""
-    digests = [ref for (kind, ref) in nodes if kind == "artifact"]
-    info: dict = {}
+def _describe(con, g: _Edges, table: pa.Table) -> pa.Table:
+    """The node table with labels, statuses and artifact details, sorted by depth, kind, ref.
+
+    Columnar throughout: each kind's details are read as Arrow and matched to the nodes by
+    `index_in` (first match), never one Python object per node.
+    """
+    kind, ref = table.column("kind").combine_chunks(), table.column("ref").combine_chunks()
+    n = len(table)
+    is_art, is_step = pc.equal(kind, "artifact"), pc.equal(kind, "step")
+    is_exec, is_code = pc.equal(kind, "execution"), pc.equal(kind, "code")
     cols = "digest, kind, type, size, uri, value"
-    if len(digests) > _INLINE_KEYS and len(g.loaded) <= _MANY:
-        # Most artifacts of a big walk were first recorded by the executions it loaded:
-        # read theirs by seq range (zone maps) instead of a join over every artifact.
-        wanted = set(digests)
-        for e, (lo, hi) in g.ranges.get(g.loaded).items():
-            for row in con.execute(f"SELECT {cols} FROM artifacts WHERE seq BETWEEN ? AND ?", [lo, hi]).fetchall():
-                if row[0] in wanted and row[0] not in info:
-                    info[row[0]] = ArtifactInfo(*row)
-        digests = [d for d in digests if d not in info]
-    found = lookup_by_key(con, "artifacts", "dkey", [key64(d) for d in digests], cols)
+    digests = ref.filter(is_art)
+    parts = []
+    if len(digests) and g.loaded and len(g.loaded) <= _MANY:
+        # Most artifacts of a walk were first recorded by the executions it read: read theirs
+        # by seq range (zone maps) instead of a join over every artifact.
+        for lo, hi in _spans(g.ranges.get(g.loaded).values()):
+            found = con.sql(f"SELECT {cols} FROM artifacts WHERE seq BETWEEN {int(lo)} AND {int(hi)}").to_arrow_table()
+            parts.append(found.filter(pc.is_in(found.column("digest"), value_set=digests)))
+    have = pa.concat_tables(parts).column("digest").combine_chunks() if parts else pa.array([], pa.string())
+    rest = digests.filter(pc.invert(pc.is_in(digests, value_set=have))).to_pylist()
+    found = lookup_by_key(con, "artifacts", "dkey", [key64(d) for d in rest], cols)
     if found is not None:
-        for row in zip(*(found.column(i).to_pylist() for i in range(6))):
-            if row[0] not in info:
-                info[row[0]] = ArtifactInfo(*row)
-    step_execs = {ref.split(":", 1)[0] for (kind, ref) in nodes if kind == "step"}
-    steps: dict = {}
-    for e, rows in rows_of_executions(con, g.ranges, "step_log", "step, task, state", step_execs).items():
-        for step, task, state in rows:
-            steps[f"{e}:{step}"] = (task, state)  # seq order: the last row wins
-    exec_ids = [ref for (kind, ref) in nodes if kind == "execution"]
-    execs = {}
-    if exec_ids:
-        for e, wf, state in con.execute(
-            """
-            SELECT execution_id, any_value(workflow) FILTER (WHERE workflow IS NOT NULL),
-                   arg_max(state, seq)
-            FROM execution_log WHERE execution_id IN (SELECT unnest(?)) GROUP BY 1
-            """,
-            [exec_ids],
-        ).fetchall():
-            execs[e] = (wf, state)
-    out = []
-    for (kind, ref), depth in sorted(nodes.items(), key=_node_order):
-        if kind == "artifact":
-            a = info.get(ref)
-            out.append(LineageNode(kind, ref, depth, (a.type or a.kind or "") if a else "", None, a))
-        elif kind == "step":
-            task, state = steps.get(ref, (None, None))
-            out.append(LineageNode(kind, ref, depth, task or "", state))
-        elif kind == "code":
-            out.append(LineageNode(kind, ref, depth, "code snapshot (Directory of the source files)", None))
-        else:
-            wf, state = execs.get(ref, (None, None))
-            out.append(LineageNode(kind, ref, depth, wf or "", state))
-    return tuple(out)
+        parts.append(found.filter(pc.is_in(found.column("digest"), value_set=digests)))
+    arts = pa.concat_tables(parts) if parts else pa.table({c.strip(): pa.array([], t) for c, t in zip(
+        cols.split(","), (pa.string(), pa.string(), pa.string(), pa.int64(), pa.string(), pa.string()))})
+    at = pc.if_else(is_art, pc.index_in(ref, value_set=arts.column("digest").combine_chunks()), None)
+    known = pc.fill_null(pc.is_valid(at), False)
+
+    def art(col):
+        return arts.column(col).combine_chunks().take(at)
+
+    # Steps: the last row of each (seq order), found first in the reversed rows.
+    step_execs = sorted({r.split(":", 1)[0] for r in ref.filter(is_step).to_pylist()})
+    steps = _read_executions(con, g.ranges, "step_log", "execution_id, step, task, state", step_execs)
+    steps = steps.take(pa.array(np.arange(len(steps) - 1, -1, -1), pa.int64()))
+    step_refs = pc.binary_join_element_wise(steps.column("execution_id"), steps.column("step"), ":")
+    st = pc.if_else(is_step, pc.index_in(ref, value_set=step_refs.combine_chunks()), None)
+    exec_ids = ref.filter(is_exec).to_pylist()
+    execs = con.sql(
+        "SELECT execution_id, any_value(workflow) FILTER (WHERE workflow IS NOT NULL) AS workflow, "
+        "arg_max(state, seq) AS state FROM execution_log WHERE execution_id IN (SELECT unnest(?)) GROUP BY 1",
+        params=[exec_ids or [""]]).to_arrow_table()
+    ex = pc.if_else(is_exec, pc.index_in(ref, value_set=execs.column("execution_id").combine_chunks()), None)
+    label = pc.coalesce(
+        pc.if_else(is_art, pc.coalesce(art("type"), art("kind"), ""), None),
+        pc.if_else(is_step, steps.column("task").combine_chunks().take(st), None),
+        pc.if_else(is_exec, execs.column("workflow").combine_chunks().take(ex), None),
+        pc.if_else(is_code, "code snapshot (Directory of the source files)", None),
+        "")
+    status = pc.coalesce(steps.column("state").combine_chunks().take(st),
+                         execs.column("state").combine_chunks().take(ex))
+    out = pa.table({"kind": kind, "ref": ref, "depth": table.column("depth"), "label": label,
+                    "status": status.cast(pa.string()) if n else pa.array([], pa.string()), "known": known,
+                    "a_kind": art("kind"), "a_type": art("type"), "a_size": art("size"), "a_uri": art("uri"),
+                    "a_value": art("value")}, schema=NODE_SCHEMA)
+    return out.sort_by([("depth", "ascending"), ("kind", "ascending"), ("ref", "ascending")])
 
 
-def _node_order(item):
-    (kind, ref), depth = item
-    return depth, kind, ref
+def _spans(ranges) -> list:
+    """Seq ranges to read: merged into one when they lie close together (the usual case for
+    executions of one walk), since each query has a fixed cost."""
+    ranges = sorted(ranges)
+    if not ranges:
+        return []
+    total = sum(hi - lo + 1 for lo, hi in ranges)
+    lo, hi = ranges[0][0], max(h for _, h in ranges)
+    return [(lo, hi)] if hi - lo + 1 <= 4 * total else ranges
 
+
+def _same_content(con, g: _Edges, lineage: Lineage) -> tuple:
+    """Steps anywhere that produced the bytes of a handle in `lineage` without a recorded link to it."""
+    walked = {n.ref for n in lineage.nodes if n.kind == "step"}
+    out: dict = {}
+    for node in lineage.nodes:
+        if node.kind != "artifact" or node.artifact is None or node.artifact.kind in (None, "value"):
+            continue
+        for e, s, _ in producers_of(con, node.ref):
+            ref = f"{e}:{s}"
+            if s not in _PSEUDO and ref not in walked:
+                out[ref] = min(out.get(ref, node.depth + 1), node.depth + 1)
+    if not out:
+        return ()
+    table = pa.table({"kind": ["step"] * len(out), "ref": list(out), "depth": pa.array(list(out.values()), pa.int64())})
+    return Lineage.nodes_of(_describe(con, g, table))

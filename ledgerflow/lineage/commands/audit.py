@@ -128,12 +128,16 @@ def _artifact_text(label: str, artifact) -> str:
 def _walk_cmd(direction: str):
     @click.argument("ref")
     @click.option("--depth", type=click.IntRange(min=0), default=None, help="Stop N hops from REF.")
+    @click.option("--same-content", is_flag=True,
+                  help="Also list, apart, other steps anywhere that produced the same bytes as a handle "
+                       "found (no recorded link: not lineage, and not walked).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.pass_context
     @_guarded
-    def cmd(ctx, ref, depth, as_json):
+    def cmd(ctx, ref, depth, same_content, as_json):
         ledger = _ledger(ctx)
-        result = ledger.upstream(ref, depth) if direction == "upstream" else ledger.downstream(ref, depth)
+        walk = ledger.upstream if direction == "upstream" else ledger.downstream
+        result = walk(ref, depth, same_content=same_content)
         if as_json:
             _print_json(result)
             return
@@ -145,12 +149,23 @@ def _walk_cmd(direction: str):
             ref_text = _short(n.ref) if n.kind in ("artifact", "code") else n.ref
             table.add_row(str(n.depth), n.kind, ref_text, escape(what or ""), _status(n.status) if n.status else "")
         _console().print(table)
+        if same_content:
+            if not result.same_content:
+                _console().print("same content: no other step produced the bytes of a handle above")
+                return
+            other = Table("step", "task", "status", box=None,
+                          title="same content, NOT lineage: other steps that produced identical bytes "
+                                "(no record links them to this walk)", title_justify="left")
+            for n in result.same_content:
+                other.add_row(n.ref, escape(n.label or ""), _status(n.status) if n.status else "")
+            _console().print(other)
 
     cmd.__doc__ = (
-        "Everything REF came from, down to raw parameters."
+        "Everything REF came from, down to raw parameters, by recorded provenance."
         if direction == "upstream"
-        else "Everything made from REF, across executions."
-    ) + "\n\nREF: a digest or unique prefix, an execution id, or EXECUTION_ID:step."
+        else "Everything made from REF, by recorded provenance; from a digest, every step that consumed those bytes."
+    ) + ("\n\nREF: a digest or unique prefix, an execution id, or EXECUTION_ID:step. Steps that merely "
+         "produced equal bytes are never joined (see --same-content).")
     return cmd
 
 
