@@ -143,6 +143,11 @@ def test_import_skips_artifacts_already_present(tmp_path, mod, monkeypatch):
     assert "artifacts" not in report["imported"] and report["skipped"]["artifacts"] >= 3
     digests = Ledger(dst).sql("SELECT digest, count(*) AS n FROM artifacts GROUP BY 1 HAVING n > 1").num_rows
     assert digests == 0 and Ledger(dst).verify(store=False).ok
+    # The graph both ledgers recorded is the same content: kept once, and both runs read it.
+    assert report["skipped"].get("graph_specs") == 1 and "graph_specs" not in report["imported"]
+    ledger = Ledger(dst)
+    assert ledger.sql("SELECT count(*) AS n FROM graph_specs").to_pylist() == [{"n": 1}]
+    assert all(ledger.graph(e.id).nodes and not ledger.graph(e.id).inferred for e in ledger.executions())
 
 
 def _rewrite(path, fn):

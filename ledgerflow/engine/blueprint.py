@@ -15,6 +15,8 @@ An edge is `[source, slot, target, param, kind]`:
 - kind is "data", "guard" (the source decides whether the target runs: param is
   "when=True" or "when=False"), "condition"/"then"/"otherwise" (a `when(...)` used as a
   value), or "element" (a map hands element i of its input to element step i).
+
+A map's elements are recorded when it expands, as `{"map": [step, count, params]}`.
 """
 
 from __future__ import annotations
@@ -83,16 +85,11 @@ def workflow_spec(graph: Graph) -> str:
     return _dumps([_node_row(n) for n in graph.nodes], edges)
 
 
-def map_spec(parent: Node, elements: list) -> str:
-    """The part of the graph a map adds when it expands: its elements, each fed by the map
-    and feeding its result back into the map's list."""
-    nodes, edges = [], []
-    for element in elements:
-        nodes.append([element.name, element.task.qualname, element.site, "element", parent.name, element.map_index])
-        for param, _ in element.inputs:
-            edges.append([parent.name, param, element.name, param, ELEMENT])
-        edges.append([element.name, "return", parent.name, f"[{element.map_index}]", DATA])
-    return _dumps(nodes, edges)
+def map_spec(parent: Node, count: int) -> str:
+    """The part of the graph a map adds when it expands: `count` elements, `parent[i]`, each
+    fed every parameter of the map and feeding its result back into the map's list as `[i]`.
+    Recorded as the map and its count, which say all of that (readers expand it)."""
+    return json.dumps({"map": [parent.name, count, [name for name, _ in parent.inputs]]}, separators=(",", ":"))
 
 
 def _dumps(nodes: list, edges: list) -> str:

@@ -300,8 +300,7 @@ class _Run:
                 name: self.element_origin(sources[name], i) if name in node.mapped else self.origin(sources[name])
                 for name, _, _ in inputs}
             elements.append(element.name)
-        self.recorder.record(ev.GraphRecorded(self.id, f"map:{node.name}",
-                                              blueprint.map_spec(node, [self.nodes[e] for e in elements]), now()))
+        self.recorder.record(ev.GraphRecorded(self.id, f"map:{node.name}", blueprint.map_spec(node, count), now()))
         self.map_elements[node.name] = elements
         self.map_open[node.name] = len(elements)
         self.map_failed[node.name] = []

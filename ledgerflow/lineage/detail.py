@@ -6,15 +6,29 @@ import json
 from collections import defaultdict
 
 from ledgerflow.engine.events import INTERRUPTED, RUNNING
-from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP
+from ledgerflow.lineage.rows import lookup_by_key
+from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
 from ledgerflow.lineage.values import (
     ArtifactInfo,
     AttemptInfo,
     Bound,
     ExecutionDetail,
     MetricPoint,
+    RecordedGraph,
     StepInfo,
 )
+
+
+def read_graph(con, execution_id: str) -> RecordedGraph | None:
+    """The graph an execution was built into, with its parts decided at run time; None for an
+    execution recorded before the ledger kept graphs. Both reads are index lookups."""
+    digests = [d for (d,) in con.execute(
+        "SELECT spec_digest FROM graph_log WHERE execution_id = ? ORDER BY seq", [execution_id]).fetchall()]
+    if not digests:
+        return None
+    found = lookup_by_key(con, "graph_specs", "dkey", [key64(d) for d in digests], "digest, spec")
+    specs = dict(zip(found.column("digest").to_pylist(), found.column("spec").to_pylist()))
+    return RecordedGraph.from_specs([specs[d] for d in digests if d in specs])
 
 
 def parse_json(text: str | None) -> dict:

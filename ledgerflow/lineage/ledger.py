@@ -30,7 +30,7 @@ from ledgerflow.home import Home
 from ledgerflow.lineage import liveness, readonly_sql, refs, registry, retention, verification, walk, writer
 from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
-from ledgerflow.lineage.detail import assemble, parse_json
+from ledgerflow.lineage.detail import assemble, parse_json, read_graph
 from ledgerflow.lineage.rows import ExecutionRanges, lookup_by_key, rows_of_executions
 from ledgerflow.lineage.inference import inferred_graph
 from ledgerflow.lineage.schema import (
@@ -323,8 +323,7 @@ class Ledger:
             )[eid]
             metric_rows = rows_of_executions(
                 con, ranges, "metrics", "step, name, value, idx, logged_at, reused_from", [eid])[eid]
-            specs = [spec for (spec,) in con.execute(
-                "SELECT spec FROM graph_log WHERE execution_id = ? ORDER BY seq", [eid]).fetchall()]
+            graph = read_graph(con, eid)
             # Most of its artifacts were first seen in this execution, so their rows lie in
             # its seq range too: read those by range, and look up only the others by key.
             lo, hi = ranges.get([eid])[eid]
@@ -340,7 +339,7 @@ class Ledger:
                     con, ranges, "node_log", "node, environment", [eid])[eid]}
         detail = assemble(summary, fingerprint, params, code_digest, environment, step_rows, edge_rows, metric_rows,
                            arts)
-        return attrs.evolve(detail, nodes=nodes, graph=RecordedGraph.from_specs(specs) if specs else None)
+        return attrs.evolve(detail, nodes=nodes, graph=graph)
 
     def occurrence(self, ref: str) -> tuple[ArtifactInfo, str]:
         """An artifact and the occurrence that made it: (info, "EXECUTION_ID:step.slot").

@@ -235,21 +235,34 @@ NODE_LOG = ChainedTable(
     ),
 )
 
-# Version 4: the graph as built (see engine/blueprint.py), one row per execution and one per
-# part decided at run time (a map's elements), as compact JSON: a few bytes a step.
+# Version 4: the graph as built (see engine/blueprint.py). A graph is content: its JSON is
+# kept once, by digest, in graph_specs (every run of an unchanged workflow records the same
+# graph); graph_log says which graph each execution was built into, and each part decided
+# at run time (a map's elements). A few bytes a run, and no wide row rewritten per append.
+GRAPH_SPECS = ChainedTable(
+    "graph_specs",
+    (
+        _c("seq", "BIGINT"),
+        _c("digest", "VARCHAR"),
+        _c("dkey", "BIGINT"),
+        _c("spec", "VARCHAR"),
+        _c("first_execution_id", "VARCHAR"),
+    ),
+)
+
 GRAPH_LOG = ChainedTable(
     "graph_log",
     (
         _c("seq", "BIGINT"),
         _c("execution_id", "VARCHAR"),
         _c("part", "VARCHAR"),
-        _c("spec", "VARCHAR"),
+        _c("spec_digest", "VARCHAR"),
         _c("recorded_at", "TIMESTAMP"),
     ),
 )
 
 CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG,
-                  NODE_LOG, GRAPH_LOG)
+                  NODE_LOG, GRAPH_SPECS, GRAPH_LOG)
 TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
 
 
@@ -370,12 +383,13 @@ def _migrate_2_to_3(con) -> None:
         con.execute(_table_ddl(t)).fetchall()
 
 
-V4_TABLES = (GRAPH_LOG,)
+V4_TABLES = (GRAPH_SPECS, GRAPH_LOG)
 
 
-# The graph record is one wide row per execution: read by execution through an index (a few
-# hundred bytes per execution), not by a seq range, which would decompress its whole row group.
-INDEXES_V4 = ("CREATE INDEX IF NOT EXISTS graph_log_execution ON graph_log(execution_id)",)
+# Graph specs are wide rows: fetched by key through an index, never by a scan, which would
+# decompress every spec in the row group. graph_log by execution, for `show` of one run.
+INDEXES_V4 = ("CREATE INDEX IF NOT EXISTS graph_specs_dkey ON graph_specs(dkey)",
+              "CREATE INDEX IF NOT EXISTS graph_log_execution ON graph_log(execution_id)")
 
 
 def _migrate_3_to_4(con) -> None:

@@ -177,8 +177,9 @@ class RecordedGraph(_Json):
 
     @classmethod
     def from_specs(cls, specs) -> "RecordedGraph":
-        """The graph from its recorded parts (graph_log.spec, in seq order), each JSON of
-        {"nodes": [[step, task, site, kind, parent, map_index]], "edges": [[source, slot, target, param, kind]]}.
+        """The graph from its recorded parts (graph_specs.spec of each graph_log row, in seq
+        order): JSON of {"nodes": [[step, task, site, kind, parent, map_index]], "edges":
+        [[source, slot, target, param, kind]]}, or {"map": [step, count, params]} for a map's elements.
 
         >>> g = RecordedGraph.from_specs(['{"nodes":[["a","m:a","m.py:3","task",null,null]],'
         ...                               '"edges":[["@params","n","a","n","data"]]}'])
@@ -192,6 +193,15 @@ class RecordedGraph(_Json):
             part = json.loads(spec)
             nodes.extend(GraphNode(*row) for row in part.get("nodes", ()))
             edges.extend(GraphEdge(*row) for row in part.get("edges", ()))
+            if "map" in part:  # a map's elements, recorded as the map and its count
+                name, count, params = part["map"]
+                parent = next((n for n in nodes if n.step == name), None)
+                for i in range(count):
+                    element = f"{name}[{i}]"
+                    nodes.append(GraphNode(element, parent.task if parent else "", parent.site if parent else None,
+                                           "element", name, i))
+                    edges.extend(GraphEdge(name, p, element, p, "element") for p in params)
+                    edges.append(GraphEdge(element, "return", name, f"[{i}]", "data"))
         return cls(tuple(nodes), tuple(edges))
 
     def node(self, step: str) -> GraphNode | None:

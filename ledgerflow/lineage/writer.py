@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import duckdb
 import pyarrow as pa
+from blake3 import blake3
 
 from ledgerflow.engine.events import (
     FROM_CACHE,
@@ -36,6 +37,7 @@ from ledgerflow.lineage.schema import (
     EDGES,
     EXECUTION_LOG,
     GRAPH_LOG,
+    GRAPH_SPECS,
     METRICS,
     NODE_LOG,
     OUTPUTS_STEP,
@@ -104,6 +106,7 @@ class _Batch:
         self.next_seq = first_seq
         self.rows = {t.name: [] for t in CHAINED_TABLES}  # tuples in column order
         self.known = known_digests
+        self.specs: set = set()  # graph spec digests the ledger holds (or this batch adds)
         self._keys: dict = {}
 
     def add(self, table, **values) -> None:
@@ -234,6 +237,7 @@ def write(con, events: list, ledger_path) -> int:
         _check_schema(con)
         head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
         batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
+        batch.specs = _known_specs(con, events)
         batch.registry = registry.RegistryState(con)  # numbers model versions; queries only if needed
         starting = {ev.execution_id for ev, _ in events if isinstance(ev, ExecutionStarted)}
         if starting:
@@ -356,7 +360,24 @@ def _execution_started(batch: _Batch, ev: ExecutionStarted, start) -> None:
 
 
 def _graph_recorded(batch: _Batch, ev: GraphRecorded, start) -> None:
-    batch.add(GRAPH_LOG, execution_id=ev.execution_id, part=ev.part, spec=ev.spec, recorded_at=utc_naive(ev.at))
+    digest = digest_text(ev.spec)
+    if digest not in batch.specs:
+        batch.specs.add(digest)
+        batch.add(GRAPH_SPECS, digest=digest, dkey=batch.key(digest), spec=ev.spec, first_execution_id=ev.execution_id)
+    batch.add(GRAPH_LOG, execution_id=ev.execution_id, part=ev.part, spec_digest=digest, recorded_at=utc_naive(ev.at))
+
+
+def digest_text(text: str) -> str:
+    return "blake3:" + blake3(text.encode()).hexdigest()
+
+
+def _known_specs(con, events) -> set:
+    """Digests of the graph specs of this batch the ledger holds already (asked only when there are some)."""
+    digests = [digest_text(ev.spec) for ev, _ in events if isinstance(ev, GraphRecorded)]
+    if not digests:
+        return set()
+    found = lookup_by_key(con, "graph_specs", "dkey", [key64(d) for d in digests], "digest")
+    return set() if found is None else set(found.column("digest").to_pylist()) & set(digests)
 
 
 def _execution_finished(batch: _Batch, ev: ExecutionFinished, start) -> None:
