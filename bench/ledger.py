@@ -78,11 +78,13 @@ from ledgerflow.engine.events import (  # noqa: E402
 )
 from ledgerflow.lineage import Ledger, chain  # noqa: E402
 from ledgerflow.lineage.connection import open_ledger  # noqa: E402
+from ledgerflow.lineage.writer import digest_text  # noqa: E402
 from ledgerflow.lineage.schema import (  # noqa: E402
     ARTIFACTS,
     EDGES,
     EXECUTION_LOG,
     GRAPH_LOG,
+    GRAPH_SPECS,
     PARAMS_STEP,
     STEP_LOG,
     ensure_schema,
@@ -166,9 +168,10 @@ def build(path: Path, executions: int, graph: bool | str = True, sources: bool =
     refs = {"G": g_digest}
     t_build = time.perf_counter()
     index = {name: i for i, (name, *_) in enumerate(PLAN)}
+    specs_written: set = set()
     batch_execs = 20
     for first in range(0, executions, batch_execs):
-        rows = {t: [] for t in ("execution_log", "step_log", "artifacts", "edges", "graph_log")}
+        rows = {t: [] for t in ("execution_log", "step_log", "artifacts", "edges", "graph_specs", "graph_log")}
         for e in range(first, min(first + batch_execs, executions)):
             eid = exec_id(e)
             start = T0 + timedelta(minutes=e)
@@ -191,9 +194,17 @@ def build(path: Path, executions: int, graph: bool | str = True, sources: bool =
                 rows["edges"].append(dict(seq=seq, execution_id=eid, step=PARAMS_STEP, attempt=0, direction="produced",
                                           name=name, digest=d, dkey=key64(d)))
             if graph:
+                # As the writer does: a graph is kept once by digest, and each run names its own.
                 spec = SPEC if graph is True else SPEC.replace(f'"{SITE_FILE}:', f'"/work/run-{e:04d}/pipeline.py:')
+                spec_digest = digest_text(spec)
+                if spec_digest not in specs_written:
+                    specs_written.add(spec_digest)
+                    seq += 1
+                    rows["graph_specs"].append(dict(seq=seq, digest=spec_digest, dkey=key64(spec_digest), spec=spec,
+                                                    first_execution_id=eid))
                 seq += 1
-                rows["graph_log"].append(dict(seq=seq, execution_id=eid, part="workflow", spec=spec, recorded_at=start))
+                rows["graph_log"].append(dict(seq=seq, execution_id=eid, part="workflow", spec_digest=spec_digest,
+                                              recorded_at=start))
             for i, (name, task_name, task_fp, inputs) in enumerate(PLAN):
                 at = start + timedelta(milliseconds=i)
                 ck = "blake3:" + outs[i][7:][::-1]
@@ -236,7 +247,7 @@ def build(path: Path, executions: int, graph: bool | str = True, sources: bool =
 
 
 TABLES = {"execution_log": EXECUTION_LOG, "step_log": STEP_LOG, "artifacts": ARTIFACTS, "edges": EDGES,
-          "graph_log": GRAPH_LOG}
+          "graph_specs": GRAPH_SPECS, "graph_log": GRAPH_LOG}
 
 
 def _write_chunk(con, rows: dict, last_seq: int, prev: bytes) -> tuple:

@@ -9,6 +9,7 @@ read-only for one query and closes it, so other processes can write in between.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import weakref
 from pathlib import Path
@@ -203,35 +204,37 @@ class Ledger:
 
     # -- queries --------------------------------------------------------------------
 
+    @contextlib.contextmanager
     def _reader(self, config: dict | None = None):
-        self._migrate_once()
-        return open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config)
-
-    def _migrate_once(self) -> None:
-        """Bring a ledger written by an older schema up to this one before the first read.
-
-        Readers ask for the columns and tables this version writes (the graph record, the
-        origins of inputs); migration only adds them, so every old row and hash stays as it was.
-        """
+        """A read-only connection for one query. The first read of a process also brings a
+        ledger written by an older schema up to this one (see `_migrate`)."""
         key = str(self.path)
-        if key in _current_schema or not self.path.exists():
-            return
-        with open_ledger(self.path, read_only=True, timeout=self.lock_timeout) as con:
-            version = schema_version(con)
-        if version is not None and version < SCHEMA_VERSION:
-            try:
-                with open_ledger(self.path, timeout=self.lock_timeout) as con:
-                    con.execute("BEGIN").fetchall()
-                    try:
-                        ensure_schema(con)
-                        con.execute("COMMIT").fetchall()
-                    except BaseException:
-                        writer.rollback(con)
-                        raise
-            except (LedgerError, duckdb.Error) as exc:
-                raise LedgerError(f"the ledger at {self.path} has schema version {version}; reading it needs it "
-                                  f"migrated to {SCHEMA_VERSION}, which failed: {exc}") from exc
-        _current_schema.add(key)
+        with open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config) as con:
+            version = SCHEMA_VERSION if key in _current_schema else schema_version(con)
+            if version is None or version >= SCHEMA_VERSION:
+                _current_schema.add(key)
+                yield con
+                return
+        self._migrate(version)
+        with open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config) as con:
+            yield con
+
+    def _migrate(self, version: int) -> None:
+        """Readers ask for the columns and tables this version writes (the graph record, the
+        origins of inputs); migration only adds them, so every old row and hash stays as it was."""
+        try:
+            with open_ledger(self.path, timeout=self.lock_timeout) as con:
+                con.execute("BEGIN").fetchall()
+                try:
+                    ensure_schema(con)
+                    con.execute("COMMIT").fetchall()
+                except BaseException:
+                    writer.rollback(con)
+                    raise
+        except (LedgerError, duckdb.Error) as exc:
+            raise LedgerError(f"the ledger at {self.path} has schema version {version}; reading it needs it "
+                              f"migrated to {SCHEMA_VERSION}, which failed: {exc}") from exc
+        _current_schema.add(str(self.path))
 
     def _has_file(self) -> bool:
         return self.path.exists()

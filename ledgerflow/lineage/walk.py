@@ -70,12 +70,16 @@ def _edges_with_digest(con, digest: str, direction: str) -> pa.Table:
     return found.filter(keep).select(["execution_id", "step", "name"])
 
 
-def executions_with_digest(con, digest: str, direction: str, step: str | None = None) -> set:
-    """The executions with an edge of `direction` for `digest` (of pseudo-step `step`, if given)."""
-    found = _edges_with_digest(con, digest, direction)
-    if step is not None:
-        found = found.filter(pc.equal(found.column("step"), step))
-    return set(pc.unique(found.column("execution_id")).to_pylist())
+def _executions_to_read(con, digest: str, upstream: bool) -> set:
+    """The executions a walk from `digest` starts in: upstream, those that produced it;
+    downstream, those that consumed it or took it as a parameter. One index lookup."""
+    found = lookup_by_key(con, "edges", "dkey", [key64(digest)], "execution_id, step, direction, digest")
+    if found is None:
+        return set()
+    found = found.filter(pc.equal(found.column("digest"), digest))
+    produced = pc.equal(found.column("direction"), "produced")
+    keep = produced if upstream else pc.or_(pc.invert(produced), pc.equal(found.column("step"), PARAMS_STEP))
+    return set(pc.unique(found.filter(keep).column("execution_id")).to_pylist())
 
 
 def _read_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids) -> pa.Table:
@@ -84,8 +88,9 @@ def _read_executions(con, ranges: ExecutionRanges, table: str, cols: str, execut
     if len(ids) > _MANY:
         return con.sql(f"SELECT {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)) ORDER BY seq",
                        params=[ids]).to_arrow_table()
-    parts = [con.sql(f"SELECT {cols} FROM {table} WHERE seq BETWEEN {int(lo)} AND {int(hi)} AND execution_id = ? "
-                     "ORDER BY seq", params=[e]).to_arrow_table() for e, (lo, hi) in ranges.get(ids).items()]
+    parts = [con.sql(f"SELECT {cols} FROM {table} WHERE seq BETWEEN {int(lo)} AND {int(hi)} "
+                     "AND execution_id IN (SELECT unnest(?)) ORDER BY seq", params=[ids]).to_arrow_table()
+             for lo, hi in _spans(ranges.get(ids).values())]
     return pa.concat_tables(parts) if parts else con.sql(f"SELECT {cols} FROM {table} LIMIT 0").to_arrow_table()
 
 
@@ -384,11 +389,7 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None, same_con
     g = _Edges(con)
     seeds: list = []
     if root.kind == "artifact":
-        if upstream:
-            g.load(executions_with_digest(con, root.digest, "produced"))
-        else:
-            g.load(executions_with_digest(con, root.digest, "consumed")
-                   | executions_with_digest(con, root.digest, "produced", PARAMS_STEP))
+        g.load(_executions_to_read(con, root.digest, upstream))
     elif root.kind == "step":
         g.load([root.execution_id])
         seeds = [f"{root.execution_id}:{root.step}"]
