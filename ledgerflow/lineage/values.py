@@ -284,8 +284,8 @@ class Lineage(_Json):
     root: str
     direction: str  # "upstream" | "downstream"
     depth_limit: int | None
-    node_table: pa.Table  # by depth, then kind, then ref
-    edge_table: pa.Table  # by source, target, name
+    node_table: pa.Table  # one row per node, in no particular order
+    edge_table: pa.Table  # one row per edge, in no particular order
     # With `same_content`: steps elsewhere that produced the same bytes as a handle reached,
     # with no recorded link to this lineage (LineageNode of kind "step"; listed, not walked).
     same_content: tuple = ()
@@ -293,12 +293,13 @@ class Lineage(_Json):
     @functools.cached_property
     def nodes(self) -> tuple:
         """LineageNode values, by depth then kind then ref."""
-        return self.nodes_of(self.node_table)
+        return self.nodes_of(self.node_table.sort_by([("depth", "ascending"), ("kind", "ascending"),
+                                                      ("ref", "ascending")]))
 
     @functools.cached_property
     def edges(self) -> tuple:
         """LineageEdge values, by source, target, name."""
-        t = self.edge_table
+        t = self.edge_table.sort_by([("source", "ascending"), ("target", "ascending"), ("name", "ascending")])
         return tuple(LineageEdge(*row) for row in zip(*(t.column(c).to_pylist() for c in EDGE_SCHEMA.names)))
 
     @staticmethod

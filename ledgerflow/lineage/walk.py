@@ -41,7 +41,8 @@ from ledgerflow.lineage.values import EDGE_SCHEMA, NODE_SCHEMA, Lineage
 
 _PSEUDO = (PARAMS_STEP, OUTPUTS_STEP)
 INFERRED = "inferred"  # how an edge of an execution recorded before schema 4 was found
-_EDGE_COLS = "execution_id, step, direction, name, digest, src_execution_id, src_step, src_name, how"
+# No attempt column: a retry repeats its step's inputs, which DISTINCT folds into one row.
+_EDGE_COLS = "DISTINCT execution_id, step, direction, name, digest, src_execution_id, src_step, src_name, how"
 _NAME_SEP = "\x1f"  # between a step's ref and an output name in an occurrence key (names may hold ':')
 _FAR = np.iinfo(np.int64).max  # the depth of a node not reached
 
@@ -83,13 +84,15 @@ def _executions_to_read(con, digest: str, upstream: bool) -> set:
 
 
 def _read_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids) -> pa.Table:
-    """Rows of `table` written by these executions, as one Arrow table, in seq order per execution."""
+    """Rows of `table` written by these executions, as one Arrow table: in seq order, unless `cols`
+    asks for DISTINCT rows."""
     ids = list(dict.fromkeys(execution_ids))
+    order = "" if cols.startswith("DISTINCT") else " ORDER BY seq"
     if len(ids) > _MANY:
-        return con.sql(f"SELECT {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)) ORDER BY seq",
+        return con.sql(f"SELECT {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)){order}",
                        params=[ids]).to_arrow_table()
     parts = [con.sql(f"SELECT {cols} FROM {table} WHERE seq BETWEEN {int(lo)} AND {int(hi)} "
-                     "AND execution_id IN (SELECT unnest(?)) ORDER BY seq", params=[ids]).to_arrow_table()
+                     f"AND execution_id IN (SELECT unnest(?)){order}", params=[ids]).to_arrow_table()
              for lo, hi in _spans(ranges.get(ids).values())]
     return pa.concat_tables(parts) if parts else con.sql(f"SELECT {cols} FROM {table} LIMIT 0").to_arrow_table()
 
@@ -162,6 +165,8 @@ class _Edges:
         self.outputs = np.asarray(pc.equal(step, OUTPUTS_STEP).to_numpy(zero_copy_only=False))
         self.cache = np.asarray(pc.fill_null(pc.equal(t.column("how"), FROM_CACHE), False)
                                 .to_numpy(zero_copy_only=False))
+        hows = pc.dictionary_encode(pc.fill_null(t.column("how"), "")).combine_chunks()
+        self.how_code = np.asarray(hows.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         # occurrence id -> the row that produced it (a retried step's outputs: its last attempt's)
         self.maker = np.full(len(self.keys), -1, dtype=np.int64)
         rows = np.nonzero(self.produced)[0]
@@ -335,11 +340,18 @@ class _Search:
         return self.g.keys.take(pa.array(np.nonzero(reached)[0], pa.int64()))
 
     def edge_table(self) -> pa.Table:
-        """(source, target, name, how) of every edge the search crossed, in data-flow direction."""
+        """(source, target, name, how) of every edge the search crossed, in data-flow direction.
+
+        Edges are kept as row numbers while searching and become text once here, each once:
+        duplicates (an occurrence taken by several steps, a row reached twice) are dropped
+        on integers first."""
         g, t = self.g, self.g.table
         refs = pc.binary_join_element_wise(t.column("execution_id"), t.column("step"), ":")
-        digests = t.column("digest")
-        how = t.column("how")
+        digests, how, names, exec_of = t.column("digest"), t.column("how"), t.column("name"), t.column("execution_id")
+        by_kind: dict = {}
+        for kind, rows, extra in self.edges:
+            if len(rows):
+                by_kind.setdefault(kind, []).append((rows, rows if extra is None else extra))
         parts = []
 
         def add(source, target, name, how_) -> None:
@@ -349,28 +361,30 @@ class _Search:
         def take(col, rows):
             return col.take(pa.array(rows, pa.int64()))
 
-        exec_of = t.column("execution_id")
-        for kind, rows, extra in self.edges:
-            if not len(rows):
-                continue
+        for kind, pairs in by_kind.items():
+            rows = np.concatenate([r for r, _ in pairs])
+            extra = np.concatenate([x for _, x in pairs])
+            if kind == "made":  # one edge per (making row, how it was taken)
+                _, first = np.unique(rows * 8 + g.how_code[extra], return_index=True)
+            else:
+                _, first = np.unique(rows.astype(np.int64) * (len(t) + 1) + extra, return_index=True)
+            rows, extra = rows[first], extra[first]
             if kind == "in":  # artifact -> consuming step
-                add(take(digests, rows), take(refs, rows), take(t.column("name"), rows), take(how, rows))
+                add(take(digests, rows), take(refs, rows), take(names, rows), take(how, rows))
             elif kind == "made":  # making step (or execution's parameters) -> artifact
                 source = pc.if_else(pa.array(g.params[rows]), take(exec_of, rows), take(refs, rows))
-                add(source, take(digests, rows), take(t.column("name"), rows), take(how, extra))
+                add(source, take(digests, rows), take(names, rows), take(how, extra))
             elif kind == "cache":  # original step -> the cache hit reusing it
                 add(take(refs, rows), take(refs, extra), pa.array(["cache"] * len(rows)),
                     pa.array([FROM_CACHE] * len(rows)))
             elif kind == "out":  # step -> artifact it made
-                add(take(refs, rows), take(digests, rows), take(t.column("name"), rows),
-                    pa.nulls(len(rows), pa.string()))
+                add(take(refs, rows), take(digests, rows), take(names, rows), pa.nulls(len(rows), pa.string()))
             else:  # "taken", "returned", "passed": the artifact made by the source -> the taker
                 src = g.src_id[rows]
                 made = np.where(src >= 0, g.maker[np.maximum(src, 0)], -1)
-                known = made >= 0
-                source = pc.if_else(pa.array(known), take(digests, np.where(known, made, rows)), take(digests, rows))
+                made = np.where(made >= 0, made, rows)
                 target = take(refs, rows) if kind == "taken" else take(exec_of, rows)
-                add(source, target, take(t.column("name"), rows), take(how, rows))
+                add(take(digests, made), target, take(names, rows), take(how, rows))
         if not parts:
             return EDGE_SCHEMA.empty_table()
         return pa.concat_tables(parts)
@@ -437,7 +451,7 @@ def _result(con, g, search, root, direction, depth, seeds, same_content) -> Line
     extra = [s for s in seeds if s not in known]
     if extra:
         nodes.append(("step", pa.array(extra, pa.string()), np.zeros(len(extra), dtype=np.int64)))
-    if root.kind == "artifact":
+    if root.kind == "artifact" and (search is None or root.digest not in _reached_digests(g, search, root.digest)):
         nodes.append(("artifact", pa.array([root.digest]), np.zeros(1, dtype=np.int64)))
     if root.kind == "execution":
         executions[root.execution_id] = 0
@@ -456,26 +470,17 @@ def _result(con, g, search, root, direction, depth, seeds, same_content) -> Line
         table = table.filter(pc.less_equal(table.column("depth"), depth))
         inside = pa.chunked_array([table.column("ref")]).combine_chunks()
         edges = edges.filter(pc.and_(pc.is_in(edges.column("source"), inside), pc.is_in(edges.column("target"), inside)))
-    table = _first_per_key(table.sort_by([("depth", "ascending")]), ["kind", "ref"])
-    edges = _first_per_key(edges, ["source", "target", "name", "how"])
     table = _describe(con, g, table)
-    lineage = Lineage(root=root.ref, direction=direction, depth_limit=depth, node_table=table,
-                      edge_table=edges.sort_by([("source", "ascending"), ("target", "ascending"),
-                                                ("name", "ascending")]))
+    lineage = Lineage(root=root.ref, direction=direction, depth_limit=depth, node_table=table, edge_table=edges)
     if same_content:
         lineage = Lineage(root=lineage.root, direction=direction, depth_limit=depth, node_table=table,
                           edge_table=lineage.edge_table, same_content=_same_content(con, g, lineage))
     return lineage
 
 
-def _first_per_key(table: pa.Table, columns: list) -> pa.Table:
-    """The first row for each distinct combination of `columns` (nulls included)."""
-    if len(table) == 0:
-        return table
-    key = pc.binary_join_element_wise(*[pc.fill_null(table.column(c), "\x00") for c in columns], "\x1e")
-    codes = pc.dictionary_encode(key).combine_chunks().indices.to_numpy(zero_copy_only=False)
-    _, first = np.unique(codes, return_index=True)
-    return table.take(pa.array(np.sort(first), pa.int64()))
+def _reached_digests(g: _Edges, search: _Search, digest: str) -> set:
+    at = pc.index(g.digests, digest).as_py()
+    return {digest} if at >= 0 and search.art_dist[at] < _FAR else set()
 
 
 def _code_snapshots(con, nodes: list, executions: dict) -> tuple:
@@ -559,7 +564,7 @@ def _describe(con, g: _Edges, table: pa.Table) -> pa.Table:
                     "status": status.cast(pa.string()) if n else pa.array([], pa.string()), "known": known,
                     "a_kind": art("kind"), "a_type": art("type"), "a_size": art("size"), "a_uri": art("uri"),
                     "a_value": art("value")}, schema=NODE_SCHEMA)
-    return out.sort_by([("depth", "ascending"), ("kind", "ascending"), ("ref", "ascending")])
+    return out
 
 
 def _spans(ranges) -> list:
