@@ -458,6 +458,11 @@ def test_cached_steps_keep_their_metrics(home):
     assert line.replace("│", " ").split()[1:] == ["0.75", "0.75"]  # not "-" for the cached step
     reused = Ledger(home).sql("SELECT reused_from FROM metrics WHERE execution_id = ?", [second.id]).to_pylist()
     assert reused == [{"reused_from": f"{first.id}:measured"}]
+    # Upstream of the cache hit reaches the step that made its output, in the first run; both
+    # runs ran the same code, which is one node.
+    up = Ledger(home).upstream(f"{second.id}:measured")
+    assert f"{first.id}:measured" in step_refs(up)
+    assert ("cache" in {e.how for e in up.edges}) and len(up.of_kind("code")) == 1
 
 
 # ------------------------------------------------------- 8. random workflows, colliding values
@@ -547,6 +552,8 @@ def expected_upstream(wf, ex) -> dict:
 
 def check_provenance(home, wf, ex):
     ledger = Ledger(home)
+    whole = ledger.upstream(ex.id)
+    assert len({(n.kind, n.ref) for n in whole.nodes}) == len(whole.nodes)  # each node once
     # The upstream of every step that ran is exactly what it depends on, in this execution.
     others = {e.id for e in ledger.executions()} - {ex.id}
     expected = expected_upstream(wf, ex)

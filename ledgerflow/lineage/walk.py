@@ -499,12 +499,13 @@ def _code_snapshots(con, nodes: list, executions: dict) -> tuple:
         "WHERE execution_id IN (SELECT unnest(?)) AND code_digest IS NOT NULL GROUP BY 1",
         [list(nearest)],
     ).fetchall()
-    for e, _ in rows:
+    depth_of: dict = {}  # one node per snapshot: runs of unchanged code share one
+    for e, code in rows:
         executions[e] = min(executions.get(e, nearest[e] + 1), nearest[e] + 1)
-    codes = [code for _, code in rows]
-    code_nodes = [("code", pa.array(codes, pa.string()), np.array([nearest[e] + 2 for e, _ in rows], dtype=np.int64))]
-    edges = pa.table({"source": codes, "target": [e for e, _ in rows], "name": ["code"] * len(rows),
-                      "how": pa.nulls(len(rows), pa.string())}, schema=EDGE_SCHEMA)
+        depth_of[code] = min(depth_of.get(code, nearest[e] + 2), nearest[e] + 2)
+    code_nodes = [("code", pa.array(list(depth_of), pa.string()), np.array(list(depth_of.values()), dtype=np.int64))]
+    edges = pa.table({"source": [code for _, code in rows], "target": [e for e, _ in rows],
+                      "name": ["code"] * len(rows), "how": pa.nulls(len(rows), pa.string())}, schema=EDGE_SCHEMA)
     return code_nodes, edges
 
 
