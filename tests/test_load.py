@@ -124,6 +124,127 @@ def test_16_concurrent_executions_with_readers_polling(tmp_path):
           f"({reads}); chain {report.rows} rows, verified")
 
 
+
+# -- a commit another process made between DuckDB's look at the file and its lock -----------
+#
+# DuckDB 2.0 reads the database headers (which checkpoint is current) through a plain open
+# *before* it takes its lock on the file, and does not read them again once it has the lock.
+# A writer that checkpoints in between is overwritten: the opener loads the older checkpoint,
+# appends its rows on top, and its own checkpoint supersedes the other's commit, whose
+# process has already exited 0. The ledger's own flock (connection.py), taken before DuckDB
+# opens the file and released after it has closed it, keeps that window shut.
+
+RECORD_ONE = """
+import os, socket, sys
+from datetime import datetime, timezone
+from ledgerflow.engine.events import ArtifactRef, ExecutionFinished, ExecutionStarted, SUCCEEDED
+from ledgerflow.engine.ids import new_id
+from ledgerflow.lineage import Ledger
+
+def record(home, seed):
+    now = datetime.now(timezone.utc)
+    ledger, eid = Ledger(home), new_id()
+    seed_ref = ArtifactRef(digest="blake3:" + f"{seed:064x}", kind="value", type="int", size=8, value=str(seed))
+    ledger.record(ExecutionStarted(execution_id=eid, workflow="probe:one", workflow_fingerprint="f",
+                                   params='{"seed": %d}' % seed, inputs=(("seed", seed_ref),), executor="local",
+                                   started_at=now, host=socket.gethostname(), pid=os.getpid()))
+    ledger.record(ExecutionFinished(execution_id=eid, status=SUCCEEDED, ended_at=datetime.now(timezone.utc)))
+    ledger.close()
+    return eid
+
+if __name__ == "__main__":
+    print("recording", flush=True)
+    print(record(sys.argv[1], int(sys.argv[2])), flush=True)
+"""
+
+
+def _recorder(tmp_path: Path) -> Path:
+    script = tmp_path / "record_one.py"
+    script.write_text(RECORD_ONE)
+    return script
+
+
+def _strace_can_delay() -> bool:
+    import shutil
+
+    if shutil.which("strace") is None:
+        return False
+    probe = subprocess.run(["strace", "-qq", "-e", "trace=none", "-e", "inject=fcntl:delay_enter=1", "true"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _strace_can_delay(), reason="needs strace with syscall delay injection (and ptrace)")
+def test_a_commit_made_while_another_writer_waits_for_the_lock_is_kept(tmp_path):
+    """Deterministic: writer B has read the headers and is held (by strace) just before DuckDB's
+    lock; writer A then commits and exits 0. Without the ledger's flock, A's execution was lost."""
+    home = tmp_path / "home"
+    script = _recorder(tmp_path)
+    env = _env(home)
+    subprocess.run([sys.executable, str(script), str(home), "0"], env=env, check=True, capture_output=True)
+    ledger_file = home / "ledger.duckdb"
+    # Every fcntl() on the ledger file waits 4 s before it runs: DuckDB's F_SETLK among them.
+    b = subprocess.Popen(["strace", "-qq", "-f", "-P", str(ledger_file), "-e", "trace=fcntl",
+                          "-e", "inject=fcntl:delay_enter=4000000",
+                          sys.executable, str(script), str(home), "2"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert b.stdout.readline().strip() == "recording"
+    time.sleep(1.5)  # B is now past its look at the headers, waiting to take DuckDB's lock
+    a = subprocess.run([sys.executable, str(script), str(home), "1"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    b_out, b_err = b.communicate(timeout=120)
+    assert a.returncode == 0, a.stderr[-2000:]
+    assert b.returncode == 0, b_err[-2000:]
+    recorded = {a.stdout.split()[-1], b_out.split()[-1]}
+    ledger = Ledger(home)
+    ids = {e.id for e in ledger.executions()}
+    assert recorded <= ids, f"lost: {sorted(recorded - ids)}"
+    assert len(ids) == 3
+    assert ledger.verify(store=False).ok
+
+
+HOLD_THE_LEDGER = """
+import sys, time
+from ledgerflow.lineage.connection import open_ledger
+with open_ledger(sys.argv[1]) as con:
+    con.execute("SELECT 1").fetchall()
+    print("holding", flush=True)
+    time.sleep(1.0)
+print("released", time.time(), flush=True)
+"""
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["writer", "reader"])
+def test_duckdb_never_opens_the_ledger_while_another_process_writes_it(tmp_path, monkeypatch, read_only):
+    """Every open (DuckDB's unlocked look at the headers included) waits until the process
+    holding the ledger for writing has closed it completely."""
+    import duckdb
+
+    from ledgerflow.lineage import connection
+
+    path = tmp_path / "home" / "ledger.duckdb"
+    with connection.open_ledger(path):
+        pass
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LEDGER, str(path)], env=_env(tmp_path / "home"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding", holder.stderr.read()
+    calls = []
+    real_connect = duckdb.connect
+
+    def connect(*args, **kwargs):
+        calls.append(time.time())
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(connection.duckdb, "connect", connect)
+    with connection.open_ledger(path, read_only=read_only) as con:
+        con.execute("SELECT count(*) FROM meta").fetchall()
+    out, err = holder.communicate(timeout=60)
+    released = float(out.split()[-1])
+    assert calls and calls[0] >= released, (calls, released)  # no attempt while the holder had it
+    assert len(calls) == 1  # and no retries of DuckDB's own lock: the flock did the waiting
+    assert connection.lock_path(path).exists()
+
+
 # -- 10,000 steps ------------------------------------------------------------------------
 
 
