@@ -109,6 +109,20 @@ class GraphRecorded:
 
 
 @attrs.frozen
+class TaskIdentified:
+    """What a task's results depended on in one execution, besides its inputs (`Task.identity`).
+
+    `fingerprint` (the steps' `task_fingerprint`) is the digest of `parts`, so the ledger keeps
+    each distinct identity once and `lineage why` can say what changed between two runs.
+    """
+
+    execution_id: str
+    task: str
+    fingerprint: str
+    parts: str
+
+
+@attrs.frozen
 class StepStarted:
     execution_id: str
     step: str
@@ -209,7 +223,7 @@ class NodeSeen:
     at: datetime
 
 
-Event = Union[ExecutionStarted, GraphRecorded, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
+Event = Union[ExecutionStarted, GraphRecorded, TaskIdentified, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
               ModelRegistered, AliasMoved, NodeSeen]
 
 

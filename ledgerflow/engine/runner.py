@@ -31,7 +31,7 @@ from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import ExecutionFailed, IntegrityError, ObjectNotFound, ParameterError
 from ledgerflow.store import Store, digest_bytes
 from ledgerflow.types import Handle, TypeMismatch, conform, type_name
-from ledgerflow.types.codec import decode, handles_inside
+from ledgerflow.types.codec import decode, handles_inside, value_digest
 
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 30.0
@@ -93,9 +93,10 @@ def bind_params(wf: Workflow, params: dict[str, Any] | None) -> dict[str, Any]:
     return bound
 
 
-def cache_key(task: Any, inputs: ev.Binding) -> str:
-    """Digest of the task fingerprint, its type signature and its inputs' digests."""
-    payload = json.dumps([task.fingerprint, task.type_signature, [[n, r.digest] for n, r in inputs]])
+def cache_key(identity: Any, inputs: ev.Binding) -> str:
+    """Digest of the task's identity (code, values it reads, cache_version, signature, engine)
+    and its inputs' digests."""
+    payload = json.dumps([identity.fingerprint, [[n, r.digest] for n, r in inputs]])
     return digest_bytes(payload.encode())
 
 
@@ -111,6 +112,8 @@ class _Run:
     use_cache: bool
     id: str
     home: str | None = None
+    recompute: frozenset = frozenset()  # steps (or tasks) to run even with a cached result
+    identities: dict = attrs.Factory(dict)  # task -> its TaskIdentity in this run
     nodes: dict[str, Node] = attrs.Factory(dict)
     values: dict[str, tuple[Any, ...]] = attrs.Factory(dict)  # step -> output values
     refs: dict[str, ev.Binding] = attrs.Factory(dict)  # step -> output artifacts
@@ -132,6 +135,24 @@ class _Run:
     nodes_seen: set[str] = attrs.Factory(set)  # remote nodes whose environment is recorded already
     errors: dict[str, BaseException] = attrs.Factory(dict)  # step -> the error that failed it for good
     failure: tuple[str, BaseException] | None = None
+
+    # -- what a task depends on ---------------------------------------------------------------
+    def identity(self, task: Any):
+        """The task's identity for this run, made once (the values it reads are read now) and
+        recorded once, so every step of the task in this run has the same key parts."""
+        found = self.identities.get(task)
+        if found is None:
+            found = self.identities[task] = task.identity()
+            self.recorder.record(ev.TaskIdentified(self.id, task.qualname, found.fingerprint, found.parts))
+            if found.unencodable and task.cache:
+                warnings.warn(f"task {task.qualname} is not cached in this run: it reads "
+                              f"{', '.join(found.unencodable)}, which has no canonical value to key the cache "
+                              "on; set cache_version= on the task to cache it anyway (and bump it when that "
+                              "value changes)", stacklevel=4)
+        return found
+
+    def fingerprint(self, task: Any) -> str:
+        return self.identity(task).fingerprint
 
     # -- resolving inputs -------------------------------------------------------------------
     def resolve(self, src: Source) -> tuple[Any, ev.ArtifactRef]:
@@ -260,9 +281,11 @@ class _Run:
         origins |= {name: self.origin(src) for name, src in guards}
         self.call_inputs[node.name], self.call_sources[node.name] = self.bind(node.inputs + guards, refs, origins)
         self.call_values[node.name] = tuple((name, value) for name, value, _ in inputs)
-        key = cache_key(node.task, bindings) if node.task.cache else None
+        identity = self.identity(node.task)
+        key = cache_key(identity, bindings) if node.task.cache and not identity.unencodable else None
         self.keys[node.name] = key
-        if key and self.use_cache and self.reuse(node, key):
+        forced = node.name in self.recompute or self.map_of.get(node.name) in self.recompute
+        if key and self.use_cache and not forced and self.reuse(node, key):
             self.done(node.name)
             return
         self.submit(node)
@@ -273,7 +296,7 @@ class _Run:
         why = f"condition{source} was {value!r}; this branch runs when it is {guard.expected}"
         self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SKIPPED, 0, {}, error=why)
         self.recorder.record(ev.StepFinished(
-            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=0, status=ev.SKIPPED, started_at=stamp, ended_at=stamp, resources=node.task.resources_json,
             condition=why, map_index=node.map_index))
         self.done(node.name)
@@ -347,7 +370,7 @@ class _Run:
         sources = tuple((f"[{i}]", ev.Origin(self.id, e, "return", ev.FROM_STEP))
                         for i, e in enumerate(elements) if e in self.refs)
         self.recorder.record(ev.StepFinished(
-            execution_id=self.id, step=parent, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            execution_id=self.id, step=parent, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=1, status=ev.SUCCEEDED, started_at=self.started[parent], ended_at=now(), inputs=consumed,
             outputs=nested_outputs(self.refs[parent]), resources=node.task.resources_json, sources=sources,
             condition=f"map over {', '.join(node.mapped)}: {len(elements) - len(failures)}/{len(elements)} succeeded"))
@@ -360,7 +383,7 @@ class _Run:
         self.results[node.name] = StepResult(node.name, node.task.qualname, ev.FAILED, 1, {}, error=line)
         stamp = now()
         self.recorder.record(ev.StepFinished(
-            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=1, status=ev.FAILED, started_at=self.started.get(node.name, stamp), ended_at=stamp,
             resources=node.task.resources_json, error=line))
         if self.failure is None:
@@ -371,7 +394,7 @@ class _Run:
         self.attempts[node.name] = attempt
         self.started[node.name] = now()
         self.recorder.record(ev.StepStarted(
-            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=attempt, started_at=self.started[node.name], cache_key=self.keys[node.name],
             resources=node.task.resources_json, map_index=node.map_index))
         call = StepCall(execution_id=self.id, step=node.name, task=node.task, inputs=self.call_values[node.name],
@@ -393,6 +416,12 @@ class _Run:
                     raise ObjectNotFound(ref.digest, self.store.url)
             produced = dict(entry.outputs)
             outputs = tuple((name, produced[name]) for name, _ in node.task.outputs)
+            for name, ref in outputs:
+                # A plain value is served from the ledger's row: checked against its digest first,
+                # as store objects are on read, so an edited row is a miss, never a wrong answer.
+                if ref.kind == "value" and (ref.value is None or value_digest(ref.value) != ref.digest):
+                    raise IntegrityError(f"the recorded value of {entry.step_ref} output {name!r} does not "
+                                         f"hash to its digest {ref.digest}", location=f"ledger artifacts row {ref.digest}")
             values = self.with_origins(node.name, tuple(decode(ref.value, tp) for (_, ref), (_, tp)
                                                         in zip(outputs, node.task.outputs)))
         except (ObjectNotFound, IntegrityError, TypeError, ValueError, KeyError) as e:
@@ -410,7 +439,7 @@ class _Run:
             self.recorder.record(ev.MetricLogged(self.id, node.name, name, value, stamp, index,
                                                  reused_from=entry.step_ref))
         self.recorder.record(ev.StepFinished(
-            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=0, status=ev.CACHED, started_at=stamp, ended_at=stamp, inputs=self.call_inputs[node.name],
             outputs=nested_outputs(outputs), cache_key=key, cached_from=entry.step_ref,
             resources=node.task.resources_json, map_index=node.map_index, sources=self.call_sources[node.name]))
@@ -433,7 +462,7 @@ class _Run:
             self.recorder.record(ev.MetricLogged(self.id, node.name, m.name, m.value, m.at, m.index))
         error_line = None if outcome.error is None else f"{type(outcome.error).__name__}: {outcome.error}"
         self.recorder.record(ev.StepFinished(
-            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=outcome.attempt, status=outcome.status, started_at=outcome.started_at, ended_at=outcome.ended_at,
             inputs=self.call_inputs[node.name], outputs=nested_outputs(outputs), cache_key=self.keys[node.name],
             resources=node.task.resources_json, node=outcome.node, error=error_line, traceback=outcome.traceback,
@@ -468,7 +497,7 @@ class _Run:
             if name not in self.results and name not in self.map_elements:
                 node = self.nodes[name]
                 self.recorder.record(ev.StepFinished(
-                    execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+                    execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
                     attempt=self.attempts[name], status=ev.CANCELLED, started_at=started, ended_at=stamp,
                     inputs=self.call_inputs[name], cache_key=self.keys[name], resources=node.task.resources_json,
                     error="cancelled: the execution was interrupted", map_index=node.map_index,
@@ -496,7 +525,7 @@ class _Run:
             stamp = now()
             self.results[name] = StepResult(name, node.task.qualname, ev.SKIPPED, 0, {}, error=why)
             self.recorder.record(ev.StepFinished(
-                execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=node.task.fingerprint,
+                execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
                 attempt=0, status=ev.SKIPPED, started_at=stamp, ended_at=stamp, resources=node.task.resources_json,
                 condition=why, map_index=node.map_index, blocked_by=cause))
 
@@ -567,16 +596,26 @@ def who() -> str:
 
 def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Executor, recorder: ev.Recorder,
             store: Store, cache: bool = True, replay_of: str | None = None, code_digest: str | None = None,
-            environment: str | None = None, home: str | None = None) -> Execution:
-    """Run wf's graph on executor, reporting to recorder; raise ExecutionFailed if a step fails."""
+            environment: str | None = None, home: str | None = None, recompute=()) -> Execution:
+    """Run wf's graph on executor, reporting to recorder; raise ExecutionFailed if a step fails.
+
+    `recompute`: names of steps to run even where a cached result exists (a map step's name
+    covers its elements).
+    """
     if not isinstance(wf, Workflow):
         raise TypeError(f"run() takes a @workflow, not {wf!r}")
     bound = bind_params(wf, params)
+    recompute = frozenset([recompute] if isinstance(recompute, str) else recompute or ())
+    steps = {n.name for n in wf.graph.nodes}
+    unknown = sorted(recompute - steps)
+    if unknown:
+        raise ParameterError(f"recompute: workflow {wf.name!r} has no step {unknown[0]!r}; its steps are: "
+                             + ", ".join(sorted(steps)))
     check = getattr(executor, "check", None)
     if check is not None:
         check(wf.graph.nodes, store)  # a step asking for more GPUs than the cluster has: fail now, not hang
     run = _Run(wf=wf, params=bound, executor=executor, recorder=recorder, store=store, use_cache=cache, id=new_id(),
-               home=home)
+               home=home, recompute=recompute)
     run.input_refs = {p.name: artifact_ref(bound[p.name], p.type) for p in wf.params}
     started = now()
     recorder.record(ev.ExecutionStarted(

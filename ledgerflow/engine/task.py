@@ -5,10 +5,14 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import json
 import sys
 import typing
 from typing import Any, Callable
 
+import attrs
+
+from ledgerflow.engine.dependencies import CACHE_FORMAT, analyse
 from ledgerflow.engine.fingerprint import code_fingerprint
 from ledgerflow.engine.graph import FromStep, Node, Param
 from ledgerflow.engine.resources import Resources
@@ -25,6 +29,18 @@ def output_slots(tp: Any) -> tuple[tuple[str, Any], ...]:
     if typing.get_origin(tp) is tuple and args and args[-1] is not Ellipsis:
         return tuple((f"return[{i}]", a) for i, a in enumerate(args))
     return (("return", tp),)
+
+
+@attrs.frozen
+class TaskIdentity:
+    """A task's identity for one run: `fingerprint` is the digest of `parts` (canonical JSON:
+    code digests by qualified name, values read, cache_version, signature, engine), which
+    the ledger keeps so `lineage why` can say what changed. `unencodable` names values read
+    that have no canonical encoding: with them, the task is not cached (unless cache_version)."""
+
+    fingerprint: str
+    parts: str
+    unencodable: tuple = ()
 
 
 class Task:
@@ -71,6 +87,27 @@ class Task:
     def fingerprint(self) -> str:
         """Digest of the normalised code (and user helpers it calls) and `cache_version`."""
         return digest_bytes(f"{code_fingerprint(self.fn)}\0{self.cache_version}".encode())
+
+    def identity(self) -> "TaskIdentity":
+        """What the task's result depends on besides its inputs, now: its code and the user code
+        it reaches, the values of the globals, closure variables and defaults that code reads,
+        `cache_version`, the type signature and the engine's cache format.
+
+        The code is analysed once per function; the values are read at each call, so a run
+        after `FACTOR = 5` gets another identity than one before it.
+        """
+        deps = analyse(self.fn)
+        values = deps.values()
+        unencodable = tuple(name for name, text in values if text is None)
+        parts = {
+            "code": dict(deps.code),
+            "reads": {name: text for name, text in values if text is not None},
+            "cache_version": self.cache_version,
+            "signature": self.type_signature,
+            "engine": CACHE_FORMAT,
+        }
+        text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+        return TaskIdentity(digest_bytes(text.encode()), text, unencodable if not self.cache_version else ())
 
     @functools.cached_property
     def type_signature(self) -> str:

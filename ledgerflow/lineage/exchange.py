@@ -14,7 +14,7 @@ refused. What is skipped, table by table (generic over `schema.CHAINED_TABLES`):
 - rows of an execution the target already has (any table with `execution_id` except
   `model_versions`, where it only says where a model came from): one execution is
   imported whole or not at all, so importing the same export twice adds nothing;
-- `artifacts` and `graph_specs` rows of digests the target already has (content, kept once);
+- `artifacts`, `graph_specs` and `task_identities` rows of digests the target already has (content, kept once);
 - `model_versions`: versions are numbered per name by the ledger, so an imported version
   gets the target's next number for its name, unless the target has that model (name and
   digest) already, whose number it then takes; `alias_log` rows follow the renumbering,
@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from ledgerflow.errors import ExchangeError, IntegrityError
 from ledgerflow.lineage import chain, writer
 from ledgerflow.lineage.connection import open_ledger
-from ledgerflow.lineage.schema import ARTIFACTS, CHAINED_TABLES, GRAPH_SPECS, SCHEMA_VERSION, TABLES_BY_NAME, ensure_schema
+from ledgerflow.lineage.schema import ARTIFACTS, CHAINED_TABLES, GRAPH_SPECS, TASK_IDENTITIES, SCHEMA_VERSION, TABLES_BY_NAME, ensure_schema
 
 MANIFEST = "manifest.json"
 FORMAT = "ledgerflow-ledger-export/1"
@@ -240,7 +240,7 @@ def _select(con, tables: dict) -> tuple:
         elif "execution_id" in t.column_names:
             keep = pc.invert(pc.is_in(data.column("execution_id"), pa.array(sorted(target_execs), pa.string())))
             keep = pc.fill_null(keep, True)
-        elif t in (ARTIFACTS, GRAPH_SPECS):  # content by digest: kept once
+        elif t in (ARTIFACTS, GRAPH_SPECS, TASK_IDENTITIES):  # content by digest: kept once
             keep = pc.invert(pc.is_in(data.column("digest"), pa.array(sorted(_column(con, t.name, "digest")),
                                                                         pa.string())))
         else:

@@ -25,12 +25,13 @@ from ledgerflow.types.codec import decode
 
 def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: Any = "local",
         cache: bool = True, home: str | os.PathLike | None = None, recorder: Recorder | None = None,
-        progress: bool | None = None, replay_of: str | None = None) -> Execution:
+        progress: bool | None = None, replay_of: str | None = None, recompute=()) -> Execution:
     """Run a workflow and record it in the ledger of `home` (default: $LEDGERFLOW_HOME or ./.ledgerflow).
 
     `executor` is "local" (in this process), "ray", or an executor instance. `cache=False`
     runs every step even where a cached result exists. `progress` shows a live line on a
     terminal (None: only when stderr is one); log lines go to the `ledgerflow` logger either way.
+    `recompute={"train"}` runs the named steps even where a cached result exists.
     Raises ExecutionFailed (with `.execution`) when a step fails for good.
 
     >>> ex = run(pipeline, params={"n": 10})          # doctest: +SKIP
@@ -49,7 +50,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
             recorders = (ledger, display) if emitter is None else (ledger, emitter, display)
             return execute(workflow, params, executor=runner, recorder=Tee(recorders), store=store,
                            cache=cache, code_digest=code.digest, environment=environment.capture_json(),
-                           replay_of=replay_of, home=str(where.path))
+                           replay_of=replay_of, home=str(where.path), recompute=recompute)
     finally:
         runner.close()
         display.close()

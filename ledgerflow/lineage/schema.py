@@ -250,6 +250,21 @@ GRAPH_SPECS = ChainedTable(
     ),
 )
 
+# Version 4 too: what each task's results depended on besides its inputs (code digests by
+# qualified name, the values of the globals it reads, cache_version, ...), by digest: a step's
+# task_fingerprint is the digest of its row here, kept once for all the runs that share it.
+TASK_IDENTITIES = ChainedTable(
+    "task_identities",
+    (
+        _c("seq", "BIGINT"),
+        _c("digest", "VARCHAR"),
+        _c("dkey", "BIGINT"),
+        _c("task", "VARCHAR"),
+        _c("parts", "VARCHAR"),
+        _c("first_execution_id", "VARCHAR"),
+    ),
+)
+
 GRAPH_LOG = ChainedTable(
     "graph_log",
     (
@@ -262,7 +277,7 @@ GRAPH_LOG = ChainedTable(
 )
 
 CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG,
-                  NODE_LOG, GRAPH_SPECS, GRAPH_LOG)
+                  NODE_LOG, GRAPH_SPECS, GRAPH_LOG, TASK_IDENTITIES)
 TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
 
 
@@ -383,12 +398,13 @@ def _migrate_2_to_3(con) -> None:
         con.execute(_table_ddl(t)).fetchall()
 
 
-V4_TABLES = (GRAPH_SPECS, GRAPH_LOG)
+V4_TABLES = (GRAPH_SPECS, GRAPH_LOG, TASK_IDENTITIES)
 
 
 # Graph specs are wide rows: fetched by key through an index, never by a scan, which would
 # decompress every spec in the row group. graph_log by execution, for `show` of one run.
 INDEXES_V4 = ("CREATE INDEX IF NOT EXISTS graph_specs_dkey ON graph_specs(dkey)",
+              "CREATE INDEX IF NOT EXISTS task_identities_dkey ON task_identities(dkey)",
               "CREATE INDEX IF NOT EXISTS graph_log_execution ON graph_log(execution_id)")
 
 

@@ -23,6 +23,7 @@ from ledgerflow.engine.events import (
     ExecutionFinished,
     ExecutionStarted,
     GraphRecorded,
+    TaskIdentified,
     MetricLogged,
     ModelRegistered,
     NodeSeen,
@@ -38,6 +39,7 @@ from ledgerflow.lineage.schema import (
     EXECUTION_LOG,
     GRAPH_LOG,
     GRAPH_SPECS,
+    TASK_IDENTITIES,
     METRICS,
     NODE_LOG,
     OUTPUTS_STEP,
@@ -106,7 +108,7 @@ class _Batch:
         self.next_seq = first_seq
         self.rows = {t.name: [] for t in CHAINED_TABLES}  # tuples in column order
         self.known = known_digests
-        self.specs: set = set()  # graph spec digests the ledger holds (or this batch adds)
+        self.specs: set = set()  # digests of graph specs and task identities the ledger holds (or this batch adds)
         self._keys: dict = {}
 
     def add(self, table, **values) -> None:
@@ -237,7 +239,7 @@ def write(con, events: list, ledger_path) -> int:
         _check_schema(con)
         head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
         batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
-        batch.specs = _known_specs(con, events)
+        batch.specs = _known_content(con, events)
         batch.registry = registry.RegistryState(con)  # numbers model versions; queries only if needed
         starting = {ev.execution_id for ev, _ in events if isinstance(ev, ExecutionStarted)}
         if starting:
@@ -371,13 +373,26 @@ def digest_text(text: str) -> str:
     return "blake3:" + blake3(text.encode()).hexdigest()
 
 
-def _known_specs(con, events) -> set:
-    """Digests of the graph specs of this batch the ledger holds already (asked only when there are some)."""
-    digests = [digest_text(ev.spec) for ev, _ in events if isinstance(ev, GraphRecorded)]
-    if not digests:
-        return set()
-    found = lookup_by_key(con, "graph_specs", "dkey", [key64(d) for d in digests], "digest")
-    return set() if found is None else set(found.column("digest").to_pylist()) & set(digests)
+def _task_identified(batch: _Batch, ev: TaskIdentified, start) -> None:
+    if ev.fingerprint not in batch.specs:
+        batch.specs.add(ev.fingerprint)
+        batch.add(TASK_IDENTITIES, digest=ev.fingerprint, dkey=batch.key(ev.fingerprint), task=ev.task,
+                  parts=ev.parts, first_execution_id=ev.execution_id)
+
+
+def _known_content(con, events) -> set:
+    """Digests of this batch's graph specs and task identities that the ledger holds already
+    (content kept once by digest; asked only when the batch has some)."""
+    out: set = set()
+    for table, digests in (
+        ("graph_specs", [digest_text(ev.spec) for ev, _ in events if isinstance(ev, GraphRecorded)]),
+        ("task_identities", [ev.fingerprint for ev, _ in events if isinstance(ev, TaskIdentified)]),
+    ):
+        if digests:
+            found = lookup_by_key(con, table, "dkey", [key64(d) for d in digests], "digest")
+            if found is not None:
+                out |= set(found.column("digest").to_pylist()) & set(digests)
+    return out
 
 
 def _execution_finished(batch: _Batch, ev: ExecutionFinished, start) -> None:
@@ -401,6 +416,7 @@ def _retention_event(batch: _Batch, ev, start) -> None:
 ROWS = {
     ExecutionStarted: _execution_started,
     GraphRecorded: _graph_recorded,
+    TaskIdentified: _task_identified,
     StepStarted: _step_started,
     StepFinished: _step_finished,
     MetricLogged: _metric_logged,
