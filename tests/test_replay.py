@@ -157,3 +157,83 @@ def test_a_workflow_typed_at_a_prompt_runs_caches_and_says_why_it_cannot_replay(
     first, second = out.stdout.strip().splitlines()
     assert first == "3 cached"
     assert "could not replay" in second and "interactive session or a notebook" in second
+
+
+HELPER_V1 = '''
+FACTOR = 2
+
+def compute(x):
+    return x * FACTOR
+'''
+
+USES_HELPER = '''
+import helper_{tag} as helper
+from pkg_{tag}.sub import offset
+from ledgerflow import task, workflow
+
+@task
+def scale(x: int) -> int:
+    return helper.compute(x) + helper.FACTOR + offset(x)
+
+@workflow
+def flow(x: int = 5) -> int:
+    return scale(x=x)
+'''
+
+
+def test_replay_of_helper_modules_imports_only_the_snapshot(home, tmp_path, monkeypatch):
+    """Helpers imported as `import helper` (and a package's sub-module) are snapshotted with the
+    workflow; after they change on disk, replay is identical and never imports today's files,
+    even with their folder first on sys.path and today's modules already imported."""
+    import importlib
+    import sys
+
+    tag = uuid.uuid4().hex[:8]
+    code = tmp_path / "code"
+    (code / f"pkg_{tag}").mkdir(parents=True)
+    (code / f"helper_{tag}.py").write_text(HELPER_V1)
+    (code / f"pkg_{tag}" / "__init__.py").write_text("")
+    (code / f"pkg_{tag}" / "sub.py").write_text("def offset(x):\n    return 100\n")
+    (code / f"flow_{tag}.py").write_text(USES_HELPER.format(tag=tag))
+    monkeypatch.syspath_prepend(str(code))
+    mod = importlib.import_module(f"flow_{tag}")
+    ex = run(mod.flow)
+    assert ex.outputs == 5 * 2 + 2 + 100
+    # Today's files differ, and today's modules are in memory (the cache key saw it too).
+    (code / f"helper_{tag}.py").write_text(HELPER_V1.replace("FACTOR = 2", "FACTOR = 7"))
+    (code / f"pkg_{tag}" / "sub.py").write_text("def offset(x):\n    return -1\n")
+    for name in [f"helper_{tag}", f"pkg_{tag}.sub", f"pkg_{tag}", f"flow_{tag}"]:
+        sys.modules.pop(name, None)
+    today = importlib.import_module(f"flow_{tag}")
+    assert run(today.flow).outputs == 5 * 7 + 7 - 1
+    r = replay(ex.id)
+    assert r.identical, r.summary()
+    assert sys.modules[f"helper_{tag}"].FACTOR == 7  # the process's own modules are back afterwards
+
+
+def test_replay_refuses_a_user_module_missing_from_the_snapshot(home, tmp_path, monkeypatch):
+    """A module of the user's that the snapshot lacks is an error naming it, never today's file."""
+    import importlib
+
+    from ledgerflow.engine import snapshot
+
+    tag = uuid.uuid4().hex[:8]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / f"helper_{tag}.py").write_text(HELPER_V1)
+    (code / f"lazy_{tag}.py").write_text(
+        "from ledgerflow import task, workflow\n"
+        "@task\n"
+        "def late(x: int) -> int:\n"
+        f"    mod = __import__('helper_{tag}')  # imported by name at run time: no analysis sees it\n"
+        "    return mod.compute(x)\n"
+        "@workflow\n"
+        "def flow(x: int = 3) -> int:\n"
+        "    return late(x=x)\n")
+    monkeypatch.syspath_prepend(str(code))
+    mod = importlib.import_module(f"lazy_{tag}")
+    ex = run(mod.flow)
+    store = Store.open(home / "store")
+    with snapshot.loaded(store, Ledger(home).execution(ex.id).code_digest) as wf:
+        with pytest.raises(ModuleNotFoundError, match=f"helper_{tag}.*not in the code snapshot"):
+            wf.graph.nodes[0].task.fn(3)

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from ledgerflow.engine.fingerprint import normalized_source
+from ledgerflow.engine.fingerprint import is_user_code, is_user_file, normalized_source
 from ledgerflow.store import digest_bytes
 
 # Bumped when what the key covers changes, so keys made by an older engine never match.
@@ -140,19 +140,8 @@ def _source_digest(obj: Any) -> str:
 def _is_user(obj: Any) -> bool:
     if isinstance(obj, types.ModuleType):
         path = getattr(obj, "__file__", None)
-        return bool(path) and Path(path).is_file() and _user_path(path)
-    try:
-        path = inspect.getsourcefile(obj)
-    except TypeError:
-        return False
-    return bool(path) and Path(path).is_file() and _user_path(path)
-
-
-def _user_path(path: str) -> bool:
-    from ledgerflow.engine.fingerprint import _NOT_USER
-
-    resolved = str(Path(path).resolve())
-    return not resolved.startswith(_NOT_USER) and "site-packages" not in resolved
+        return bool(path) and is_user_file(path)
+    return is_user_code(obj)
 
 
 def _unwrap(obj: Any) -> Any:
@@ -181,7 +170,7 @@ def analyse(fn: types.FunctionType) -> Dependencies:
 
     def note_module(module: types.ModuleType | None) -> None:
         path = getattr(module, "__file__", None)
-        if module is not None and path and Path(path).is_file() and _user_path(path):
+        if module is not None and path and is_user_file(path):
             modules[module.__name__ if module.__name__ != "__main__" else _main_name(module)] = Path(path)
 
     def consider(value: Any, read: Read | None, through: set) -> None:

@@ -30,7 +30,12 @@ def is_user_code(fn: object) -> bool:
         path = inspect.getsourcefile(fn)  # type: ignore[arg-type]
     except TypeError:
         return False
-    if not path or not Path(path).is_file():  # '<stdin>', '<string>': typed, not stored
+    return bool(path) and is_user_file(path)
+
+
+def is_user_file(path: str) -> bool:
+    """Whether a source file is the user's (not stdlib, site-packages, Ledgerflow; not '<stdin>')."""
+    if not Path(path).is_file():
         return False
     resolved = str(Path(path).resolve())
     return not resolved.startswith(_NOT_USER) and "site-packages" not in resolved

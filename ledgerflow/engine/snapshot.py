@@ -7,6 +7,8 @@ execution can be replayed after its code has changed.
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import json
 import shutil
 import sys
@@ -15,9 +17,9 @@ from pathlib import Path
 
 import attrs
 
-from ledgerflow.engine.fingerprint import is_user_code, referenced_user_functions
+from ledgerflow.engine.dependencies import analyse
+from ledgerflow.engine.fingerprint import is_user_code, is_user_file
 from ledgerflow.engine.loading import LoadError, workflow_in
-from ledgerflow.engine.signature import module_name
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import IntegrityError, ObjectNotFound
 from ledgerflow.store import Store
@@ -26,19 +28,12 @@ MANIFEST = "ledgerflow-snapshot.json"
 
 
 def _modules(wf: Workflow) -> dict[str, Path]:
-    functions = [wf.fn] + [n.task.fn for n in wf.graph.nodes]
-    seen: set[int] = set()
+    """The user's modules the workflow's code depends on: the same analysis that makes the cache
+    keys (engine/dependencies.py), so `import helper; helper.f()` is snapshotted as well as keyed."""
     found: dict[str, Path] = {}
-    while functions:
-        fn = functions.pop()
-        if id(fn) in seen or not is_user_code(fn):
-            continue
-        seen.add(id(fn))
-        module = sys.modules.get(fn.__module__)
-        source = getattr(module, "__file__", None)
-        if source and Path(source).is_file():  # not '<stdin>', a notebook cell, or a zip
-            found[module_name(module)] = Path(source)
-        functions.extend(referenced_user_functions(fn))
+    for fn in [wf.fn] + [n.task.fn for n in wf.graph.nodes]:
+        if is_user_code(fn):
+            found.update(analyse(fn).modules)
     return found
 
 
@@ -95,7 +90,13 @@ def loaded(store: Store, digest: str):
         except (OSError, ValueError) as e:
             raise LoadError(f"snapshot {digest} has no readable {MANIFEST}: {e}") from e
         names = list(meta["modules"])
-        saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+        # Every user module is set aside while the snapshot is imported, not only those it
+        # holds: one it lacks must fail to import, never come from today's files or from this
+        # process's memory (whatever sys.path, PYTHONPATH or `python -m` say).
+        saved = {name: sys.modules.pop(name) for name in list(sys.modules)
+                 if name in names or _is_user_module(sys.modules.get(name))}
+        guard = _SnapshotOnly(root, digest)
+        sys.meta_path.insert(0, guard)
         sys.path.insert(0, str(root))
         try:
             module_part, _, qualname = meta["workflow"].partition(":")
@@ -113,6 +114,36 @@ def loaded(store: Store, digest: str):
             yield workflow_in(module, qualname, meta["workflow"])
         finally:
             sys.path.remove(str(root))
-            for name in names:
+            sys.meta_path.remove(guard)
+            for name in [n for n, m in list(sys.modules.items()) if n in names or _is_user_module(m, root)]:
                 sys.modules.pop(name, None)
             sys.modules.update(saved)
+
+
+def _is_user_module(module, root: Path | None = None) -> bool:
+    """A module imported from one of the user's files (or, with `root`, from the snapshot there)."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    if root is not None and Path(path).resolve().is_relative_to(root.resolve()):
+        return True
+    return is_user_file(path)
+
+
+class _SnapshotOnly(importlib.abc.MetaPathFinder):
+    """While a replay imports its code: a user module the snapshot lacks is an error naming it."""
+
+    def __init__(self, root: Path, digest: str):
+        self.root, self.digest = root.resolve(), digest
+
+    def find_spec(self, name, path=None, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        origin = getattr(spec, "origin", None)
+        if not origin or origin in ("built-in", "frozen") or Path(origin).resolve().is_relative_to(self.root):
+            return None  # the snapshot's own, the standard library or a package: the usual finders
+        if is_user_file(origin):
+            raise ModuleNotFoundError(
+                f"replay imports only the recorded code: module {name!r} is not in the code snapshot "
+                f"{self.digest} (today's {origin} is not used); it was not found to be needed when the "
+                "execution was recorded", name=name)
+        return None
