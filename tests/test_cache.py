@@ -166,3 +166,144 @@ def test_resume_after_kill_9(home, tmp_path):
     assert [again.steps[n].status for n in ("one", "two", "three", "four")] == ["cached", "cached", "succeeded",
                                                                                 "succeeded"]
     assert ledger.verify().ok
+
+
+KEYED = '''
+import {helper} as extra
+from ledgerflow import task, workflow
+
+FACTOR = 2
+UNRELATED = "not read"
+
+def helper(x, bonus=1):
+    return x * SCALE + bonus
+
+SCALE = 10
+
+def unused():
+    return 42
+
+class Rounder:
+    def round(self, x):
+        return x // 1
+
+def make(k):
+    @task(cache=True)
+    def closing(x: int) -> int:
+        return x * k
+    return closing
+
+closing = make(3)
+
+@task(cache=True)
+def step(x: int) -> int:
+    return helper(x) * FACTOR + extra.compute(x) + extra.CONST + Rounder().round(x)
+'''
+
+EXTRA = '''
+CONST = 5
+
+def compute(x):
+    return x + 1
+'''
+
+
+def identity_of(tmp_path, source, extra=EXTRA, task="step"):
+    # The helper module keeps its name across the two versions (a renamed module is other code).
+    name = f"extra_{tmp_path.name[-20:].replace('-', '_').replace('[', '_').replace(']', '_')}"
+    (tmp_path / f"{name}.py").write_text(extra)
+    sys.modules.pop(name, None)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return getattr(load(tmp_path, source.replace("{helper}", name)), task).identity()
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+@pytest.mark.parametrize("edit,extra_edit,changes", [
+    (lambda s: s.replace("FACTOR = 2", "FACTOR = 5"), None, True),  # a global the task reads
+    (lambda s: s.replace("SCALE = 10", "SCALE = 11"), None, True),  # a global a helper reads
+    (lambda s: s.replace("bonus=1", "bonus=2"), None, True),  # a default argument
+    (lambda s: s.replace("return x // 1", "return x // 2"), None, True),  # a method of a user class
+    (None, lambda s: s.replace("return x + 1", "return x + 2"), True),  # import m; m.f()
+    (None, lambda s: s.replace("CONST = 5", "CONST = 6"), True),  # m.CONST
+    (lambda s: s.replace('UNRELATED = "not read"', 'UNRELATED = "changed"'), None, False),  # not read
+    (lambda s: s.replace("return 42", "return 43"), None, False),  # a helper that is not called
+    (lambda s: s.replace("FACTOR = 2", "FACTOR = 2  # a comment"), None, False),
+    (None, lambda s: s.replace("CONST = 5", "CONST = 5\nOTHER = 1"), False),  # the module's unread global
+])
+def test_the_key_covers_what_the_code_reads(tmp_path, edit, extra_edit, changes):
+    before = identity_of(tmp_path, KEYED)
+    after = identity_of(tmp_path, edit(KEYED) if edit else KEYED, extra_edit(EXTRA) if extra_edit else EXTRA)
+    assert (before.fingerprint != after.fingerprint) is changes, (before.parts, after.parts)
+
+
+def test_a_closure_variable_is_part_of_the_key(tmp_path):
+    a = identity_of(tmp_path, KEYED, task="closing")
+    b = identity_of(tmp_path, KEYED.replace("closing = make(3)", "closing = make(4)"), task="closing")
+    assert a.fingerprint != b.fingerprint and '"4"' in b.parts
+
+
+FLYTE = '''
+from ledgerflow import task, workflow
+
+FACTOR = 2
+
+@task(cache=True)
+def times(x: int) -> int:
+    return x * FACTOR
+
+@workflow
+def wf(x: int = 10) -> int:
+    return times(x=x)
+'''
+
+
+def test_changing_a_global_the_task_reads_is_a_miss_not_a_stale_answer(home, tmp_path):
+    """Flyte's cache example: FACTOR 2 -> 5 must give 50, not the cached 20 (in the same process too)."""
+    mod = load(tmp_path, FLYTE)
+    assert run(mod.wf).outputs == 20
+    assert run(mod.wf).steps["times"].status == "cached"
+    mod.FACTOR = 5  # as a notebook cell would
+    again = run(mod.wf)
+    assert again.outputs == 50 and again.steps["times"].status == "succeeded"
+    mod.FACTOR = 2
+    assert run(mod.wf).steps["times"].status == "cached"  # back to the first value: a hit again
+
+
+def test_an_edited_cached_value_is_a_miss_never_a_wrong_answer(home, tmp_path):
+    """A ledger row whose value was edited no longer hashes to its digest: the cache says so
+    and runs the step, instead of serving the edited answer (verify-on-read for values)."""
+    import duckdb
+
+    mod = load(tmp_path, FLYTE)
+    first = run(mod.wf)
+    digest = Ledger(home).execution(first.id).steps[0].outputs[0].artifact.digest
+    con = duckdb.connect(str(home / "ledger.duckdb"))
+    con.execute("UPDATE artifacts SET value = '999' WHERE digest = ?", [digest])  # an attacker's edit
+    con.close()
+    with pytest.warns(UserWarning, match="does not hash to its digest"):
+        again = run(load(tmp_path, FLYTE).wf)
+    assert again.outputs == 20 and again.steps["times"].status == "succeeded"
+
+
+def test_a_value_with_no_canonical_encoding_makes_the_task_uncached_saying_why(home, tmp_path):
+    mod = load(tmp_path, FLYTE.replace("FACTOR = 2", "import threading\nFACTOR = 2\nCLIENT = object()")
+               .replace("return x * FACTOR", "return x * FACTOR if CLIENT else 0"))
+    with pytest.warns(UserWarning, match="reads CLIENT, which has no canonical value"):
+        run(mod.wf)
+    with pytest.warns(UserWarning, match="CLIENT"):
+        assert run(mod.wf).steps["times"].status == "succeeded"
+    pinned = load(tmp_path, FLYTE.replace("FACTOR = 2", "FACTOR = 2\nCLIENT = object()")
+                  .replace("@task(cache=True)", "@task(cache=True, cache_version='client-v1')")
+                  .replace("return x * FACTOR", "return x * FACTOR if CLIENT else 0"))
+    run(pinned.wf)
+    assert run(pinned.wf).steps["times"].status == "cached"  # cache_version covers what has no encoding
+
+
+def test_recompute_runs_a_cached_step_again(home, tmp_path):
+    mod = load(tmp_path, FLYTE)
+    run(mod.wf)
+    assert run(mod.wf, recompute={"times"}).steps["times"].status == "succeeded"
+    with pytest.raises(Exception, match="has no step 'nope'; its steps are: times"):
+        run(mod.wf, recompute={"nope"})
