@@ -407,6 +407,27 @@ class Ledger:
         with self._reader() as con:
             return walk.walk(con, refs.resolve(con, ref), direction, depth, same_content)
 
+    def why(self, ref: str):
+        """Why a step ran, or which earlier step it reused: a StepWhy (see `ledgerflow.lineage.why`).
+
+        `ref`: "EXECUTION_ID:step" (an id prefix allowed), "latest:step", or a step name (of the
+        latest execution that has it). For a step that ran, the parts of its cache key that differ
+        from the most recent earlier run of its task, a changed function with a diff of its source::
+
+            ledger.why("train").reason        # 're-ran: FACTOR: 2 -> 5 (since 01JD...:train)'
+        """
+        from ledgerflow.lineage import why
+
+        with self._reader() as con:
+            execution_id, step = why.resolve_step(con, ref)
+            try:
+                from ledgerflow.store import Store
+
+                store = Store.open(self.home.store_url)
+            except Exception:  # noqa: BLE001 - without a store, `why` still answers, without diffs
+                store = None
+            return why.explain(con, store, execution_id, step)
+
     def sql(self, query: str, params: list | None = None) -> pa.Table:
         """Run a read-only query; returns a pyarrow Table (`.to_pylist()` for dicts).
 

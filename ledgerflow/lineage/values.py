@@ -443,3 +443,64 @@ class GcReport(_Json):
     removed: tuple  # of CollectedObject, in digest order
     bytes_removed: int
     young_orphans: int  # orphans left alone because they are younger than orphan_min_age_s
+
+
+@attrs.frozen
+class KeyChange(_Json):
+    """One part of a step's cache key that differs from the earlier run it is compared with.
+
+    `part`: "code" (a function's or class's normalised source; `diff` is a unified diff of it
+    between the two runs' code snapshots, or `note` says why there is none), "read" (a global,
+    closure variable or default value the code reads, as canonical JSON), "input" (an input's
+    digest; `before_value`/`after_value` hold plain values), "cache_version", "signature",
+    "engine". `before`/`after` is None where the part was absent on that side.
+    """
+
+    part: str
+    name: str
+    before: str | None
+    after: str | None
+    before_value: str | None = None
+    after_value: str | None = None
+    diff: str | None = None
+    note: str | None = None
+
+    def text(self) -> str:
+        """One line, as a person reads it: `FACTOR: 2 -> 5`, `input data: 0.99 -> 0.98`."""
+        def side(digest, value):
+            if digest is None:
+                return "(none)"
+            return value if value is not None and len(value) <= 40 else digest
+        if self.part == "code":
+            what = "changed" if self.before and self.after else "added" if self.after else "no longer used"
+            return f"code of {self.name} {what}"
+        if self.part == "input":
+            return f"input {self.name}: {side(self.before, self.before_value)} -> {side(self.after, self.after_value)}"
+        label = self.name if self.part == "read" else self.part
+        return f"{label}: {'(not read)' if self.before is None else self.before} -> " \
+               f"{'(not read)' if self.after is None else self.after}"
+
+
+@attrs.frozen
+class StepWhy(_Json):
+    """Why a step ran or was reused (`Ledger.why`).
+
+    `verdict`: "cache-hit" (reused `cached_from`, which ran at `cached_from_at`), "changed"
+    (a part of the key differs from `previous`, the most recent earlier run of the same task:
+    `changes`), "first-run" (no earlier run of the task in this ledger), "cache-off" (the task
+    is not cached: no key), "same-key" (the key equals `previous`'s, yet the step ran: the
+    cache was bypassed by --no-cache / --recompute, or the earlier result could not be used),
+    "skipped", or "unknown" (the ledger holds no key parts for one side). `reason` is one line.
+    """
+
+    ref: str  # EXECUTION_ID:step
+    task: str | None
+    status: str
+    verdict: str
+    reason: str
+    cache_key: str | None
+    cached_from: str | None = None
+    cached_from_at: datetime | None = None
+    previous: str | None = None  # EXECUTION_ID:step compared with
+    previous_at: datetime | None = None
+    changes: tuple = ()  # of KeyChange

@@ -61,10 +61,14 @@ def show(ctx, execution, as_json):
     Each input says where it came from (`<- split.return[0]`; from another execution, its
     id's prefix first), as the ledger recorded it.
     """
-    d = _ledger(ctx).execution(execution)
+    ledger = _ledger(ctx)
+    d = ledger.execution(execution)
     if as_json:
         _print_json(d)
         return
+    from ledgerflow.lineage.why import reasons_of
+
+    why = reasons_of(ledger, d)
     s = d.summary
     root = Tree(
         f"[bold]{s.id}[/]  {escape(s.workflow or '')}  {_status(s.status)}  "
@@ -87,6 +91,8 @@ def show(ctx, execution, as_json):
             bits.append(f"[cyan]cache hit from {escape(st.cached_from or '?')}[/]")
         if st.blocked_by:
             bits.append(f"[red]blocked by {escape(st.blocked_by)}[/]")
+        if why.get(st.step):
+            bits.append(f"[yellow]{escape(why[st.step])}[/]")
         node = root.add("  ".join(bits))
         for b in st.inputs:
             node.add(f"in  {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
@@ -110,6 +116,38 @@ def show(ctx, execution, as_json):
             outs.add(f"{escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
                      f"{_came_from(b, s.id)}")
     _console().print(root)
+
+
+@cli.command("why")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_guarded
+def why_cmd(ctx, ref, as_json):
+    """Why a step ran (what in its cache key changed since the last run of its task) or which
+    earlier step it reused.
+
+    REF: EXECUTION_ID:step, latest:step, or a step name (of the latest execution that has it).
+    A changed function is shown as a diff of its source between the two runs' code snapshots.
+    """
+    w = _ledger(ctx).why(ref)
+    if as_json:
+        _print_json(w)
+        return
+    out = _console()
+    out.print(f"[bold]{escape(w.ref)}[/]  {escape(w.task or '')}  {_status(w.status)}")
+    out.print(escape(w.reason))
+    if w.previous and w.changes:
+        out.print(f"compared with {escape(w.previous)} ({_when(w.previous_at)} UTC):")
+    for c in w.changes:
+        out.print(f"  {escape(c.text())}")
+        if c.part == "input" and (c.before_value is None or c.after_value is None):
+            out.print(f"    [dim]{escape(c.before or '(none)')} -> {escape(c.after or '(none)')}[/]")
+        if c.note:
+            out.print(f"    [dim]{escape(c.note)}[/]")
+        for line in (c.diff or "").splitlines():
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+            out.print(f"    [{style}]{escape(line)}[/]")
 
 
 @cli.group()

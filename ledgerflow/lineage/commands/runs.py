@@ -44,10 +44,12 @@ def _log_to_stderr() -> None:
               help="A workflow parameter, converted to its declared type (repeatable).")
 @click.option("--executor", type=EXECUTORS, default="local", show_default=True, help="Where the steps run.")
 @click.option("--no-cache", is_flag=True, help="Run every step, even those with a cached result.")
+@click.option("--recompute", "recompute", multiple=True, metavar="STEP",
+              help="Run this step even where a cached result exists (repeatable; a map step covers its elements).")
 @click.option("--json", "as_json", is_flag=True, help="Print the execution id, status and outputs as JSON.")
 @click.pass_context
 @_guarded
-def run_cmd(ctx, target, params, executor, no_cache, as_json):
+def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
     """Run FILE.py:WORKFLOW or MODULE:WORKFLOW and record it; print its id and outputs."""
     try:
         wf = load_workflow(target)
@@ -56,7 +58,10 @@ def run_cmd(ctx, target, params, executor, no_cache, as_json):
         _fail(str(e).splitlines()[0], EXIT_USAGE)
     _log_to_stderr()
     try:
-        ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"])
+        ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"],
+                          recompute=frozenset(recompute))
+    except ParameterError as e:  # an unknown --recompute step
+        _fail(str(e).splitlines()[0], EXIT_USAGE)
     except ExecutionFailed as e:
         if as_json and e.execution is not None:
             _print_json({"id": e.execution.id, "status": e.execution.status, "error": e.execution.error})
