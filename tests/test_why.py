@@ -253,9 +253,11 @@ def test_first_run_cache_off_and_recompute(home, tmp_path):
     forced = run(mod.wf, recompute={"cached"})
     assert forced.steps["cached"].status == "succeeded"
     w = ledger.why(f"{forced.id}:cached")
-    assert w.verdict == "same-key" and "--recompute" in w.reason
+    assert w.verdict == "forced" and w.reason == "re-ran: recompute forced (--recompute)"
     assert reasons_of(ledger, ledger.execution(forced.id)) == {
-        "uncached": "cache off", "cached": "re-ran: same key (recompute forced, or the cached result could not be used)"}
+        "uncached": "cache off", "cached": "re-ran: recompute forced (--recompute)"}
+    nocache = run(mod.wf, cache=False)
+    assert ledger.why(f"{nocache.id}:cached").reason == "re-ran: the cache was off for the run (--no-cache)"
 
 
 LINEAGE = Path(sys.executable).with_name("lineage")
@@ -296,7 +298,7 @@ def helper(x):
     assert "re-ran: FACTOR: 2 -> 5" in show
     forced = json.loads(lineage("run", "flyte.py:wf", "--recompute", "mult", "--json").stdout)
     assert "succeeded" in lineage("show", forced["id"]).stdout
-    assert json.loads(lineage("why", "mult", "--json").stdout)["verdict"] == "same-key"
+    assert json.loads(lineage("why", "mult", "--json").stdout)["verdict"] == "forced"
     assert json.loads(lineage("run", "flyte.py:wf", "--json").stdout)["outputs"] == 51
     assert json.loads(lineage("why", "mult", "--json").stdout)["verdict"] == "cache-hit"
     bad = lineage("run", "flyte.py:wf", "--recompute", "nope", code=2)
@@ -333,3 +335,25 @@ def test_show_reasons_stay_cheap_for_1000_steps(home, tmp_path):
     took = time.perf_counter() - started
     assert len(found) == 1000 and set(found.values()) == {"re-ran: SHIFT: 0 -> 1"}
     assert took < 1.0, took
+
+
+def test_a_value_with_no_canonical_encoding_is_named_as_the_reason(home, tmp_path):
+    path = tmp_path / f"client_{uuid.uuid4().hex[:8]}.py"
+    path.write_text(textwrap.dedent('''
+        from ledgerflow import task, workflow
+
+        CLIENT = object()
+
+        @task(cache=True)
+        def call(x: int) -> int:
+            return x if CLIENT else 0
+
+        @workflow
+        def wf(x: int = 1) -> int:
+            return call(x=x)
+    '''))
+    mod = import_file(path)
+    with pytest.warns(UserWarning, match="CLIENT"):
+        ex = run(mod.wf)
+    w = Ledger(home).why(f"{ex.id}:call")
+    assert "it reads CLIENT, which has no canonical value" in w.reason

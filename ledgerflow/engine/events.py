@@ -133,6 +133,7 @@ class StepStarted:
     cache_key: str | None = None
     resources: str = "{}"  # JSON of what the step asked for
     map_index: int | None = None
+    forced: str | None = None  # why it runs although cached: "recompute" | "no-cache" | "unusable"
 
 
 @attrs.frozen
@@ -159,6 +160,7 @@ class StepFinished:
     condition: str | None = None  # for a skipped step: why (the condition's value, or the failed step)
     sources: Sources = ()  # where each consumed input came from
     blocked_by: str | None = None  # for a step skipped because an upstream step failed: that step
+    forced: str | None = None  # why it ran although cached: "recompute" | "no-cache" | "unusable"
 
 
 @attrs.frozen

@@ -114,6 +114,7 @@ class _Run:
     home: str | None = None
     recompute: frozenset = frozenset()  # steps (or tasks) to run even with a cached result
     identities: dict = attrs.Factory(dict)  # task -> its TaskIdentity in this run
+    forced: dict = attrs.Factory(dict)  # step -> why it runs although its result may be cached
     nodes: dict[str, Node] = attrs.Factory(dict)
     values: dict[str, tuple[Any, ...]] = attrs.Factory(dict)  # step -> output values
     refs: dict[str, ev.Binding] = attrs.Factory(dict)  # step -> output artifacts
@@ -284,8 +285,11 @@ class _Run:
         identity = self.identity(node.task)
         key = cache_key(identity, bindings) if node.task.cache and not identity.unencodable else None
         self.keys[node.name] = key
-        forced = node.name in self.recompute or self.map_of.get(node.name) in self.recompute
-        if key and self.use_cache and not forced and self.reuse(node, key):
+        if key and not self.use_cache:
+            self.forced[node.name] = "no-cache"
+        elif key and (node.name in self.recompute or self.map_of.get(node.name) in self.recompute):
+            self.forced[node.name] = "recompute"
+        elif key and self.reuse(node, key):
             self.done(node.name)
             return
         self.submit(node)
@@ -396,7 +400,7 @@ class _Run:
         self.recorder.record(ev.StepStarted(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=attempt, started_at=self.started[node.name], cache_key=self.keys[node.name],
-            resources=node.task.resources_json, map_index=node.map_index))
+            resources=node.task.resources_json, map_index=node.map_index, forced=self.forced.get(node.name)))
         call = StepCall(execution_id=self.id, step=node.name, task=node.task, inputs=self.call_values[node.name],
                         attempt=attempt, store_url=self.store.url, home=self.home)
         self.executor.submit(call, timeout=node.task.timeout, resources=node.task.resources)
@@ -427,6 +431,7 @@ class _Run:
         except (ObjectNotFound, IntegrityError, TypeError, ValueError, KeyError) as e:
             warnings.warn(f"step {node.name!r}: cached outputs from {entry.step_ref} cannot be used ({e}); "
                           "running it again", stacklevel=2)
+            self.forced[node.name] = "unusable"
             return False
         stamp = now()
         self.values[node.name] = values
@@ -466,7 +471,7 @@ class _Run:
             attempt=outcome.attempt, status=outcome.status, started_at=outcome.started_at, ended_at=outcome.ended_at,
             inputs=self.call_inputs[node.name], outputs=nested_outputs(outputs), cache_key=self.keys[node.name],
             resources=node.task.resources_json, node=outcome.node, error=error_line, traceback=outcome.traceback,
-            map_index=node.map_index, sources=self.call_sources[node.name]))
+            map_index=node.map_index, sources=self.call_sources[node.name], forced=self.forced.get(node.name)))
         if outcome.status == ev.SUCCEEDED:
             for reg in outcome.registrations:
                 self.recorder.record(ev.ModelRegistered(

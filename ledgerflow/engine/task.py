@@ -106,6 +106,8 @@ class Task:
             "signature": self.type_signature,
             "engine": CACHE_FORMAT,
         }
+        if unencodable:  # named, so `lineage why` can say what kept the task out of the cache
+            parts["unencodable"] = list(unencodable)
         text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         return TaskIdentity(digest_bytes(text.encode()), text, unencodable if not self.cache_version else ())
 

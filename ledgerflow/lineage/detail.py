@@ -97,6 +97,7 @@ def assemble(summary, fingerprint, params, code_digest, environment, step_rows, 
                 map_index=last[13],
                 condition=last[14],
                 blocked_by=last[15],
+                forced=last[16],
             )
         )
     inputs = tuple(bound(n, d, src) for dirn, n, d, src in edges_by.get((PARAMS_STEP, 0), ()) if dirn == "produced")

@@ -317,7 +317,7 @@ class Ledger:
             step_rows = rows_of_executions(
                 con, ranges, "step_log",
                 "step, attempt, state, task, task_fingerprint, cache_key, cached_from, started_at, ended_at, "
-                "resources, node, error, traceback, map_index, condition, blocked_by",
+                "resources, node, error, traceback, map_index, condition, blocked_by, forced",
                 [eid],
             )[eid]
             edge_rows = rows_of_executions(

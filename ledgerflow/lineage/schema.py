@@ -102,6 +102,7 @@ STEP_LOG = ChainedTable(
         _c("map_index", "INTEGER"),
         _c("condition", "VARCHAR"),
         _c("blocked_by", "VARCHAR", optional=True),  # v4: a step skipped because this upstream step failed
+        _c("forced", "VARCHAR", optional=True),  # v4: why it ran although cached (recompute, no-cache, unusable)
     ),
 )
 
@@ -334,7 +335,7 @@ VIEWS = (
            min(started_at) OVER w AS started_at, ended_at,
            epoch(ended_at) - epoch(min(started_at) OVER w) AS duration_s,
            cache_key, state = 'cached' OR cached_from IS NOT NULL AS cache_hit, cached_from,
-           node, error, traceback, resources, map_index, condition, blocked_by, seq
+           node, error, traceback, resources, map_index, condition, blocked_by, forced, seq
     FROM step_log
     WINDOW w AS (PARTITION BY execution_id, step)
     QUALIFY row_number() OVER (PARTITION BY execution_id, step ORDER BY seq DESC) = 1

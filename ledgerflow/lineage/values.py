@@ -128,6 +128,7 @@ class StepInfo(_Json):
     map_index: int | None
     condition: str | None
     blocked_by: str | None = None  # a step skipped because this upstream step failed
+    forced: str | None = None  # why it ran although cached: "recompute", "no-cache" or "unusable"
 
 
 @attrs.frozen

@@ -230,7 +230,14 @@ def _with_diffs(changes, store, code_digests, task, labels) -> list:
 
 # -- one step ---------------------------------------------------------------------------------------
 
-_STEP_COLS = "state, task, task_fingerprint, cache_key, cached_from, started_at, ended_at, seq, attempt"
+_STEP_COLS = "state, task, task_fingerprint, cache_key, cached_from, started_at, ended_at, seq, attempt, forced"
+
+_FORCED = {
+    "recompute": "recompute forced (--recompute)",
+    "no-cache": "the cache was off for the run (--no-cache)",
+    "unusable": "the cached result could not be used (missing or damaged; see the run's warning)",
+}
+
 
 
 def _step_row(con, execution_id: str, step: str):
@@ -258,7 +265,7 @@ def explain(con, store, execution_id: str, step: str) -> StepWhy:
     """Why `execution_id:step` ran or was reused (see the module docstring). `store` (or None)
     is where the code snapshots are, for the diffs of changed functions."""
     row, first_seq = _step_row(con, execution_id, step)
-    state, task, fingerprint, key, cached_from, started, ended, seq, attempt = row
+    state, task, fingerprint, key, cached_from, started, ended, seq, attempt, forced = row
     ref = f"{execution_id}:{step}"
     base = dict(ref=ref, task=task, status=state, cache_key=key)
     if state == "cached" or cached_from:
@@ -279,7 +286,7 @@ def explain(con, store, execution_id: str, step: str) -> StepWhy:
         "ORDER BY (step = ?) DESC, seq DESC LIMIT 1",
         [task, first_seq, execution_id, step, step]).fetchall() if task else []
     if not prev:
-        off = " (cache off for this task)" if key is None else ""
+        off = f" ({_off(con, fingerprint)})" if key is None else ""
         return StepWhy(**base, verdict="first-run", reason=f"first run of this task in this ledger{off}")
     p_exec, p_step, p_fp, p_key, p_at, p_attempt = prev[0]
     previous = f"{p_exec}:{p_step}"
@@ -302,17 +309,29 @@ def explain(con, store, execution_id: str, step: str) -> StepWhy:
     changes = tuple(changes)
     if key is None:
         detail = f"; since {previous}: {summary(changes)}" if changes else ""
-        return StepWhy(**base, verdict="cache-off", reason=f"cache off for this task{detail}", changes=changes)
+        return StepWhy(**base, verdict="cache-off", reason=f"{_off(con, fingerprint)}{detail}", changes=changes)
+    if forced:
+        return StepWhy(**base, verdict="forced", reason=f"re-ran: {_FORCED.get(forced, forced)}"
+                       + (f"; since {previous}: {summary(changes)}" if changes else ""), changes=changes)
     if changes:
         verdict = "unknown" if changes[0].part == "identity" else "changed"
         return StepWhy(**base, verdict=verdict, reason=f"re-ran: {summary(changes)} (since {previous})",
                        changes=changes)
     if p_key == key:
         return StepWhy(**base, verdict="same-key",
-                       reason=f"re-ran with the same key as {previous}: recompute forced (--recompute or "
-                              "--no-cache), or that result could not be used")
+                       reason=f"re-ran with the same key as {previous}, which was not a successful run to reuse")
     return StepWhy(**base, verdict="unknown", reason=f"re-ran: its key differs from {previous}'s in a part "
                                                      "the ledger does not show")
+
+
+def _off(con, fingerprint: str | None) -> str:
+    """Why a step had no cache key: the task is not cached, or it read a value with no canonical encoding."""
+    parts = _identities(con, [fingerprint]).get(fingerprint) if fingerprint else None
+    unencodable = (parts or {}).get("unencodable")
+    if unencodable:
+        return (f"not cached: it reads {', '.join(unencodable)}, which has no canonical value "
+                "(set cache_version= to cache it anyway)")
+    return "cache off for this task"
 
 
 # -- every step of an execution, for `lineage show` -------------------------------------------------
@@ -368,8 +387,10 @@ def reasons(con, detail) -> dict:
             out[s.step] = ("cache off; " if s.cache_key is None else "re-ran: ") + text
         elif s.cache_key is None:
             out[s.step] = "cache off"
+        elif s.forced:
+            out[s.step] = f"re-ran: {_FORCED.get(s.forced, s.forced)}"
         elif s.cache_key == p[4]:
-            out[s.step] = "re-ran: same key (recompute forced, or the cached result could not be used)"
+            out[s.step] = "re-ran: same key as an earlier run"
         else:
             need_inputs.append(s)
     if need_inputs:

@@ -312,6 +312,7 @@ def _step_finished(batch: _Batch, ev: StepFinished, start) -> None:
         map_index=ev.map_index,
         condition=ev.condition,
         blocked_by=ev.blocked_by,
+        forced=ev.forced,
     )
     at = utc_naive(ev.ended_at)
     batch.artifacts_and_edges(ev.execution_id, ev.step, ev.attempt, "consumed", ev.inputs, at, ev.sources)
@@ -332,6 +333,7 @@ def _step_started(batch: _Batch, ev: StepStarted, start) -> None:
         started_at=utc_naive(ev.started_at),
         resources=ev.resources,
         map_index=ev.map_index,
+        forced=ev.forced,
     )
 
 
