@@ -307,3 +307,43 @@ def test_recompute_runs_a_cached_step_again(home, tmp_path):
     assert run(mod.wf, recompute={"times"}).steps["times"].status == "succeeded"
     with pytest.raises(Exception, match="has no step 'nope'; its steps are: times"):
         run(mod.wf, recompute={"nope"})
+
+
+RECORDS = '''
+import attrs
+from ledgerflow import task, workflow
+
+@attrs.frozen
+class Hyper:
+    C: float
+    gamma: float
+
+    def label(self):
+        return f"C={self.C}"
+
+@task(cache=True)
+def grid(c: float) -> list[Hyper]:
+    return [Hyper(c, g) for g in (0.1, 0.2)]
+
+@workflow
+def wf(c: float = 1.0) -> list[Hyper]:
+    return grid(c=c)
+'''
+
+
+def test_an_attrs_class_used_by_a_task_keys_the_same_in_every_process(tmp_path):
+    """attrs generates __init__/__eq__/__hash__ without source; their bytecode differs between
+    processes, so only the class's own source (and methods written in it) may count."""
+    path = tmp_path / "records_mod.py"
+    path.write_text(RECORDS)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import records_mod; "
+             "print(records_mod.grid.identity().fingerprint)")
+    keys = {subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(2)}
+    assert len(keys) == 1, keys
+    edited = tmp_path / "edited" / "records_mod.py"
+    edited.parent.mkdir()
+    edited.write_text(RECORDS.replace('return f"C={self.C}"', 'return f"C = {self.C}"'))
+    changed = subprocess.run([sys.executable, "-c", probe, str(edited.parent)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert changed not in keys  # a method written in the class is the class's code

@@ -209,7 +209,9 @@ def analyse(fn: types.FunctionType) -> Dependencies:
                 member = getattr(member, "__func__", member)  # staticmethod, classmethod
                 if isinstance(member, property):
                     member = member.fget
-                if isinstance(member, types.FunctionType):
+                # Only methods written in the user's file: attrs and dataclasses generate __init__,
+                # __eq__, __hash__ with no source, whose bytecode constants differ per process.
+                if isinstance(member, types.FunctionType) and is_user_code(member):
                     todo.append(member)
             continue
         names = _names(obj.__code__)
