@@ -65,8 +65,37 @@ def record_fields(tp: type) -> dict[str, Any]:
     return {f.name: f.type for f in fields}
 
 
+def is_literal_type(tp: Any) -> bool:
+    return typing.get_origin(tp) is typing.Literal
+
+
+def is_enum_type(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, enum.Enum)
+
+
+def init_fields(tp: type) -> list[tuple[str, str]]:
+    """(field name, __init__ argument) of each field of a record that its __init__ takes.
+
+    These are the fields a record is encoded as (cattrs leaves init=False fields out, as
+    values the class derives itself) and rebuilt from.
+    """
+    if attrs.has(tp):
+        return [(a.name, a.alias) for a in attrs.fields(tp) if a.init]
+    return [(f.name, f.name) for f in dataclasses.fields(tp) if f.init]
+
+
+def build_record(tp: type, values: dict[str, Any]) -> Any:
+    """An instance of the record class tp from its init fields' values, by field name."""
+    return tp(**{arg: values[name] for name, arg in init_fields(tp)})
+
+
 def check_supported(tp: Any) -> None:
     """Raise UnsupportedType, naming the offending part, unless tp is a type Ledgerflow handles.
+
+    A type is supported when every value of it survives the ledger: encoded, then decoded
+    (on a cache hit, on replay) to an identical value. So a union whose members a recorded
+    value could not tell apart (`str | datetime`, `list[int] | tuple[int, ...]`, two records
+    with the same fields) is refused here, when the task is decorated, not at its second run.
 
     >>> check_supported(dict[str, list[float]])
     >>> check_supported(object)
@@ -87,6 +116,8 @@ def _check(tp: Any, whole: Any, seen: set) -> None:
     if tp is Any:
         refuse("Any cannot be digested or checked: name the type, e.g. int, dict[str, float], Dataset")
     if is_handle_type(tp):
+        if tp.kind == "handle":
+            refuse("declare the kind of handle, File, Directory, Dataset or Model (or a union of them)")
         if issubclass(tp, Dataset) and tp.schema is not None:
             from ledgerflow.types.tables import check_schema_class
 
@@ -96,8 +127,21 @@ def _check(tp: Any, whole: Any, seen: set) -> None:
     if members is not None:
         for m in members:
             _check(m, whole, seen)
+        from ledgerflow.types.codec import union_problem
+
+        problem = union_problem(members)
+        if problem:
+            refuse(problem)
         return
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        for a in args:
+            if isinstance(a, enum.Enum):
+                _check(type(a), whole, seen)
+            elif not (a is None or type(a) in (bool, int, float, str, bytes)):
+                refuse(f"a Literal takes None, bool, int, float, str, bytes or Enum members, not {a!r}")
+        _finite(tp, refuse)
+        return
     if tp in (list, tuple, dict, set, frozenset) or origin in (set, frozenset):
         refuse("give the element types, e.g. list[int], tuple[str, float], dict[str, float]")
     if origin is list:
@@ -111,10 +155,13 @@ def _check(tp: Any, whole: Any, seen: set) -> None:
         return
     if origin is dict:
         key, value = args
-        if not (key in (str, int, bool, float) or (isinstance(key, type) and issubclass(key, enum.Enum))):
-            refuse(f"dict keys must be str, int, bool, float or an Enum, not {type_name(key)}")
+        if not (key in (str, int, bool, float) or is_enum_type(key) or is_literal_type(key)):
+            refuse(f"dict keys must be str, int, bool, float, an Enum or a Literal, not {type_name(key)}")
+        if key not in (str, int, bool, float):
+            _check(key, whole, seen)
         return _check(value, whole, seen)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+    if is_enum_type(tp):
+        _finite(tp, refuse)
         return
     if is_record_type(tp):
         if tp in seen:
@@ -134,6 +181,14 @@ def _check(tp: Any, whole: Any, seen: set) -> None:
            "Ledgerflow never pickles values")
 
 
+def _finite(tp: Any, refuse: Any) -> None:
+    from ledgerflow.types.codec import finite_problem
+
+    problem = finite_problem(tp)
+    if problem:
+        refuse(problem)
+
+
 def type_name(tp: Any) -> str:
     """How a type is written in messages and in the ledger: `dict[str, float]`, `Dataset[Digits]`."""
     if tp is None or tp is NoneType:
@@ -144,6 +199,9 @@ def type_name(tp: Any) -> str:
     if members is not None:
         return " | ".join(type_name(m) for m in members)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "Literal[" + ", ".join(f"{type(a).__name__}.{a.name}" if isinstance(a, enum.Enum) else repr(a)
+                                      for a in args) + "]"
     if origin is not None and args:
         inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
         return f"{getattr(origin, '__name__', str(origin))}[{inner}]"

@@ -3,12 +3,18 @@
 A task annotated `-> Dataset` may return a pyarrow Table or a pandas/polars DataFrame, and
 `-> File` may return a path: `conform` stores those and returns the handle. An `int` is
 taken where `float` is declared (PEP 484's numeric tower); nothing else is coerced.
+
+What `conform` returns is what the ledger records, and so what a cache hit or a replay gives
+back: exact types (a numpy float becomes a float, a namedtuple a tuple, a subclass of a
+declared record the declared record), so that the value a step sees on its first run is
+identical to the one it sees decoded from the ledger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import os
 import typing
 from typing import Any
@@ -17,6 +23,7 @@ import attrs
 import pyarrow as pa
 
 from ledgerflow.types.annotations import (
+    build_record,
     is_handle_type,
     is_record_type,
     record_fields,
@@ -24,6 +31,36 @@ from ledgerflow.types.annotations import (
     union_members,
 )
 from ledgerflow.types.handles import Dataset, Directory, File, Handle, Model
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down: what a round trip must give back.
+
+    `1 == 1.0 == True` and `[1] == [1]` whatever the containers' element types, so == is not
+    enough; NaN is identical to NaN, and -0.0 is not 0.0 (the JSON keeps the sign).
+    """
+    if type(a) is not type(b):
+        return False
+    if type(a) is dt.datetime:  # aware ones compare by instant: the offset must match too
+        return a == b and a.isoformat() == b.isoformat()
+    if type(a) is float:
+        return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (a != a and b != b)
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(map(identical, a, b))
+    if type(a) is dict:
+        if len(a) != len(b):
+            return False
+        keys = {(type(k), k): k for k in b}  # 1 and True are one key to a dict, not to us
+        for k, v in a.items():
+            other = keys.get((type(k), k), keys)
+            if other is keys or not identical(k, other) or not identical(v, b[other]):
+                return False
+        return True
+    if isinstance(a, Handle):
+        return a == b and all(getattr(a, f, None) == getattr(b, f, None) for f in ("size", "num_rows", "flavor"))
+    if is_record_type(type(a)):
+        return all(identical(getattr(a, name), getattr(b, name)) for name in record_fields(type(a)))
+    return a == b
 
 
 class TypeMismatch(TypeError):
@@ -55,12 +92,20 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
     if members is not None:
         if value is None and type(None) in members:
             return None
-        for m in members:
+        if type(value) in members and is_record_type(type(value)):
+            # A record of a class the union names is that member, even where an earlier member
+            # is a base class of it: decoding picks it by its fields, so must conform.
+            return conform(value, type(value), where)
+        # A value that is a value is taken as one before a path or a table is stored as a
+        # handle: `File | str` keeps "a.csv" a str. A path that is not there does not fit a
+        # File member (nor a list[File]), rather than ending the run.
+        handles = [m for m in members if is_handle_type(m)] if not isinstance(value, Handle) else []
+        for m in [m for m in members if m not in handles] + handles:
             if m is type(None):
                 continue
             try:
                 return conform(value, m, where)
-            except TypeMismatch:
+            except (TypeMismatch, FileNotFoundError, NotADirectoryError):
                 continue
         raise TypeMismatch(where, tp, value)
     if is_handle_type(tp):
@@ -75,13 +120,24 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
         raise TypeMismatch(where, tp, value)
     if tp is float:
         if isinstance(value, float):
-            return value
+            return float(value)  # a numpy float64 is a float, but not what comes back from the ledger
         if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise TypeMismatch(where, tp, value, "too large for a float") from None
         raise TypeMismatch(where, tp, value)
-    if tp is str or tp is dt.datetime:
-        if isinstance(value, tp):
-            return value
+    if tp is str:
+        if isinstance(value, str):
+            return value if type(value) is str else str.__str__(value)  # a StrEnum member: its text
+        raise TypeMismatch(where, tp, value)
+    if tp is dt.datetime:
+        if isinstance(value, dt.datetime):
+            if type(value) is dt.datetime:
+                return value
+            # A pandas Timestamp and such: the datetime it is (to the microsecond, as recorded)
+            return dt.datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
+                               value.microsecond, value.tzinfo, fold=value.fold)
         raise TypeMismatch(where, tp, value)
     if tp is dt.date:
         if type(value) is dt.date:
@@ -92,6 +148,11 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
             return bytes(value)
         raise TypeMismatch(where, tp, value)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        for a in args:
+            if type(a) is type(value) and (a is value or a == value):
+                return a
+        raise TypeMismatch(where, tp, value)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise TypeMismatch(where, tp, value)
@@ -116,9 +177,18 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
     if is_record_type(tp):
         if not isinstance(value, tp):
             raise TypeMismatch(where, tp, value)
-        for name, ftype in record_fields(tp).items():
-            conform(getattr(value, name), ftype, f"{where}.{name}")
-        return value
+        fields = {name: conform(getattr(value, name), ftype, f"{where}.{name}")
+                  for name, ftype in record_fields(tp).items()}
+        if type(value) is tp and all(v is getattr(value, n) or identical(v, getattr(value, n))
+                                     for n, v in fields.items()):
+            return value
+        # A field conformed to something else (an int to a float, a tuple to a list), or a
+        # subclass where tp is declared: recorded as tp with these fields, so built as that here.
+        try:
+            return build_record(tp, fields)
+        except Exception as e:
+            raise TypeMismatch(where, tp, value, f"cannot be rebuilt as {type_name(tp)} from its fields: "
+                               f"{type(e).__name__}: {e}") from None
     raise TypeMismatch(where, tp, value, "unsupported type")
 
 
