@@ -237,3 +237,34 @@ def test_replay_refuses_a_user_module_missing_from_the_snapshot(home, tmp_path, 
     with snapshot.loaded(store, Ledger(home).execution(ex.id).code_digest) as wf:
         with pytest.raises(ModuleNotFoundError, match=f"helper_{tag}.*not in the code snapshot"):
             wf.graph.nodes[0].task.fn(3)
+
+
+def test_replay_under_python_m_with_the_folder_on_pythonpath_uses_the_snapshot(home, tmp_path):
+    """Run as `python -m flow` (the workflow's module is __main__), change the helper on disk,
+    then `lineage replay` with that folder on PYTHONPATH: identical, from the snapshot."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tag = uuid.uuid4().hex[:8]
+    code = tmp_path / "code"
+    (code / f"pkg_{tag}").mkdir(parents=True)
+    (code / f"helper_{tag}.py").write_text(HELPER_V1)
+    (code / f"pkg_{tag}" / "__init__.py").write_text("")
+    (code / f"pkg_{tag}" / "sub.py").write_text("def offset(x):\n    return 100\n")
+    (code / f"flow_{tag}.py").write_text(USES_HELPER.format(tag=tag) + (
+        "\nif __name__ == '__main__':\n"
+        "    from ledgerflow import run\n"
+        "    print(run(flow).id)\n"))
+    env = {**os.environ, "LEDGERFLOW_HOME": str(home), "PYTHONPATH": str(code)}
+    ran = subprocess.run([sys.executable, "-m", f"flow_{tag}"], cwd=code, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    execution = ran.stdout.strip().splitlines()[-1]
+    (code / f"helper_{tag}.py").write_text(HELPER_V1.replace("FACTOR = 2", "FACTOR = 7"))
+    lineage = [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    out = subprocess.run(lineage + ["replay", execution, "--json"], cwd=code, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["identical"] is True

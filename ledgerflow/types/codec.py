@@ -1,9 +1,12 @@
-"""Plain values to canonical bytes and back, through one cattrs converter.
+"""Plain values to canonical bytes and back.
 
-The canonical encoding is compact JSON with sorted keys and a few tagged forms (bytes,
-non-finite floats, dicts with non-string keys), so equal values have equal bytes and so
-equal digests, whatever the dict order; and `1`, `1.0`, `"1"` and `True` all differ.
-Handles inside values (a `list[Model]`) encode as their kind and digest.
+Encoding goes through one cattrs converter into compact JSON with sorted keys and a few
+tagged forms (bytes, non-finite floats, dicts with non-string keys), so equal values have
+equal bytes and so equal digests, whatever the dict order; and `1`, `1.0`, `"1"` and `True`
+all differ. Handles inside values (a `list[Model]`) encode as their kind and digest.
+Decoding is the strict inverse, one small decoder per type (`decode`): what a cache hit or a
+replay gives back is exactly what the step returned, and a union type whose members could
+be recorded alike is refused when the task is decorated (`union_problem`).
 """
 
 from __future__ import annotations
