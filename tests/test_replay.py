@@ -181,13 +181,8 @@ def flow(x: int = 5) -> int:
 '''
 
 
-def test_replay_of_helper_modules_imports_only_the_snapshot(home, tmp_path, monkeypatch):
-    """Helpers imported as `import helper` (and a package's sub-module) are snapshotted with the
-    workflow; after they change on disk, replay is identical and never imports today's files,
-    even with their folder first on sys.path and today's modules already imported."""
-    import importlib
-    import sys
-
+def write_helper_code(tmp_path):
+    """A workflow module using a helper module and a package's sub-module, in tmp_path/code."""
     tag = uuid.uuid4().hex[:8]
     code = tmp_path / "code"
     (code / f"pkg_{tag}").mkdir(parents=True)
@@ -195,6 +190,17 @@ def test_replay_of_helper_modules_imports_only_the_snapshot(home, tmp_path, monk
     (code / f"pkg_{tag}" / "__init__.py").write_text("")
     (code / f"pkg_{tag}" / "sub.py").write_text("def offset(x):\n    return 100\n")
     (code / f"flow_{tag}.py").write_text(USES_HELPER.format(tag=tag))
+    return code, tag
+
+
+def test_replay_of_helper_modules_imports_only_the_snapshot(home, tmp_path, monkeypatch):
+    """Helpers imported as `import helper` (and a package's sub-module) are snapshotted with the
+    workflow; after they change on disk, replay is identical and never imports today's files,
+    even with their folder first on sys.path and today's modules already imported."""
+    import importlib
+    import sys
+
+    code, tag = write_helper_code(tmp_path)
     monkeypatch.syspath_prepend(str(code))
     mod = importlib.import_module(f"flow_{tag}")
     ex = run(mod.flow)
@@ -247,12 +253,7 @@ def test_replay_under_python_m_with_the_folder_on_pythonpath_uses_the_snapshot(h
     import subprocess
     import sys
 
-    tag = uuid.uuid4().hex[:8]
-    code = tmp_path / "code"
-    (code / f"pkg_{tag}").mkdir(parents=True)
-    (code / f"helper_{tag}.py").write_text(HELPER_V1)
-    (code / f"pkg_{tag}" / "__init__.py").write_text("")
-    (code / f"pkg_{tag}" / "sub.py").write_text("def offset(x):\n    return 100\n")
+    code, tag = write_helper_code(tmp_path)
     (code / f"flow_{tag}.py").write_text(USES_HELPER.format(tag=tag) + (
         "\nif __name__ == '__main__':\n"
         "    from ledgerflow import run\n"
