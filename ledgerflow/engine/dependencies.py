@@ -20,7 +20,6 @@ changes `FACTOR = 5` and runs again gets a new key.
 from __future__ import annotations
 
 import ast
-import enum
 import inspect
 import logging
 import sys
@@ -128,13 +127,11 @@ def written_names(fn: types.FunctionType) -> frozenset:
 
 def _source_digest(obj: Any) -> str:
     """Digest of a function's or class's normalised source (docstrings, comments, formatting left out)."""
-    if isinstance(obj, type):
-        try:
-            source = normalized_source(obj)
-        except (OSError, TypeError, SyntaxError, AttributeError):
-            source = repr(sorted(vars(obj)))
-        return digest_bytes(source.encode())
-    return digest_bytes(normalized_source(obj).encode())
+    try:
+        source = normalized_source(obj)
+    except (OSError, TypeError, SyntaxError, AttributeError):  # a class whose source cannot be read
+        source = repr(sorted(vars(obj)))
+    return digest_bytes(source.encode())
 
 
 def _is_user(obj: Any) -> bool:
@@ -184,9 +181,7 @@ def analyse(fn: types.FunctionType) -> Dependencies:
                         consider(vars(value)[attr], Read(label(value, attr), value, attr), set())
             return
         if isinstance(value, (types.FunctionType, type)):
-            if _is_user(value) and not issubclass_safe(value, enum.Enum):
-                todo.append(value)
-            elif isinstance(value, type) and issubclass_safe(value, enum.Enum) and _is_user(value):
+            if _is_user(value):  # a function, a class (an Enum too: its members are its source)
                 todo.append(value)
             return
         if callable(value) or isinstance(value, _NOT_VALUES):
@@ -233,10 +228,6 @@ def analyse(fn: types.FunctionType) -> Dependencies:
             reads[f"{qual}.<default>.{param}"] = Read(f"{qual}.<default>.{param}", obj, param, "default")
     return Dependencies(code=tuple(sorted(code.items())), reads=tuple(r for _, r in sorted(reads.items())),
                         modules=tuple(sorted(modules.items())))
-
-
-def issubclass_safe(value: Any, base: type) -> bool:
-    return isinstance(value, type) and issubclass(value, base)
 
 
 def _module_label(module: types.ModuleType | None) -> str:
