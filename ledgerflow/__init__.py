@@ -3,34 +3,60 @@
 >>> from ledgerflow import task, workflow, run, Dataset
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+import importlib
 
-from ledgerflow.engine.branching import when
-from ledgerflow.engine.events import MemoryRecorder
-from ledgerflow.engine.fanout import map_task
-from ledgerflow.engine.reporting import log_metric
-from ledgerflow.engine.resources import Resources
-from ledgerflow.engine.runner import Execution, StepResult
-from ledgerflow.engine.task import Task, task
-from ledgerflow.engine.workflow import Workflow, workflow
-from ledgerflow.errors import (
-    ExecutionFailed,
-    IntegrityError,
-    LedgerflowError,
-    ParameterError,
-    StepOutputError,
-    WorkflowTypeError,
-)
-from ledgerflow.lineage import Ledger
-from ledgerflow.lineage.recording import run
-from ledgerflow.lineage.model_registration import register
-from ledgerflow.lineage.replay import Replay, replay
-from ledgerflow.types import Dataset, Directory, File, Model
+# Every public name loads on first use (PEP 562 `__getattr__`), so `import ledgerflow` (and
+# the `lineage` CLI, which lives in this package) starts without the engine, duckdb,
+# pyarrow or ray; `from ledgerflow import task, Ledger` works as before.
+_LAZY = {
+    "when": "ledgerflow.engine.branching",
+    "MemoryRecorder": "ledgerflow.engine.events",
+    "map_task": "ledgerflow.engine.fanout",
+    "log_metric": "ledgerflow.engine.reporting",
+    "Resources": "ledgerflow.engine.resources",
+    "Execution": "ledgerflow.engine.runner",
+    "StepResult": "ledgerflow.engine.runner",
+    "Task": "ledgerflow.engine.task",
+    "task": "ledgerflow.engine.task",
+    "Workflow": "ledgerflow.engine.workflow",
+    "workflow": "ledgerflow.engine.workflow",
+    "ExecutionFailed": "ledgerflow.errors",
+    "IntegrityError": "ledgerflow.errors",
+    "LedgerflowError": "ledgerflow.errors",
+    "ParameterError": "ledgerflow.errors",
+    "StepOutputError": "ledgerflow.errors",
+    "WorkflowTypeError": "ledgerflow.errors",
+    "Ledger": "ledgerflow.lineage.ledger",
+    "run": "ledgerflow.lineage.recording",
+    "register": "ledgerflow.lineage.model_registration",
+    "Replay": "ledgerflow.lineage.replay",
+    "replay": "ledgerflow.lineage.replay",
+    "Dataset": "ledgerflow.types",
+    "Directory": "ledgerflow.types",
+    "File": "ledgerflow.types",
+    "Model": "ledgerflow.types",
+}
 
-try:
-    __version__ = _version("ledgerflow")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str):
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("ledgerflow")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            value = "0.0.0+unknown"
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+
 
 __all__ = [
     "Dataset", "Directory", "Ledger", "Replay", "replay", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",

@@ -23,8 +23,6 @@ a row.
 from __future__ import annotations
 
 import attrs
-import pyarrow as pa
-import pyarrow.compute as pc
 from blake3 import blake3
 
 from ledgerflow.lineage.schema import CHAINED_TABLES, ChainedTable, missing_tables
@@ -33,6 +31,8 @@ GENESIS = bytes(32)
 
 
 def _text(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
     t = col.type
     if pa.types.is_timestamp(t):
         col = pc.cast(col, pa.int64())
@@ -51,11 +51,14 @@ def encode_rows(table: ChainedTable, data: pa.Table) -> list:
 
     >>> from ledgerflow.lineage.schema import METRICS
     >>> import datetime as dt
+    >>> import pyarrow as pa
     >>> row = pa.Table.from_pylist([dict(seq=7, execution_id="E", step="train", name="loss",
     ...     value=0.5, idx=None, logged_at=dt.datetime(2026, 1, 1))], schema=METRICS.arrow_schema)
     >>> encode_rows(METRICS, row)[0]
     b'metrics|1:7|1:E|5:train|4:loss|19:4602678819172646912|~|16:1767225600000000'
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     if data.num_rows == 0:
         return []
     fields = [pa.array([table.name] * data.num_rows, pa.string())]
@@ -119,6 +122,8 @@ class ChainWalk:
 
 def walk(con, max_problems: int = 100) -> ChainWalk:
     """Re-hash every chained row in `seq` order and report where the chain breaks."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     parts = []
     absent = missing_tables(con)  # a file of an older schema, not yet migrated by a write
     for t in CHAINED_TABLES:

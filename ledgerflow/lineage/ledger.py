@@ -16,7 +16,6 @@ from pathlib import Path
 
 import attrs
 import duckdb
-import pyarrow as pa
 
 from ledgerflow.engine.events import (
     INTERRUPTED,

@@ -37,7 +37,6 @@ from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
 from ledgerflow.lineage.values import CollectedObject, GcReport
 from ledgerflow.store import Manifest
-from ledgerflow.types.codec import handles_inside
 
 
 KEEP = "keep"
@@ -147,6 +146,8 @@ class _References:
 
 
 def _references(con) -> _References:
+    from ledgerflow.types.codec import handles_inside
+
     by_execution: dict = {}
     manifests: set = set()
     rows = con.execute(

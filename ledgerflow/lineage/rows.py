@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import pyarrow as pa
 
 _MANY = 16  # above this many executions at once, one scan beats per-execution range reads
 
@@ -23,6 +22,7 @@ def lookup_by_key(con, table: str, keycol: str, keys: list, cols: str):
     scan of the table is cheaper (~70 ms on 3M edges, whatever the number of keys).
     Keys are Python ints, so inlining them is safe.
     """
+    import pyarrow as pa
     keys = list(dict.fromkeys(int(k) for k in keys))
     if not keys:
         return None

@@ -13,8 +13,9 @@ back the same way.
 from __future__ import annotations
 
 import attrs
+import functools
+
 from blake3 import blake3 as _blake3
-import pyarrow as pa
 
 SCHEMA_VERSION = 4
 
@@ -26,10 +27,13 @@ OUTPUTS_STEP = "@outputs"  # pseudo-step that "consumes" an execution's outputs
 class Column:
     name: str
     sql: str  # DuckDB type
-    arrow: pa.DataType
     # A column added to a table after its rows began (schema 4 on): the chain encodes it only
     # when it is not NULL, so a row written before it existed still hashes as it did.
     optional: bool = False
+
+    @property
+    def arrow(self) -> pa.DataType:
+        return _arrow_type(self.sql)
 
 
 @attrs.frozen
@@ -43,18 +47,29 @@ class ChainedTable:
 
     @property
     def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema([(c.name, c.arrow) for c in self.columns])
 
 
-def _c(name: str, sql: str, optional: bool = False) -> Column:
-    arrow = {
+@functools.cache
+def _arrow_type(sql: str) -> pa.DataType:
+    # pyarrow loads here, on first use, not when the schema module is imported.
+    import pyarrow as pa
+
+    return {
         "BIGINT": pa.int64(),
         "INTEGER": pa.int32(),
         "VARCHAR": pa.string(),
         "DOUBLE": pa.float64(),
         "TIMESTAMP": pa.timestamp("us"),
     }[sql]
-    return Column(name, sql, arrow, optional)
+
+
+def _c(name: str, sql: str, optional: bool = False) -> Column:
+    if sql not in ("BIGINT", "INTEGER", "VARCHAR", "DOUBLE", "TIMESTAMP"):
+        raise KeyError(sql)
+    return Column(name, sql, optional)
 
 
 # `seq` comes first in every chained table; prev_hash/row_hash are appended after the

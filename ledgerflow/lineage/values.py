@@ -11,7 +11,6 @@ from datetime import datetime
 import functools
 
 import attrs
-import pyarrow as pa
 
 from ledgerflow.lineage.chain import ChainProblem
 
@@ -266,15 +265,30 @@ class LineageEdge(_Json):
     how: str | None = None  # how the value got there (Bound.how); "inferred" for pre-schema-4 executions
 
 
-# A walk's result is columnar: one row per node, one per edge.
-NODE_SCHEMA = pa.schema([
-    ("kind", pa.string()), ("ref", pa.string()), ("depth", pa.int64()), ("label", pa.string()),
-    ("status", pa.string()), ("known", pa.bool_()),  # known: an artifact the ledger has a row for
-    ("a_kind", pa.string()), ("a_type", pa.string()), ("a_size", pa.int64()), ("a_uri", pa.string()),
-    ("a_value", pa.string()),
-])
-EDGE_SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()), ("name", pa.string()),
-                         ("how", pa.string())])
+# A walk's result is columnar: one row per node, one per edge. NODE_SCHEMA and EDGE_SCHEMA
+# are built on first use (PEP 562 `__getattr__` below), so importing this module does not
+# import pyarrow.
+@functools.cache
+def _schemas() -> tuple:
+    import pyarrow as pa
+
+    node = pa.schema([
+        ("kind", pa.string()), ("ref", pa.string()), ("depth", pa.int64()), ("label", pa.string()),
+        ("status", pa.string()), ("known", pa.bool_()),  # known: an artifact the ledger has a row for
+        ("a_kind", pa.string()), ("a_type", pa.string()), ("a_size", pa.int64()), ("a_uri", pa.string()),
+        ("a_value", pa.string()),
+    ])
+    edge = pa.schema([("source", pa.string()), ("target", pa.string()), ("name", pa.string()),
+                      ("how", pa.string())])
+    return node, edge
+
+
+def __getattr__(name: str):
+    if name == "NODE_SCHEMA":
+        return _schemas()[0]
+    if name == "EDGE_SCHEMA":
+        return _schemas()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @attrs.frozen(slots=False)
@@ -301,13 +315,13 @@ class Lineage(_Json):
     def edges(self) -> tuple:
         """LineageEdge values, by source, target, name."""
         t = self.edge_table.sort_by([("source", "ascending"), ("target", "ascending"), ("name", "ascending")])
-        return tuple(LineageEdge(*row) for row in zip(*(t.column(c).to_pylist() for c in EDGE_SCHEMA.names)))
+        return tuple(LineageEdge(*row) for row in zip(*(t.column(c).to_pylist() for c in _schemas()[1].names)))
 
     @staticmethod
     def nodes_of(table: pa.Table) -> tuple:
         out = []
         for kind, ref, depth, label, status, known, *art in zip(*(table.column(c).to_pylist()
-                                                                  for c in NODE_SCHEMA.names)):
+                                                                  for c in _schemas()[0].names)):
             artifact = ArtifactInfo(ref, *art) if known else None
             out.append(LineageNode(kind, ref, depth, label, status, artifact))
         return tuple(out)

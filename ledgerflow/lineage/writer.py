@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import duckdb
-import pyarrow as pa
 from blake3 import blake3
 
 from ledgerflow.engine.events import (
@@ -439,6 +438,7 @@ def _add_event(batch: _Batch, ev, start) -> None:
 
 
 def _insert(con, batch: _Batch, head_seq: int, head_hash: bytes) -> None:
+    import pyarrow as pa
     parts = []
     for t in CHAINED_TABLES:
         rows = batch.rows[t.name]
@@ -456,6 +456,7 @@ def insert_chained(con, parts: list, head_seq: int, head_hash: bytes) -> list:
     `parts` is [(ChainedTable, Arrow table of its content columns)]. Returns the new row
     hashes in seq order. The one place rows enter the chain (flushes and imports alike).
     """
+    import pyarrow as pa
     n = sum(data.num_rows for _, data in parts)
     encodings: list = [None] * n
     for t, data in parts:

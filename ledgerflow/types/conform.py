@@ -20,7 +20,6 @@ import typing
 from typing import Any
 
 import attrs
-import pyarrow as pa
 
 from ledgerflow.types.annotations import (
     build_record,
@@ -216,6 +215,8 @@ def _conform_handle(value: Any, tp: type, where: str) -> Handle:
             return tp(**fields)
         return value
     if issubclass(tp, Dataset):
+        import pyarrow as pa  # only when a Dataset is conformed: `import ledgerflow` stays free of pyarrow
+
         if isinstance(value, (pa.Table, pa.RecordBatch)) or type(value).__module__.split(".")[0] in ("pandas", "polars"):
             try:
                 return tp.from_arrow(value)

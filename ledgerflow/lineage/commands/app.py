@@ -17,13 +17,10 @@ import sys
 from datetime import datetime
 
 import click
-import duckdb
 from rich.console import Console
 
 from ledgerflow.errors import LedgerflowError, RefError
 from ledgerflow.lineage.display import format_duration
-from ledgerflow.lineage.ledger import Ledger
-from ledgerflow.lineage.values import jsonable
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -73,13 +70,20 @@ def _guarded(fn):
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             bad_input = text.startswith(("query sql is read-only", "bad SQL", "SQL error"))
             _fail(text, EXIT_USAGE if bad_input else EXIT_PROBLEM)
-        except duckdb.Error as exc:
+        except Exception as exc:
+            # duckdb is imported only by commands that open the ledger: if it is not loaded,
+            # this can't be one of its errors (and `lineage --help` stays free of it).
+            duckdb = sys.modules.get("duckdb")
+            if duckdb is None or not isinstance(exc, duckdb.Error):
+                raise
             _fail(f"ledger error: {str(exc).splitlines()[0]}", EXIT_PROBLEM)
 
     return wrapper
 
 
 def _print_json(data) -> None:
+    from ledgerflow.lineage.values import jsonable
+
     click.echo(json.dumps(jsonable(data), indent=2, sort_keys=False, default=str))
 
 
@@ -102,8 +106,18 @@ def _status(status: str | None) -> str:
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+def _print_version(ctx: click.Context, param, value) -> None:
+    # The version is looked up only when asked for: package metadata is slow to read, and
+    # every `lineage` command (and `--help`) would pay for it at start-up.
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"lineage, version {_version()}", color=ctx.color)
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", prog_name="lineage")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 @click.option(
     "--home",
     envvar="LEDGERFLOW_HOME",
@@ -117,4 +131,6 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def _ledger(ctx: click.Context) -> Ledger:
+    from ledgerflow.lineage.ledger import Ledger
+
     return Ledger(ctx.obj["home"])

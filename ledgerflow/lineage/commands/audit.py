@@ -7,10 +7,8 @@ import sys
 import click
 from rich.markup import escape
 from rich.table import Table
-from rich.tree import Tree
 
 from ledgerflow.lineage.display import format_size
-from ledgerflow.lineage.render import source_text
 from ledgerflow.lineage.values import jsonable
 from ledgerflow.lineage.commands.app import (
     EXIT_PROBLEM, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
@@ -37,6 +35,8 @@ def list_cmd(ctx, limit, as_json):
 def _came_from(bound, execution_id: str, outputs: bool = False) -> str:
     """`  <- split.return[0]`: where an input came from, as recorded. For an output, only a
     cache hit's (the occurrence it reuses): a step's own output came from the step."""
+    from ledgerflow.lineage.render import source_text
+
     if outputs and bound.how != "cache":
         return ""
     text = source_text(bound.source, bound.how, execution_id)
@@ -44,6 +44,8 @@ def _came_from(bound, execution_id: str, outputs: bool = False) -> str:
 
 
 def _metric_line(m, execution_id: str) -> str:
+    from ledgerflow.lineage.render import source_text
+
     line = f"metric {escape(m.name)} = {m.value:g}" + (f" @ {m.index}" if m.index is not None else "")
     if m.reused_from:
         line += f" [dim](reused from {escape(source_text(m.reused_from, None, execution_id))})[/]"
@@ -61,6 +63,8 @@ def show(ctx, execution, as_json):
     Each input says where it came from (`<- split.return[0]`; from another execution, its
     id's prefix first), as the ledger recorded it.
     """
+    from rich.tree import Tree
+
     ledger = _ledger(ctx)
     d = ledger.execution(execution)
     if as_json:

@@ -11,19 +11,11 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ledgerflow.engine import environment
-from ledgerflow.engine.loading import LoadError, load_workflow, params_from_text
 from ledgerflow.errors import ExecutionFailed, ParameterError, WorkflowTypeError
 from ledgerflow.home import Home
 from ledgerflow.lineage.commands.app import (
     EXIT_PROBLEM, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _status, cli,
 )
-from ledgerflow.lineage.inference import inferred_graph
-from ledgerflow.lineage.recording import run as run_workflow
-from ledgerflow.lineage.replay import compare as compare_steps
-from ledgerflow.lineage.replay import replay as replay_execution
-from ledgerflow.store import Store
-from ledgerflow.types.codec import encode
 
 EXECUTORS = click.Choice(["local", "ray"])
 
@@ -51,6 +43,10 @@ def _log_to_stderr() -> None:
 @_guarded
 def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
     """Run FILE.py:WORKFLOW or MODULE:WORKFLOW and record it; print its id and outputs."""
+    from ledgerflow.engine.loading import LoadError, load_workflow, params_from_text
+    from ledgerflow.lineage.recording import run as run_workflow
+    from ledgerflow.types.codec import encode
+
     try:
         wf = load_workflow(target)
         values = params_from_text(wf, params)
@@ -85,6 +81,8 @@ def replay_cmd(ctx, execution, executor, as_json):
 
     Exit 0 when every step's outputs are identical, 1 otherwise.
     """
+    from ledgerflow.lineage.replay import replay as replay_execution
+
     _log_to_stderr()
     r = replay_execution(execution, executor=executor, home=ctx.obj["home"])
     if as_json:
@@ -114,6 +112,8 @@ def _snapshot_files(store: Store, digest: str | None) -> dict[str, str]:
 def _graph_changes(a, b) -> dict:
     """Steps and edges of the recorded graphs (inferred for a pre-schema-4 execution) that
     only one of two executions has: what changed in the workflow's shape, or in a map's size."""
+    from ledgerflow.lineage.inference import inferred_graph
+
     ga = a.graph if a.graph is not None else inferred_graph(a)
     gb = b.graph if b.graph is not None else inferred_graph(b)
     steps_a, steps_b = [n.step for n in ga.nodes], [n.step for n in gb.nodes]
@@ -144,6 +144,10 @@ def diff_cmd(ctx, first, second, as_json):
     The graph part compares the graphs as recorded (steps, and edges from an output to a
     parameter); step outputs are compared step by step, by name.
     """
+    from ledgerflow.engine import environment
+    from ledgerflow.lineage.replay import compare as compare_steps
+    from ledgerflow.store import Store
+
     ledger = _ledger(ctx)
     a, b = ledger.execution(first), ledger.execution(second)
     params = {k: [a.params.get(k), b.params.get(k)] for k in sorted(set(a.params) | set(b.params))

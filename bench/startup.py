@@ -1,0 +1,79 @@
+"""Start-up time of whole processes: `import ledgerflow` and the `lineage` CLI.
+
+    python bench/startup.py            # prints a table; --write updates docs/benchmarks.md
+
+Each command is run as a fresh process 10 times (after one untimed warm-up, so the figures
+are for a warm page cache) and the median wall time is reported, with its ratio to
+`python -c pass` measured in the same run. `lineage list` runs on an empty home and, when
+/tmp/lb-big/home-1000 exists (the 1M-step ledger bench/ledger.py builds), on that one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from report import write_section  # noqa: E402
+
+RUNS = 10
+BIG_HOME = Path("/tmp/lb-big/home-1000")
+
+
+def lineage() -> list:
+    """The `lineage` console script beside this interpreter, or the module when it is not installed."""
+    script = Path(sys.executable).with_name("lineage")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+
+
+def median_s(cmd: list, env: dict) -> float:
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)  # warm-up, untimed
+    times = []
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if k != "LEDGERFLOW_HOME"}
+    empty = Path(tempfile.mkdtemp(prefix="lf-startup-"))
+    try:
+        cases = [
+            ("`python -c pass`", [sys.executable, "-c", "pass"], None),
+            ('`python -c "import ledgerflow"`', [sys.executable, "-c", "import ledgerflow"], None),
+            ("`lineage --help`", [*lineage(), "--help"], None),
+            ("`lineage run --help`", [*lineage(), "run", "--help"], None),
+            ("`lineage list`, empty home", [*lineage(), "--home", str(empty / "home"), "list"], None),
+        ]
+        if BIG_HOME.exists():
+            cases.append(("`lineage list`, 1M-step ledger", [*lineage(), "--home", str(BIG_HOME), "list"], 300))
+        results = [(name, median_s(cmd, env)) for name, cmd, _ in cases]
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)
+    base = results[0][1]
+    rows = ["| command | median of 10 | vs `python -c pass` |", "|---|---|---|"]
+    rows += [f"| {name} | {s * 1000:.0f} ms | {s / base:.1f}x |" for name, s in results]
+    table = "\n".join(rows)
+    print(table)
+    if args.write:
+        write_section("Start-up (bench/startup.py)", table + "\n\nTargets: `lineage --help` and `lineage <verb> --help` "
+                      "under 150 ms, `lineage list` on the 1M-step ledger under 300 ms (whole process). "
+                      "Median of 10 fresh processes after one warm-up; ratios against `python -c pass` "
+                      "in the same run. `import ledgerflow` and `--help` import neither duckdb, pyarrow "
+                      "nor ray (tests/test_startup.py).")
+
+
+if __name__ == "__main__":
+    main()
