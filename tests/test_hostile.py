@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 from ledgerflow import Directory, File, Ledger, ParameterError, run, task, workflow
+from ledgerflow.errors import LedgerError
 from ledgerflow.engine.loading import params_from_text
 from ledgerflow.lineage.cli import cli
 from ledgerflow.store import Store
@@ -147,3 +148,38 @@ def test_directory_trees_that_reach_outside_are_refused(home, tmp_path):
 def test_file_from_a_path_that_does_not_exist(home, tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a file"):
         File.from_path(tmp_path / "nope.csv")
+
+
+# ---- bounded readers: one query can neither exhaust the machine nor hold the ledger -----
+
+
+def test_a_slow_query_is_stopped_by_its_timeout_and_the_ledger_stays_usable(recorded):
+    home, ex = recorded
+    with pytest.raises(LedgerError, match=r"stopped: it ran past the 0\.5 s timeout \(--timeout"):
+        Ledger(home).sql("SELECT sum(hash(range)) AS x FROM range(1000000000000)", timeout=0.5)
+    result = invoke(home, "query", "sql", "--timeout", "0.5", "--memory", "100GB",
+                    "SELECT sum(hash(range)) AS x FROM range(1000000000000)")
+    one_line_error(result)
+    assert "ran past the 0.5 s timeout" in result.output and len(result.output.strip().splitlines()) == 1
+    # Nothing is left held: a run records, and readers and verify answer.
+    again = run(everything, {"n": 2}, home=home)
+    assert again.status == "succeeded"
+    assert Ledger(home).sql("SELECT count(*) AS n FROM executions WHERE execution_id = ?",
+                            [again.id]).to_pylist() == [{"n": 1}]
+    assert Ledger(home).verify().ok
+
+
+def test_a_query_that_needs_too_much_memory_is_stopped(recorded):
+    home, _ = recorded
+    with pytest.raises(LedgerError, match="needed more than its 64MB memory limit"):
+        Ledger(home).sql("SELECT list(range) AS l FROM range(100000000)", memory="64MB")
+    result = invoke(home, "query", "sql", "--memory", "64MB", "SELECT list(range) AS l FROM range(100000000)")
+    one_line_error(result)
+    assert "--memory" in result.output
+    one_line_error(invoke(home, "query", "sql", "--memory", "lots", "SELECT 1"))
+    # The limit is locked: the query cannot raise it for itself.
+    one_line_error(invoke(home, "query", "sql", "SET memory_limit = '100GB'"))
+    with pytest.raises(LedgerError):
+        Ledger(home).sql("SELECT 1; SET memory_limit = '100GB'")
+    assert Ledger(home).sql("SELECT current_setting('memory_limit') AS m").to_pylist()[0]["m"] != "100GB"
+    assert invoke(home, "query", "sql", "--timeout", "0", "SELECT 42 AS answer").exit_code == 0

@@ -203,3 +203,80 @@ def test_any_single_value_change_is_detected(pristine, tmp_path_factory, data):
     report = victim.verify(store=False)
     assert not report.ok
     assert report.problems[0].table == table.name and report.problems[0].seq == seq, report.problems
+
+
+# ---- what readers trust: the views, and the store after the home moved -------------------
+
+
+def test_a_redefined_view_is_caught_by_verify_and_fools_no_reader(tmp_path):
+    from ledgerflow.lineage.schema import VIEWS
+    from test_ledger_events import pipeline_events as events
+
+    led = Ledger(tmp_path / "home")
+    evs, arts = events(fail_evaluate=True)
+    for ev in evs:
+        led.record(ev)
+    led.close()
+    failed = arts["id"]
+    assert {e.id: e.status for e in led.executions()} == {failed: "failed"}
+    # The `executions` view redefined in the file, behind the engine's back: every run succeeded.
+    forged = VIEWS[0].replace("l.state AS status", "'succeeded' AS status")
+    assert forged != VIEWS[0]
+    tamper(led, forged)
+    report = led.verify(store=False)
+    assert not report.ok and report.problems == ()  # the chain is intact; the view is not
+    [p] = report.schema_problems
+    assert (p.kind, p.name, p.what) == ("view", "executions", "changed")
+    assert str(report.first_problem).startswith("view executions: changed")
+    # Readers use the code's views, not the file's: `list`, `show` and `query sql` still say failed.
+    assert [e.status for e in led.executions()] == ["failed"]
+    assert led.execution(failed[:10]).status == "failed"
+    assert led.sql("SELECT status FROM executions").to_pylist() == [{"status": "failed"}]
+
+    from click.testing import CliRunner
+    from ledgerflow.lineage.cli import cli
+
+    result = CliRunner().invoke(cli, ["--home", str(led.home.path), "verify", "--no-store"])
+    assert result.exit_code == 1 and "view executions: changed" in result.output, result.output
+
+
+def test_a_dropped_view_an_added_view_and_a_macro_are_caught(led):
+    tamper(led, "DROP VIEW tags", "CREATE VIEW extra AS SELECT 1 AS x",
+           "CREATE MACRO epoch(x) AS 0")  # would shadow the built-in in every view that uses it
+    found = {(p.kind, p.name, p.what) for p in led.verify(store=False).schema_problems}
+    assert found == {("view", "tags", "removed"), ("view", "extra", "unexpected"), ("macro", "epoch", "unexpected")}
+
+
+def test_verify_checks_the_store_of_a_moved_home(tmp_path):
+    from ledgerflow.engine.events import ArtifactRef
+    from ledgerflow.store import Store
+    from test_ledger_events import T0, new_id, steps_of
+    from ledgerflow.engine.events import ExecutionFinished, ExecutionStarted
+
+    old = tmp_path / "old" / "home"
+    store = Store.open(old / "store")
+    digests = [store.put_bytes(b"object %d " % i * 100) for i in range(3)]
+    led = Ledger(old)
+    e = new_id()
+    outs = tuple((f"o{i}", ArtifactRef(digest=d, kind="file", type="File", size=1000, uri=store.url))
+                 for i, d in enumerate(digests))
+    led.record(ExecutionStarted(e, "m:wf", "blake3:00", "{}", (), "local", T0, "host", 1))
+    for ev in steps_of(e, "make", "m:make", (), outs, T0):
+        led.record(ev)
+    led.record(ExecutionFinished(e, "succeeded", T0))
+    led.close()
+    assert led.verify().ok
+
+    new = tmp_path / "elsewhere" / "home"
+    new.parent.mkdir()
+    shutil.move(str(old), str(new))
+    moved = Ledger(new)
+    report = moved.verify()
+    assert report.ok and report.objects_checked == 3, report
+    assert str(old / "store") in report.store_note and "moved" in report.store_note
+    # Still checked: an object lost after the move is named, though recorded under the old path.
+    Store.open(new / "store").local_path(digests[1]).unlink()
+    report = moved.verify()
+    assert not report.ok
+    [p] = report.object_problems
+    assert p.digest == digests[1] and "missing" in p.detail and str(new / "store") in p.detail

@@ -40,6 +40,7 @@ from ledgerflow.lineage.schema import (
     key64,
     missing_tables,
     schema_version,
+    use_code_views,
 )
 from ledgerflow.lineage.values import (
     ArtifactInfo,
@@ -110,7 +111,7 @@ class Ledger:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._error: BaseException | None = None
-        self._cache = CacheIndex(self.path, self._reader)
+        self._cache = CacheIndex(self.path, lambda: self._reader(views=False))  # reads tables only
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.home.path)!r})"
@@ -204,18 +205,25 @@ class Ledger:
     # -- queries --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _reader(self, config: dict | None = None):
+    def _reader(self, config: dict | None = None, views: bool = True):
         """A read-only connection for one query. The first read of a process also brings a
-        ledger written by an older schema up to this one (see `_migrate`)."""
+        ledger written by an older schema up to this one (see `_migrate`). Its views are this
+        code's, never the file's (see `schema.use_code_views`): a view redefined in the file
+        cannot change what `list`, `show` or `query sql` read (`views=False`: ~5 ms less, for
+        a reader of tables only)."""
         key = str(self.path)
         with open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config) as con:
             version = SCHEMA_VERSION if key in _current_schema else schema_version(con)
             if version is None or version >= SCHEMA_VERSION:
                 _current_schema.add(key)
+                if views:
+                    use_code_views(con)
                 yield con
                 return
         self._migrate(version)
         with open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config) as con:
+            if views:
+                use_code_views(con)
             yield con
 
     def _migrate(self, version: int) -> None:
@@ -427,11 +435,15 @@ class Ledger:
                 store = None
             return why.explain(con, store, execution_id, step)
 
-    def sql(self, query: str, params: list | None = None) -> pa.Table:
+    def sql(self, query: str, params: list | None = None, *, timeout: float | None = 30.0,
+            memory: str = "1GB") -> pa.Table:  # the defaults: readonly_sql.DEFAULT_TIMEOUT_S, DEFAULT_MEMORY
         """Run a read-only query; returns a pyarrow Table (`.to_pylist()` for dicts).
 
         Statements that write, and any access outside the ledger file, are refused with
-        LedgerError; the ledger is left unchanged.
+        LedgerError; the ledger is left unchanged. The query is stopped, with LedgerError,
+        after `timeout` seconds (None or 0: no limit) or when it needs more than `memory`
+        (a DuckDB size: "1GB", "512MB"); it never spills to disk. The views it sees are this
+        code's (see `_reader`).
 
         >>> import tempfile
         >>> Ledger(tempfile.mkdtemp()).sql("DROP TABLE steps")
@@ -440,11 +452,8 @@ class Ledger:
         ledgerflow.errors.LedgerError: query sql is read-only: refused a DROP statement (statement 1)
         """
         readonly_sql.check(query)
-        with self._reader(readonly_sql.READ_ONLY_CONFIG) as con:
-            try:
-                return con.sql(query, params=params or None).to_arrow_table()
-            except duckdb.Error as exc:
-                raise LedgerError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+        with self._reader(readonly_sql.config(memory)) as con:
+            return readonly_sql.run(con, query, params, timeout=timeout, memory=memory)
 
     def verify(self, store: bool = True) -> VerifyReport:
         """Re-walk the hash chain and re-hash every store object; a VerifyReport says what's wrong.

@@ -345,11 +345,32 @@ class ObjectProblem(_Json):
 
 
 @attrs.frozen
+class SchemaProblem(_Json):
+    """A view (or macro) of the ledger file that is not what this code defines.
+
+    `what` is "changed" (a view's definition differs), "removed" (a view is missing) or
+    "unexpected" (a view or macro the engine never creates).
+    """
+
+    kind: str  # "view" or "macro"
+    name: str
+    what: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}: {self.what}: {self.detail}"
+
+
+@attrs.frozen
 class VerifyReport(_Json):
-    """What `verify` found. `ok` is True when the chain and every store object check out.
+    """What `verify` found. `ok` is True when the chain, the file's views and every store
+    object check out.
 
     `head_seq`/`head_hash` identify the whole chain: keep them somewhere else and compare
     later to catch the removal of the newest rows, which a chain alone can't show.
+    `schema_problems` name views redefined (or macros added) behind the engine's back;
+    `store_note` also says when objects recorded under the home's old path (a moved home)
+    were checked in its current store.
     """
 
     ok: bool
@@ -361,11 +382,14 @@ class VerifyReport(_Json):
     object_problems: tuple  # of ObjectProblem
     store: str | None  # the store checked, or None with `store_note` saying why not
     store_note: str | None = None
+    schema_problems: tuple = ()  # of SchemaProblem
 
     @property
-    def first_problem(self) -> ChainProblem | ObjectProblem | None:
+    def first_problem(self) -> ChainProblem | SchemaProblem | ObjectProblem | None:
         if self.problems:
             return self.problems[0]
+        if self.schema_problems:
+            return self.schema_problems[0]
         return self.object_problems[0] if self.object_problems else None
 
 

@@ -215,14 +215,33 @@ query.command("upstream")(_walk_cmd("upstream"))
 query.command("downstream")(_walk_cmd("downstream"))
 
 
+def _memory_size(ctx, param, value):
+    from ledgerflow.errors import LedgerError
+    from ledgerflow.lineage import readonly_sql
+
+    try:
+        readonly_sql.config(value)
+    except LedgerError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @query.command("sql")
 @click.argument("statement")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of row objects).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+              help="Stop the query after this long (0: no limit).")
+@click.option("--memory", default="1GB", show_default=True, metavar="SIZE", callback=_memory_size,
+              help="Stop the query if it needs more memory than this (e.g. 512MB, 4GB); it never spills to disk.")
 @click.pass_context
 @_guarded
-def sql_cmd(ctx, statement, as_json):
-    """Run a read-only SQL query (tables and views: docs/ledger.md)."""
-    result = _ledger(ctx).sql(statement)
+def sql_cmd(ctx, statement, as_json, timeout, memory):
+    """Run a read-only SQL query (tables and views: docs/ledger.md).
+
+    Bounded, so that one query cannot exhaust the machine or keep writers waiting for the
+    ledger: --timeout and --memory.
+    """
+    result = _ledger(ctx).sql(statement, timeout=timeout or None, memory=memory)
     rows = result.to_pylist()
     if as_json:
         _print_json(rows)
@@ -251,6 +270,8 @@ def verify(ctx, no_store, as_json):
         elif report.store_note:
             out.print(f"store: {escape(report.store_note)}")
         for p in report.problems[:20]:
+            out.print(f"[red]{escape(str(p))}[/]")
+        for p in report.schema_problems[:20]:
             out.print(f"[red]{escape(str(p))}[/]")
         for p in report.object_problems[:20]:
             out.print(f"[red]{escape(str(p))}[/]")
