@@ -13,6 +13,7 @@ import contextlib
 import threading
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import duckdb
@@ -27,7 +28,7 @@ from ledgerflow.engine.events import (
 )
 from ledgerflow.errors import LedgerError, RefError, RegistryError
 from ledgerflow.home import Home
-from ledgerflow.lineage import liveness, readonly_sql, refs, registry, retention, verification, walk, writer
+from ledgerflow.lineage import liveness, readonly_sql, refs, registry, retention, verification, writer
 from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
 from ledgerflow.lineage.detail import assemble, parse_json, read_graph
@@ -54,6 +55,9 @@ from ledgerflow.lineage.values import (
     Lineage,
     VerifyReport,
 )
+
+if TYPE_CHECKING:  # pyarrow is loaded by the queries that return tables, not by `import ledgerflow`
+    import pyarrow as pa
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
 _current_schema: set = set()  # ledger paths this process has seen at (or brought to) SCHEMA_VERSION
@@ -375,6 +379,8 @@ class Ledger:
                     raise RefError(f"{ref!r} names {resolved.kind} {resolved.ref}, not an artifact: give a digest "
                                    "or EXECUTION_ID:step.output (e.g. 01JD3Q8Z:split.return)")
                 digest = resolved.digest
+                from ledgerflow.lineage import walk  # numpy and pyarrow: loaded by the reads that need them
+
                 first = [(e, s, n) for e, s, n in walk.producers_of(con, digest) if s != PARAMS_STEP][:1]
                 if not first:
                     raise RefError(f"{ref!r}: no step in this ledger produced {digest}; pass the handle itself")
@@ -411,6 +417,8 @@ class Ledger:
         return self._walk(ref, "downstream", depth, same_content)
 
     def _walk(self, ref: str, direction: str, depth: int | None, same_content: bool = False) -> Lineage:
+        from ledgerflow.lineage import walk  # numpy and pyarrow: `lineage list` and `--help` do without
+
         with self._reader() as con:
             return walk.walk(con, refs.resolve(con, ref), direction, depth, same_content)
 

@@ -29,18 +29,22 @@ holds Arrow tables; its `nodes` and `edges` are built only when asked for).
 
 from __future__ import annotations
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ledgerflow.engine.events import FROM_CACHE
 from ledgerflow.lineage.refs import Resolved
 from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
+from ledgerflow.lineage.values import EDGE_SCHEMA, NODE_SCHEMA, Lineage
 
 _PSEUDO = (PARAMS_STEP, OUTPUTS_STEP)
 INFERRED = "inferred"  # how an edge of an execution recorded before schema 4 was found
 # No attempt column: a retry repeats its step's inputs, which DISTINCT folds into one row.
 _EDGE_COLS = "DISTINCT execution_id, step, direction, name, digest, src_execution_id, src_step, src_name, how"
 _NAME_SEP = "\x1f"  # between a step's ref and an output name in an occurrence key (names may hold ':')
-_FAR = (1 << 63) - 1  # the depth of a node not reached: np.iinfo(np.int64).max, without importing numpy here
+_FAR = np.iinfo(np.int64).max  # the depth of a node not reached
 
 
 def producers_of(con, digest: str) -> list:
@@ -59,8 +63,6 @@ def _rows_with_digest(con, digest: str, direction: str) -> list:
 
 
 def _edges_with_digest(con, digest: str, direction: str) -> pa.Table:
-    import pyarrow as pa
-    import pyarrow.compute as pc
     found = lookup_by_key(con, "edges", "dkey", [key64(digest)], "execution_id, step, direction, name, digest")
     if found is None:
         return pa.table({"execution_id": pa.array([], pa.string()), "step": pa.array([], pa.string()),
@@ -72,7 +74,6 @@ def _edges_with_digest(con, digest: str, direction: str) -> pa.Table:
 def _executions_to_read(con, digest: str, upstream: bool) -> set:
     """The executions a walk from `digest` starts in: upstream, those that produced it;
     downstream, those that consumed it or took it as a parameter. One index lookup."""
-    import pyarrow.compute as pc
     found = lookup_by_key(con, "edges", "dkey", [key64(digest)], "execution_id, step, direction, digest")
     if found is None:
         return set()
@@ -85,7 +86,6 @@ def _executions_to_read(con, digest: str, upstream: bool) -> set:
 def _read_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids) -> pa.Table:
     """Rows of `table` written by these executions, as one Arrow table: in seq order, unless `cols`
     asks for DISTINCT rows."""
-    import pyarrow as pa
     ids = list(dict.fromkeys(execution_ids))
     order = "" if cols.startswith("DISTINCT") else " ORDER BY seq"
     if len(ids) > _MANY:
@@ -115,7 +115,6 @@ class _Edges:
 
     def load(self, execution_ids) -> bool:
         """Read the edges of the executions not read yet; True if there were any."""
-        import pyarrow as pa
         todo = sorted({e for e in execution_ids if e not in self.loaded})
         if not todo:
             return False
@@ -143,9 +142,6 @@ class _Edges:
 
     def build(self) -> None:
         """The arrays the search runs on, for every row read so far."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import numpy as np
         if self._built:
             return
         t = pa.concat_tables(self._parts)
@@ -179,15 +175,12 @@ class _Edges:
         self._built = True
 
     def id_of(self, key: str) -> int:
-        import pyarrow.compute as pc
         return pc.index(self.keys, key).as_py()  # -1 when absent
 
 
 def _inferred_sources(table: pa.Table, executions: list) -> pa.Table:
     """Pre-schema-4 rows name no source: take an input to come from the steps of the same
     execution that produced its digest (marked inferred; never across executions)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
     mine = table.filter(pc.is_in(table.column("execution_id"), pa.array(executions)))
     consumed = mine.filter(pc.and_(pc.equal(mine.column("direction"), "consumed"), pc.is_null(mine.column("src_step"))))
     produced = mine.filter(pc.equal(mine.column("direction"), "produced")).select(
@@ -209,7 +202,6 @@ class _Search:
     counts: every node at depth d is expanded by the same vector operations, d = 0, 1, ..."""
 
     def __init__(self, g: _Edges, upstream: bool, depth: int | None):
-        import numpy as np
         g.build()
         self.g = g
         self.upstream = upstream
@@ -223,12 +215,9 @@ class _Search:
 
     # -- seeding ------------------------------------------------------------------------
     def start_at_steps(self, key_ids) -> None:
-        import numpy as np
         self.step_dist[np.asarray(key_ids, dtype=np.int64)] = 0
 
     def start_at_digest(self, digest: str) -> None:
-        import pyarrow.compute as pc
-        import numpy as np
         g = self.g
         found = pc.index(g.digests, digest).as_py()
         if found < 0:
@@ -262,7 +251,6 @@ class _Search:
             d += 1
 
     def up_level(self, d: int) -> None:
-        import numpy as np
         g = self.g
         at = self.step_dist[g.step_id] == d
         consumed = np.nonzero(at & ~g.produced & g.real)[0]
@@ -283,7 +271,6 @@ class _Search:
     def came_from(self, makers, consumers, d: int) -> None:
         """Upstream: the rows `consumers` took occurrences made by rows `makers`, reached at depth
         d (the artifact's); their steps are at d + 1, an execution's parameters end the walk."""
-        import numpy as np
         g = self.g
         while len(makers):
             self.edges.append(("made", makers, consumers))
@@ -299,7 +286,6 @@ class _Search:
             makers, consumers = nxt[nxt >= 0], onward[nxt >= 0]
 
     def down_level(self, d: int) -> None:
-        import numpy as np
         g = self.g
         made = np.nonzero((self.step_dist[g.step_id] == d) & g.produced & g.real)[0]
         self.art_dist[g.digest_id[made]] = np.minimum(self.art_dist[g.digest_id[made]], d + 1)
@@ -308,7 +294,6 @@ class _Search:
 
     def occurrences_reached(self, occ_ids, d: int) -> None:
         """Downstream: these occurrences were reached at depth d; so is everything recorded as taking them."""
-        import numpy as np
         g = self.g
         while len(occ_ids):
             new = occ_ids[self.occ_dist[occ_ids] > d]
@@ -337,18 +322,14 @@ class _Search:
     # -- bookkeeping ----------------------------------------------------------------------
     @staticmethod
     def lower(dist, ids, d: int) -> None:
-        import numpy as np
         if len(ids):
             np.minimum.at(dist, ids, d)
 
     def executions_at(self, rows, d: int) -> None:
-        import pyarrow as pa
         for e in self.g.table.column("execution_id").take(pa.array(rows, pa.int64())).to_pylist():
             self.executions[e] = min(self.executions.get(e, d), d)
 
     def note_missing(self, rows) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
         if len(rows):
             t = self.g.table.take(pa.array(rows, pa.int64()))
             src = pc.coalesce(t.column("src_execution_id"), t.column("execution_id"))
@@ -356,8 +337,6 @@ class _Search:
 
     # -- results --------------------------------------------------------------------------
     def step_refs(self, reached) -> pa.Array:
-        import pyarrow as pa
-        import numpy as np
         return self.g.keys.take(pa.array(np.nonzero(reached)[0], pa.int64()))
 
     def edge_table(self) -> pa.Table:
@@ -366,11 +345,7 @@ class _Search:
         Edges are kept as row numbers while searching and become text once here, each once:
         duplicates (an occurrence taken by several steps, a row reached twice) are dropped
         on integers first."""
-        from ledgerflow.lineage.values import EDGE_SCHEMA
 
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import numpy as np
         g, t = self.g, self.g.table
         refs = pc.binary_join_element_wise(t.column("execution_id"), t.column("step"), ":")
         digests, how, names, exec_of = t.column("digest"), t.column("how"), t.column("name"), t.column("execution_id")
@@ -461,12 +436,7 @@ def _steps_of(con, g: _Edges, execution_id: str) -> list:
 
 
 def _result(con, g, search, root, direction, depth, seeds, same_content) -> Lineage:
-    from ledgerflow.lineage.values import EDGE_SCHEMA
-    from ledgerflow.lineage.values import Lineage
 
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import numpy as np
     nodes: list = []  # (kind, ref, depth) tables
     if search is not None:
         steps = search.step_dist < _FAR
@@ -511,7 +481,6 @@ def _result(con, g, search, root, direction, depth, seeds, same_content) -> Line
 
 
 def _reached_digests(g: _Edges, search: _Search, digest: str) -> set:
-    import pyarrow.compute as pc
     at = pc.index(g.digests, digest).as_py()
     return {digest} if at >= 0 and search.art_dist[at] < _FAR else set()
 
@@ -519,10 +488,7 @@ def _reached_digests(g: _Edges, search: _Search, digest: str) -> set:
 def _code_snapshots(con, nodes: list, executions: dict) -> tuple:
     """Upstream of anything a step made is the code that step ran: each execution reached
     brings its code snapshot (a Directory in the store) in, one hop past its nearest step."""
-    from ledgerflow.lineage.values import EDGE_SCHEMA
 
-    import pyarrow as pa
-    import numpy as np
     nearest: dict = dict(executions)
     for kind, refs, dist in nodes:
         if kind == "step":
@@ -552,11 +518,7 @@ def _describe(con, g: _Edges, table: pa.Table) -> pa.Table:
     Columnar throughout: each kind's details are read as Arrow and matched to the nodes by
     `index_in` (first match), never one Python object per node.
     """
-    from ledgerflow.lineage.values import NODE_SCHEMA
 
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import numpy as np
     kind, ref = table.column("kind").combine_chunks(), table.column("ref").combine_chunks()
     n = len(table)
     is_art, is_step = pc.equal(kind, "artifact"), pc.equal(kind, "step")
@@ -623,9 +585,7 @@ def _spans(ranges) -> list:
 
 def _same_content(con, g: _Edges, lineage: Lineage) -> tuple:
     """Steps anywhere that produced the bytes of a handle in `lineage` without a recorded link to it."""
-    from ledgerflow.lineage.values import Lineage
 
-    import pyarrow as pa
     walked = {n.ref for n in lineage.nodes if n.kind == "step"}
     out: dict = {}
     for node in lineage.nodes:
