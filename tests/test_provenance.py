@@ -399,6 +399,22 @@ def test_a_handle_passed_by_reference_links_two_executions(home):
     assert printed.exit_code == 0 and "NOT lineage" in printed.output and c2.id in printed.output
 
 
+def test_a_handle_parameter_by_reference_from_the_command_line(home, tmp_path, monkeypatch):
+    """`-p data=EXEC:step.return` (or a digest some step produced) starts a run on a recorded
+    handle, and the ledger records where it came from."""
+    a = run(produce, home=home, progress=False)
+    module = Path(__file__).resolve()
+    monkeypatch.syspath_prepend(str(module.parent))
+    target = f"{module.stem}:fit_on"
+    for ref in (f"{a.id[:10]}:make_points.return", a.outputs.digest[:20]):
+        out = lineage(home, "run", target, "-p", f"data={ref}", "--json")
+        assert out.exit_code == 0, out.output
+        b_id = json.loads(out.stdout)["id"]
+        assert f"{a.id}:make_points" in step_refs(Ledger(home).upstream(f"{b_id}:fit_points"))
+    bad = lineage(home, "run", target, "-p", "data=blake3:00ff")
+    assert bad.exit_code == 2 and "data" in bad.output
+
+
 # ------------------------------------------------------- 6. steps that never ran
 
 
