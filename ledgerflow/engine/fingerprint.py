@@ -1,9 +1,9 @@
-"""Task fingerprints: the digest of a task's normalised code and of the user code it calls.
+"""What counts as the user's code, and code normalised so that only behaviour counts.
 
-Normalised means the AST with docstrings removed, so comments and formatting do not count
-while any change of behaviour does. Functions the task reaches through its module's globals
-are included, transitively, when they live in the user's own modules (not the standard
-library, not site-packages, not Ledgerflow): editing such a helper changes the key.
+Normalised means the AST without docstrings or decorators, so comments and formatting do
+not count while any change of behaviour does. The user's code is what lives in the user's
+own files (not the standard library, not site-packages, not Ledgerflow). What a task reaches
+of it, and the values it reads, is found by `dependencies.analyse`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import inspect
 import sysconfig
 import textwrap
 import types
-from functools import lru_cache
 from pathlib import Path
 
-from ledgerflow.store import digest_bytes
 
 _NOT_USER = tuple(
     str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
@@ -66,39 +64,3 @@ def normalized_source(fn: types.FunctionType) -> str:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             node.decorator_list = []
     return ast.dump(_StripDocstrings().visit(tree), annotate_fields=False, include_attributes=False)
-
-
-def referenced_user_functions(fn: types.FunctionType) -> list[types.FunctionType]:
-    names: set[str] = set()
-    stack = [fn.__code__]
-    while stack:
-        code = stack.pop()
-        names.update(code.co_names)
-        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
-    found = []
-    for name in sorted(names):
-        obj = fn.__globals__.get(name)
-        obj = getattr(obj, "fn", obj)  # a @task called from a task: fingerprint its function
-        if isinstance(obj, types.FunctionType) and obj is not fn and is_user_code(obj):
-            found.append(obj)
-    return found
-
-
-@lru_cache(maxsize=4096)
-def code_fingerprint(fn: types.FunctionType) -> str:
-    """Digest of fn's normalised code and, transitively, of the user functions it calls.
-
-    Cached per function object: redefining a function makes a new object, so edits in a
-    long-lived process are seen.
-    """
-    parts: list[str] = []
-    seen: set[int] = set()
-    todo = [fn]
-    while todo:
-        f = todo.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
-        parts.append(f"{f.__qualname__}\n{normalized_source(f)}")
-        todo.extend(referenced_user_functions(f))
-    return digest_bytes("\n\0".join(sorted(parts)).encode())

@@ -13,7 +13,6 @@ from typing import Any, Callable
 import attrs
 
 from ledgerflow.engine.dependencies import CACHE_FORMAT, analyse
-from ledgerflow.engine.fingerprint import code_fingerprint
 from ledgerflow.engine.graph import FromStep, Node, Param
 from ledgerflow.engine.resources import Resources
 from ledgerflow.engine.signature import qualified_name, read_signature
@@ -85,8 +84,10 @@ class Task:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """Digest of the normalised code (and user helpers it calls) and `cache_version`."""
-        return digest_bytes(f"{code_fingerprint(self.fn)}\0{self.cache_version}".encode())
+        """Digest of the task's code and the user code it reaches, and `cache_version`: the code
+        part of `identity()` (no values), for the workflow's fingerprint."""
+        code = json.dumps(analyse(self.fn).code, separators=(",", ":"))
+        return digest_bytes(f"{code}\0{self.cache_version}\0{CACHE_FORMAT}".encode())
 
     def identity(self) -> "TaskIdentity":
         """What the task's result depends on besides its inputs, now: its code and the user code
