@@ -60,22 +60,43 @@ class ExecutionRanges:
         return {e: self._ranges[e] for e in execution_ids if e in self._ranges}
 
 
+def spans(ranges) -> list:
+    """Seq ranges to read: merged into one when they lie close together (the usual case for the
+    executions of one walk), since each query has a fixed cost."""
+    ranges = sorted(ranges)
+    if not ranges:
+        return []
+    total = sum(hi - lo + 1 for lo, hi in ranges)
+    lo, hi = ranges[0][0], max(h for _, h in ranges)
+    return [(lo, hi)] if hi - lo + 1 <= 4 * total else ranges
+
+
+def _where(ranges: ExecutionRanges, ids: list) -> list:
+    """SQL conditions selecting the rows of executions `ids`: by seq span where few, else by id."""
+    if len(ids) > _MANY:
+        return ["execution_id IN (SELECT unnest(?))"]
+    return [f"seq BETWEEN {int(lo)} AND {int(hi)} AND execution_id IN (SELECT unnest(?))"
+            for lo, hi in spans(ranges.get(ids).values())]
+
+
+def read_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids):
+    """Rows of `table` written by these executions, as one Arrow table: in seq order, unless `cols`
+    asks for DISTINCT rows."""
+    import pyarrow as pa
+
+    ids = list(dict.fromkeys(execution_ids))
+    order = "" if cols.startswith("DISTINCT") else " ORDER BY seq"
+    parts = [con.sql(f"SELECT {cols} FROM {table} WHERE {where}{order}", params=[ids]).to_arrow_table()
+             for where in _where(ranges, ids)]
+    return pa.concat_tables(parts) if parts else con.sql(f"SELECT {cols} FROM {table} LIMIT 0").to_arrow_table()
+
+
 def rows_of_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids) -> dict:
     """execution_id -> list of row tuples (cols) of `table`, in seq order."""
     out: dict = defaultdict(list)
     ids = list(dict.fromkeys(execution_ids))
-    if not ids:
-        return out
-    if len(ids) <= _MANY:
-        for e, (lo, hi) in ranges.get(ids).items():
-            out[e].extend(con.execute(
-                f"SELECT {cols} FROM {table} WHERE seq BETWEEN ? AND ? AND execution_id = ? ORDER BY seq",
-                [lo, hi, e],
-            ).fetchall())
-    else:
-        for row in con.execute(
-            f"SELECT execution_id, {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)) ORDER BY seq",
-            [ids],
-        ).fetchall():
+    for where in _where(ranges, ids) if ids else ():
+        for row in con.execute(f"SELECT execution_id, {cols} FROM {table} WHERE {where} ORDER BY seq",
+                               [ids]).fetchall():
             out[row[0]].append(row[1:])
     return out

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from ledgerflow.engine.events import FROM_CACHE
 from ledgerflow.lineage.refs import Resolved
-from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key
+from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key, read_executions, spans
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
 from ledgerflow.lineage.values import EDGE_SCHEMA, NODE_SCHEMA, Lineage
 
@@ -49,52 +49,35 @@ _FAR = np.iinfo(np.int64).max  # the depth of a node not reached
 
 def producers_of(con, digest: str) -> list:
     """Every occurrence that produced `digest`, anywhere in the ledger: (e, step, name)."""
-    return _rows_with_digest(con, digest, "produced")
+    return _occurrences(_digest_rows(con, digest), "produced")
 
 
 def consumers_of(con, digest: str) -> list:
     """Every step (or execution output) that consumed `digest`, anywhere: (e, step, name)."""
-    return _rows_with_digest(con, digest, "consumed")
+    return _occurrences(_digest_rows(con, digest), "consumed")
 
 
-def _rows_with_digest(con, digest: str, direction: str) -> list:
-    found = _edges_with_digest(con, digest, direction)
-    return list(zip(*(found.column(c).to_pylist() for c in ("execution_id", "step", "name"))))
-
-
-def _edges_with_digest(con, digest: str, direction: str) -> pa.Table:
-    found = lookup_by_key(con, "edges", "dkey", [key64(digest)], "execution_id, step, direction, name, digest")
+def _digest_rows(con, digest: str) -> pa.Table:
+    """(execution_id, step, direction, name) of every edge of `digest`: one index lookup by its key."""
+    cols = "execution_id, step, direction, name, digest"
+    found = lookup_by_key(con, "edges", "dkey", [key64(digest)], cols)
     if found is None:
-        return pa.table({"execution_id": pa.array([], pa.string()), "step": pa.array([], pa.string()),
-                         "name": pa.array([], pa.string())})
-    keep = pc.and_(pc.equal(found.column("digest"), digest), pc.equal(found.column("direction"), direction))
-    return found.filter(keep).select(["execution_id", "step", "name"])
+        return pa.table({c: pa.array([], pa.string()) for c in cols.split(", ")})
+    return found.filter(pc.equal(found.column("digest"), digest))  # a 64-bit key may collide
+
+
+def _occurrences(rows: pa.Table, direction: str) -> list:
+    rows = rows.filter(pc.equal(rows.column("direction"), direction))
+    return list(zip(*(rows.column(c).to_pylist() for c in ("execution_id", "step", "name"))))
 
 
 def _executions_to_read(con, digest: str, upstream: bool) -> set:
     """The executions a walk from `digest` starts in: upstream, those that produced it;
-    downstream, those that consumed it or took it as a parameter. One index lookup."""
-    found = lookup_by_key(con, "edges", "dkey", [key64(digest)], "execution_id, step, direction, digest")
-    if found is None:
-        return set()
-    found = found.filter(pc.equal(found.column("digest"), digest))
-    produced = pc.equal(found.column("direction"), "produced")
-    keep = produced if upstream else pc.or_(pc.invert(produced), pc.equal(found.column("step"), PARAMS_STEP))
-    return set(pc.unique(found.filter(keep).column("execution_id")).to_pylist())
-
-
-def _read_executions(con, ranges: ExecutionRanges, table: str, cols: str, execution_ids) -> pa.Table:
-    """Rows of `table` written by these executions, as one Arrow table: in seq order, unless `cols`
-    asks for DISTINCT rows."""
-    ids = list(dict.fromkeys(execution_ids))
-    order = "" if cols.startswith("DISTINCT") else " ORDER BY seq"
-    if len(ids) > _MANY:
-        return con.sql(f"SELECT {cols} FROM {table} WHERE execution_id IN (SELECT unnest(?)){order}",
-                       params=[ids]).to_arrow_table()
-    parts = [con.sql(f"SELECT {cols} FROM {table} WHERE seq BETWEEN {int(lo)} AND {int(hi)} "
-                     f"AND execution_id IN (SELECT unnest(?)){order}", params=[ids]).to_arrow_table()
-             for lo, hi in _spans(ranges.get(ids).values())]
-    return pa.concat_tables(parts) if parts else con.sql(f"SELECT {cols} FROM {table} LIMIT 0").to_arrow_table()
+    downstream, those that consumed it or took it as a parameter."""
+    rows = _digest_rows(con, digest)
+    produced = pc.equal(rows.column("direction"), "produced")
+    keep = produced if upstream else pc.or_(pc.invert(produced), pc.equal(rows.column("step"), PARAMS_STEP))
+    return set(pc.unique(rows.filter(keep).column("execution_id")).to_pylist())
 
 
 class _Edges:
@@ -121,7 +104,7 @@ class _Edges:
         self.loaded.update(todo)
         recorded = {e for (e,) in self.con.execute(
             "SELECT DISTINCT execution_id FROM graph_log WHERE execution_id IN (SELECT unnest(?))", [todo]).fetchall()}
-        table = _read_executions(self.con, self.ranges, "edges", _EDGE_COLS, todo)
+        table = read_executions(self.con, self.ranges, "edges", _EDGE_COLS, todo)
         old = [e for e in todo if e not in recorded]
         if old:
             table = pa.concat_tables([table, _inferred_sources(table, old)])
@@ -431,7 +414,7 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None, same_con
 
 
 def _steps_of(con, g: _Edges, execution_id: str) -> list:
-    rows = _read_executions(con, g.ranges, "step_log", "step", [execution_id]).column("step").to_pylist()
+    rows = read_executions(con, g.ranges, "step_log", "step", [execution_id]).column("step").to_pylist()
     return sorted(set(rows) - set(_PSEUDO))
 
 
@@ -529,7 +512,7 @@ def _describe(con, g: _Edges, table: pa.Table) -> pa.Table:
     if len(digests) and g.loaded and len(g.loaded) <= _MANY:
         # Most artifacts of a walk were first recorded by the executions it read: read theirs
         # by seq range (zone maps) instead of a join over every artifact.
-        for lo, hi in _spans(g.ranges.get(g.loaded).values()):
+        for lo, hi in spans(g.ranges.get(g.loaded).values()):
             found = con.sql(f"SELECT {cols} FROM artifacts WHERE seq BETWEEN {int(lo)} AND {int(hi)}").to_arrow_table()
             parts.append(found.filter(pc.is_in(found.column("digest"), value_set=digests)))
     have = pa.concat_tables(parts).column("digest").combine_chunks() if parts else pa.array([], pa.string())
@@ -547,7 +530,7 @@ def _describe(con, g: _Edges, table: pa.Table) -> pa.Table:
 
     # Steps: the last row of each (seq order), found first in the reversed rows.
     step_execs = sorted({r.split(":", 1)[0] for r in ref.filter(is_step).to_pylist()})
-    steps = _read_executions(con, g.ranges, "step_log", "execution_id, step, task, state", step_execs)
+    steps = read_executions(con, g.ranges, "step_log", "execution_id, step, task, state", step_execs)
     steps = steps.take(pa.array(np.arange(len(steps) - 1, -1, -1), pa.int64()))
     step_refs = pc.binary_join_element_wise(steps.column("execution_id"), steps.column("step"), ":")
     st = pc.if_else(is_step, pc.index_in(ref, value_set=step_refs.combine_chunks()), None)
@@ -570,17 +553,6 @@ def _describe(con, g: _Edges, table: pa.Table) -> pa.Table:
                     "a_kind": art("kind"), "a_type": art("type"), "a_size": art("size"), "a_uri": art("uri"),
                     "a_value": art("value")}, schema=NODE_SCHEMA)
     return out
-
-
-def _spans(ranges) -> list:
-    """Seq ranges to read: merged into one when they lie close together (the usual case for
-    executions of one walk), since each query has a fixed cost."""
-    ranges = sorted(ranges)
-    if not ranges:
-        return []
-    total = sum(hi - lo + 1 for lo, hi in ranges)
-    lo, hi = ranges[0][0], max(h for _, h in ranges)
-    return [(lo, hi)] if hi - lo + 1 <= 4 * total else ranges
 
 
 def _same_content(con, g: _Edges, lineage: Lineage) -> tuple:
