@@ -31,7 +31,8 @@ def _modules(wf: Workflow) -> dict[str, Path]:
     """The user's modules the workflow's code depends on: the same analysis that makes the cache
     keys (engine/dependencies.py), so `import helper; helper.f()` is snapshotted as well as keyed."""
     found: dict[str, Path] = {}
-    for fn in [wf.fn] + [n.task.fn for n in wf.graph.nodes]:
+    functions = {id(f): f for f in [wf.fn] + [n.task.fn for n in wf.graph.nodes]}  # a task called 1,000 times: once
+    for fn in functions.values():
         if is_user_code(fn):
             found.update(analyse(fn).modules)
     return found
