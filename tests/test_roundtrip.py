@@ -11,7 +11,6 @@ cache hit returning identical values) and `ledgerflow.replay` of the first run i
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 import itertools
@@ -31,6 +30,8 @@ from ledgerflow.types import Dataset, File, Model, UnsupportedType, check_suppor
 from ledgerflow.types.annotations import union_members
 from ledgerflow.types.codec import decode, encode
 from ledgerflow.types.conform import identical
+
+from test_codec import Config, Point  # the records test_codec checks, round-tripped here too
 
 
 class Color(enum.Enum):
@@ -52,19 +53,6 @@ class Shape(enum.Enum):  # values that are not str or int
     UNIT = (1, 1)
     BLOB = b"\x00"
     NONE = None
-
-
-@attrs.frozen
-class Config:
-    lr: float
-    layers: list[int]
-    name: Optional[str] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-    x: float
-    y: float
 
 
 @attrs.frozen
