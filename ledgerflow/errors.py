@@ -60,6 +60,16 @@ class LedgerError(LedgerflowError):
     """The ledger could not be opened, read or written."""
 
 
+class LedgerUnwritable(LedgerError):
+    """The home refused a write (read-only, full, no permission): readers go on with what the
+    ledger file holds; recording fails with this, naming the file."""
+
+
+class LedgerBusy(LedgerError):
+    """Another process held the ledger file for longer than this one would wait (a reader's
+    wait: recording never waits for the file)."""
+
+
 class RefError(LedgerflowError, LookupError):
     """A REF (digest, digest prefix, execution id, EXECUTION_ID:step) names nothing, or more than one thing."""
 

@@ -42,6 +42,11 @@ class Home:
     def ledger_path(self) -> Path:
         return self.path / "ledger.duckdb"
 
+    @property
+    def journal_path(self) -> Path:
+        """Where recording processes append their events before they are moved into the ledger."""
+        return self.path / "journal"
+
     @classmethod
     def resolve(cls, path: str | os.PathLike | None = None, store: str | None = None) -> "Home":
         root = Path(path or _active.get() or os.environ.get("LEDGERFLOW_HOME") or DEFAULT_HOME).expanduser().absolute()

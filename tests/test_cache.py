@@ -153,7 +153,7 @@ def test_resume_after_kill_9(home, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the ledger shows step three running
         rows = ledger.sql("SELECT count(*) AS n FROM steps WHERE step = 'three' AND status = 'running'") \
-            if (home / "ledger.duckdb").exists() else None
+            if (home / "journal").exists() else None  # (once the run has journaled something)
         if rows is not None and rows.to_pylist()[0]["n"]:
             break
         time.sleep(0.2)

@@ -74,7 +74,7 @@ def test_ctrl_c_cancels_and_leaves_no_ray_processes(tmp_path):
     ledger = Ledger(home)
 
     def slow_running():
-        if not (home / "ledger.duckdb").exists():
+        if not (home / "journal").exists():  # the run has journaled nothing yet
             return False
         rows = ledger.sql("SELECT count(*) AS n FROM steps WHERE step = 'slow' AND status = 'running'").to_pylist()
         return rows[0]["n"] == 1

@@ -267,6 +267,7 @@ def test_a_version_1_ledger_opens_and_gains_the_registry(home, tmp_path, mod):
 
     ex = run(mod.training, {"seed": 1})
     led = Ledger(home)
+    led.sync()  # the run's journal moved into the file
     # Make it what a version 1 Ledgerflow wrote: no registry, tag or gc tables.
     con = duckdb.connect(str(led.path))
     for view in ("models", "aliases", "tags"):
@@ -294,7 +295,7 @@ def test_a_version_1_ledger_opens_and_gains_the_registry(home, tmp_path, mod):
 def test_a_newer_ledger_is_refused(home, tmp_path):
     from ledgerflow.errors import LedgerError
 
-    register("toy", model_at(tmp_path, "a"))
+    register("toy", model_at(tmp_path, "a"))  # (reads it back: the file holds it)
     con = duckdb.connect(str(Ledger(home).path))
     con.execute("INSERT INTO meta VALUES ('schema_version', '99')").fetchall()
     con.close()

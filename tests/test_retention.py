@@ -283,6 +283,7 @@ def test_gc_on_a_version_1_ledger(home, mod):
 
     ids = [run(mod.pipeline, {"n": n}).id for n in range(2)]
     led = Ledger(home)
+    led.sync()  # the runs' journals moved into the file
     con = duckdb.connect(str(led.path))
     for view in ("models", "aliases", "tags"):
         con.execute(f"DROP VIEW {view}").fetchall()

@@ -3,24 +3,39 @@
 Misses, the common case, are answered from memory: the 64-bit keys of every succeeded
 step are loaded once and topped up (rows newer than the last look) every couple of
 seconds, so a run doesn't open the file once per step. What this process recorded is
-answered before it is even flushed.
+answered before it is even flushed, and what other processes journaled but nobody has
+moved into the file yet is read from their journals (a run never moves them itself: it
+must not wait for the file).
+
+A lookup never fails a run: if the file stays locked, it answers from the journals and
+memory alone, and a miss only means the step runs again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 
 from ledgerflow.engine.events import SUCCEEDED, ArtifactRef, CacheEntry, MetricLogged, StepFinished
+from ledgerflow.errors import LedgerBusy
+from ledgerflow.lineage import journal
 from ledgerflow.lineage.schema import key64
+
+log = logging.getLogger("ledgerflow")
 
 
 class CacheIndex:
     """Cache lookups over one ledger file; `open_reader()` opens it read-only for one query."""
 
-    def __init__(self, path, open_reader):
+    def __init__(self, path, open_reader, journal_dir=None, own_journal=None):
         self.path = path
         self._open = open_reader
+        self._journal_dir = journal_dir
+        self._own_journal = own_journal
+        self._read_to: dict = {}  # journal path -> offset read up to
+        self._journaled: dict = {}  # cache_key -> CacheEntry from another process's journal
+        self._journal_metrics: dict = defaultdict(list)
         self._recent: dict = {}  # cache_key -> CacheEntry recorded by this process
         self._logged: dict = defaultdict(list)  # (execution, step) -> metrics of a step not finished yet
         self._keys: set | None = None  # ckeys of succeeded steps in the file
@@ -46,21 +61,65 @@ class CacheIndex:
         if cache_key in self._recent:
             return self._recent[cache_key]
         k = key64(cache_key)
-        if not self.path.exists():
-            return None
         seq, when = self._watermark
         if self._keys is None or time.monotonic() - when > 2.0:
-            with self._open() as con:
-                rows = con.execute(
-                    "SELECT ckey, seq FROM step_log WHERE seq > ? AND state = ? AND ckey IS NOT NULL",
-                    [seq, SUCCEEDED],
-                ).fetchall()
-            keys = self._keys or set()
-            keys.update(r[0] for r in rows)
-            self._keys = keys
-            self._watermark = (max([seq] + [r[1] for r in rows]), time.monotonic())
+            # Journals first, then the file: a journal moved and removed in between is in the file.
+            self._read_journals()
+            try:
+                self._top_up(seq)
+            except LedgerBusy as exc:
+                log.warning("cache lookups answered without the ledger file, which stayed locked: %s", exc)
+                self._keys = self._keys or set()
+                self._watermark = (seq, time.monotonic())
         if k not in self._keys:
-            return None
+            return self._journaled.get(cache_key)
+        try:
+            return self._from_file(k, cache_key) or self._journaled.get(cache_key)
+        except LedgerBusy:
+            return self._journaled.get(cache_key)
+
+    def _top_up(self, seq: int) -> None:
+        if not self.path.exists():
+            self._keys = self._keys or set()
+            self._watermark = (seq, time.monotonic())
+            return
+        with self._open() as con:
+            rows = con.execute(
+                "SELECT ckey, seq FROM step_log WHERE seq > ? AND state = ? AND ckey IS NOT NULL",
+                [seq, SUCCEEDED],
+            ).fetchall()
+        keys = self._keys or set()
+        keys.update(r[0] for r in rows)
+        self._keys = keys
+        self._watermark = (max([seq] + [r[1] for r in rows]), time.monotonic())
+
+    def _read_journals(self) -> None:
+        """Note the successful steps other processes journaled since the last look."""
+        if self._journal_dir is None:
+            return
+        for path in journal.journals(self._journal_dir):
+            if path == self._own_journal:
+                continue
+            offset = self._read_to.get(path)
+            if offset is None:
+                header = journal.read_header(path)
+                if header is None:
+                    continue
+                offset = header.end
+            chunk = journal.read(path, offset)
+            self._read_to[path] = chunk.end
+            for _, record in chunk.records:
+                kind = record.get("t")
+                if kind == "MetricLogged":
+                    self._journal_metrics[(record["execution_id"], record["step"])].append(
+                        (record["name"], record["value"], record.get("index")))
+                elif kind == "StepFinished" and record.get("status") == SUCCEEDED and record.get("cache_key"):
+                    event, _ = journal.decode(record)
+                    self._journaled.setdefault(event.cache_key, CacheEntry(
+                        f"{event.execution_id}:{event.step}", event.outputs,
+                        tuple(self._journal_metrics.pop((event.execution_id, event.step), ()))))
+
+    def _from_file(self, k: int, cache_key: str) -> CacheEntry | None:
         # A hit: load every cached result of the same task in one read, so that a rerun of a
         # thousand cached steps opens the file once per task, not once per step.
         with self._open() as con:

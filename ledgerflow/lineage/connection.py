@@ -39,7 +39,7 @@ from pathlib import Path
 
 import duckdb
 
-from ledgerflow.errors import LedgerError
+from ledgerflow.errors import LedgerBusy, LedgerError
 
 DEFAULT_LOCK_TIMEOUT = 60.0  # the wait is not fair between processes: leave room for many writers
 
@@ -120,7 +120,7 @@ def _file_lock(path: Path, *, shared: bool, deadline: float, timeout: float):
                     raise LedgerError(f"cannot lock the ledger at {path}: {exc.strerror or exc}") from exc
             now = time.monotonic()
             if now >= deadline:
-                raise LedgerError(f"the ledger at {path} stayed locked by another process for {timeout:.0f} s")
+                raise LedgerBusy(f"the ledger at {path} stayed locked by another process for {timeout:.0f} s")
             # Full jitter keeps several waiting processes from retrying in lockstep.
             time.sleep(min(delay * random.uniform(0.5, 1.5), deadline - now))
             delay = min(delay * 2, 0.01)
@@ -211,7 +211,7 @@ def open_ledger(
                     raise LedgerError(f"cannot open the ledger at {path}: {exc}") from exc
                 now = time.monotonic()
                 if now >= deadline:
-                    raise LedgerError(
+                    raise LedgerBusy(
                         f"the ledger at {path} stayed locked by another process for {timeout:.0f} s"
                     ) from exc
                 # Full jitter keeps several waiting processes from retrying in lockstep.

@@ -84,6 +84,7 @@ def export(ledger, directory: str | os.PathLike) -> ExportReport:
     out = Path(directory)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExchangeError(f"{out} exists and is not an empty directory: export into a new one")
+    ledger.sync()  # what is still journaled goes out too
     if not ledger.path.exists():
         raise ExchangeError(f"no ledger at {ledger.path} (nothing has been recorded there yet)")
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +191,7 @@ def import_export(ledger, directory: str | os.PathLike) -> ImportReport:
     ('01JD3Q8ZKX7V2M5N9P4R6T8W0Y',)
     """
     _, tables = read_export(directory)
-    ledger.flush()  # what this process recorded goes first
+    ledger.sync()  # what is journaled goes first
     with open_ledger(ledger.path, timeout=ledger.lock_timeout) as con:
         con.execute("BEGIN").fetchall()
         try:

@@ -1,15 +1,16 @@
-"""The ledger: a buffering Recorder, an ActionCache, and the audit query API, over one DuckDB file.
+"""The ledger: a Recorder, an ActionCache, and the audit query API, over one DuckDB file.
 
-Recording never touches the file on the caller's thread (except at the end of an
-execution): `record` appends to a list, and a daemon thread writes the list out in one
-transaction at least every `flush_interval` seconds. Every read opens the file
-read-only for one query and closes it, so other processes can write in between.
+Recording never touches the file: `record` appends to a list, and a daemon thread appends
+the list to this ledger's journal (a file of its own, `ledgerflow.lineage.journal`) every
+`flush_interval` seconds. Every read first moves what all journals hold into the file
+(`ledgerflow.lineage.moving`), then opens it read-only for one query and closes it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import threading
 import weakref
 from pathlib import Path
@@ -25,10 +26,11 @@ from ledgerflow.engine.events import (
     CacheEntry,
     ExecutionFinished,
     ExecutionStarted,
+    StepStarted,
 )
-from ledgerflow.errors import LedgerError, RefError, RegistryError
+from ledgerflow.errors import LedgerError, LedgerUnwritable, RefError, RegistryError
 from ledgerflow.home import Home
-from ledgerflow.lineage import liveness, readonly_sql, refs, registry, retention, verification, writer
+from ledgerflow.lineage import journal, liveness, moving, readonly_sql, refs, registry, retention, verification, writer
 from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
 from ledgerflow.lineage.detail import assemble, parse_json, read_graph
@@ -58,6 +60,12 @@ from ledgerflow.lineage.values import (
 
 if TYPE_CHECKING:  # pyarrow is loaded by the queries that return tables, not by `import ledgerflow`
     import pyarrow as pa
+
+log = logging.getLogger("ledgerflow")
+
+_WAKE_AT = 2048  # buffered events that wake the journal thread before its interval is up
+_CACHE_WAIT_S = 5.0  # how long a run's cache lookup waits for the file before answering without it
+_BACKLOG_BYTES = 4 << 20  # journaled bytes not yet moved past which a starting run moves them
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
 _current_schema: set = set()  # ledger paths this process has seen at (or brought to) SCHEMA_VERSION
@@ -103,19 +111,23 @@ class Ledger:
     `verify`) are the audit API the `lineage` CLI is built on.
     """
 
-    def __init__(self, home=None, *, flush_interval: float = 0.25, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(self, home=None, *, flush_interval: float = 0.05, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
         self.home = _home(home)
         self.path: Path = self.home.ledger_path
+        self.journal_dir: Path = self.home.journal_path
         self.flush_interval = flush_interval
         self.lock_timeout = lock_timeout
-        self._buffer: list = []
+        self._buffer: list = []  # (event, process-start token) recorded, not yet appended to the journal
         self._buffer_lock = threading.Lock()
-        self._flush_lock = threading.Lock()  # keeps batches in order: one flush at a time
+        self._append_lock = threading.Lock()  # keeps appends in order: one at a time
+        self._journal = journal.JournalWriter(self.journal_dir)  # the file is made on the first append
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._error: BaseException | None = None
-        self._cache = CacheIndex(self.path, lambda: self._reader(views=False))  # reads tables only
+        # A run's cache reads never move journals and wait for the file only briefly (see CacheIndex).
+        self._cache = CacheIndex(self.path, lambda: self._reader(views=False, fresh=False, timeout=_CACHE_WAIT_S),
+                                 self.journal_dir, self._journal.path)
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.home.path)!r})"
@@ -129,11 +141,13 @@ class Ledger:
     # -- Recorder -------------------------------------------------------------------
 
     def record(self, event) -> None:
-        """Buffer `event`; a background thread writes it within `flush_interval`.
+        """Buffer `event`; a background thread appends it to this ledger's journal within
+        `flush_interval` (see `ledgerflow.lineage.journal`). Recording never waits for the
+        ledger file: the events are moved into it by the next reader (or `sync()`).
 
-        The start and the end of an execution are written before this returns: a run
-        whose ledger cannot be written fails before its first step, and a finished run is in
-        the ledger when the runner hands back its result.
+        The start and the end of an execution are appended before this returns: a run whose
+        home cannot be written fails before its first step, and a finished run is on disk
+        (its journal synced) when the runner hands back its result.
         """
         if self._closed:
             raise LedgerError(f"the ledger at {self.path} is closed")
@@ -143,18 +157,24 @@ class Ledger:
         start = writer.process_start_of(event)
         with self._buffer_lock:
             self._buffer.append((event, start))
+            backlog = len(self._buffer)
         self._cache.remember(event)
-        if isinstance(event, (ExecutionStarted, ExecutionFinished)):
-            # The start is written at once too: a home that cannot be written (read-only, full)
-            # fails the run before any step runs, and `lineage list` shows the run straight away.
+        if isinstance(event, ExecutionStarted):
             self.flush()
+            self._move_backlog()
+            return
+        if isinstance(event, ExecutionFinished):
+            self.flush()
+            self._journal.sync()
             return
         if self._thread is None:
             self._start_thread()
+        elif backlog >= _WAKE_AT:
+            self._wake.set()
 
     def _start_thread(self) -> None:
         _open_ledgers.add(self)
-        self._thread = threading.Thread(target=self._run, name=f"ledger-flush:{self.path}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"ledger-journal:{self.path}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -162,43 +182,75 @@ class Ledger:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             try:
-                self._flush_once()
+                self._append()
                 self._error = None
             except BaseException as exc:  # kept, and raised by the next flush()/close()
                 self._error = exc
 
-    def _flush_once(self) -> int:
-        with self._flush_lock:
+    def _append(self) -> int:
+        with self._append_lock:
             with self._buffer_lock:
                 batch, self._buffer = self._buffer, []
             if not batch:
                 return 0
+            # A step that started and finished since the last append: its `running` record
+            # would be superseded before anyone could read it, so it is not written.
+            finished = writer.coalesced(batch)
             try:
-                with open_ledger(self.path, timeout=self.lock_timeout) as con:
-                    return writer.write(con, batch, self.path)
+                self._journal.append([journal.encode(ev, start) for ev, start in batch
+                                      if not (isinstance(ev, StepStarted)
+                                              and (ev.execution_id, ev.step, ev.attempt) in finished)])
             except BaseException:
-                # Nothing was committed: put the events back, in order, for the next try.
+                # Nothing was appended (a failed write is cut back): keep the events, in order.
                 with self._buffer_lock:
                     self._buffer[:0] = batch
                 raise
+            return len(batch)
 
     def flush(self) -> None:
-        """Write every buffered event now, in one transaction."""
+        """Append every buffered event to the journal now: from then on a kill -9 of this
+        process loses none of them."""
+        self._append()
+
+    def sync(self) -> None:
+        """Flush, then move every journaled event of this home (any process's) into the ledger
+        file, waiting for the file if another process holds it."""
+        self.flush()
+        moving.move(self.path, self.journal_dir, timeout=self.lock_timeout)
+
+    def _move_backlog(self) -> None:
+        # Journals are moved by readers; a home that nobody reads would pile them up, and
+        # every run's cache would read them all. Past a backlog, a starting run moves them,
+        # if it can have the file at once.
+        if journal.pending_bytes(self.journal_dir) > _BACKLOG_BYTES:
+            try:
+                moving.move(self.path, self.journal_dir, timeout=self.lock_timeout, wait=False)
+            except Exception as exc:  # noqa: BLE001 - the run goes on; the next reader moves them, or says why not
+                log.warning("the journals of %s stay unmoved: %s", self.home.path, exc)
+
+    def _catch_up(self) -> None:
+        """Before a read: what this ledger and every other recording process appended is moved
+        into the file, so the reader sees it. A home this process can't write is read as it is."""
+        self.flush()
         try:
-            self._flush_once()
-        except duckdb.Error as exc:
-            raise LedgerError(f"could not write the ledger at {self.path}: {exc}") from exc
+            moving.move(self.path, self.journal_dir, timeout=self.lock_timeout)
+        except LedgerUnwritable as exc:
+            log.warning("reading %s without the events still in its journals: %s", self.path, exc)
 
     def close(self) -> None:
-        """Flush and stop the background thread. Queries still work afterwards."""
+        """Append what is buffered, close the journal and stop the background thread.
+        Queries still work afterwards."""
         if self._closed:
             return
         self._closed = True
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.lock_timeout + 5)
+            self._thread.join(timeout=30)
         _open_ledgers.discard(self)
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self._journal.close()
 
     # -- ActionCache ----------------------------------------------------------------
 
@@ -209,14 +261,18 @@ class Ledger:
     # -- queries --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _reader(self, config: dict | None = None, views: bool = True):
+    def _reader(self, config: dict | None = None, views: bool = True, fresh: bool = True,
+                timeout: float | None = None):
         """A read-only connection for one query. The first read of a process also brings a
         ledger written by an older schema up to this one (see `_migrate`). Its views are this
         code's, never the file's (see `schema.use_code_views`): a view redefined in the file
         cannot change what `list`, `show` or `query sql` read (`views=False`: ~5 ms less, for
-        a reader of tables only)."""
+        a reader of tables only). `fresh`: journaled events are moved in first (see `_catch_up`)."""
+        if fresh:
+            self._catch_up()
         key = str(self.path)
-        with open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config) as con:
+        timeout = self.lock_timeout if timeout is None else timeout
+        with open_ledger(self.path, read_only=True, timeout=timeout, config=config) as con:
             version = SCHEMA_VERSION if key in _current_schema else schema_version(con)
             if version is None or version >= SCHEMA_VERSION:
                 _current_schema.add(key)
@@ -225,7 +281,7 @@ class Ledger:
                 yield con
                 return
         self._migrate(version)
-        with open_ledger(self.path, read_only=True, timeout=self.lock_timeout, config=config) as con:
+        with open_ledger(self.path, read_only=True, timeout=timeout, config=config) as con:
             if views:
                 use_code_views(con)
             yield con
@@ -248,6 +304,7 @@ class Ledger:
         _current_schema.add(str(self.path))
 
     def _has_file(self) -> bool:
+        self._catch_up()
         return self.path.exists()
 
     @staticmethod
@@ -558,7 +615,7 @@ class Ledger:
 
     def _move(self, event) -> None:
         self.record(event)
-        self.flush()
+        self.sync()
 
     # -- retention (see ledgerflow.lineage.retention) ---------------------------------
 

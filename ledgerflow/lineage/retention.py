@@ -210,7 +210,7 @@ def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = 
     unkept_ids: list = []
     refs = _References({}, set())
     registered: set = set()
-    if ledger.path.exists():
+    if ledger._has_file():  # (moves what is journaled first)
         with ledger._reader() as con:
             absent = missing_tables(con)
             execs = con.execute(

@@ -17,7 +17,7 @@ import functools
 
 from blake3 import blake3 as _blake3
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 PARAMS_STEP = "@params"  # pseudo-step that "produces" an execution's parameters
 OUTPUTS_STEP = "@outputs"  # pseudo-step that "consumes" an execution's outputs
@@ -439,10 +439,23 @@ def _migrate_3_to_4(con) -> None:
         con.execute(ddl).fetchall()
 
 
+# How far each journal has been moved into the chain (see ledgerflow.lineage.moving): written in
+# the same transaction as the rows it moved, so a journal's records are moved exactly once.
+# Insert-only like everything else (the highest `upto` of a journal wins); not chained: it is
+# the mover's cursor, not part of the record.
+JOURNAL_MOVES_DDL = ("CREATE TABLE IF NOT EXISTS journal_moves (journal VARCHAR NOT NULL, upto BIGINT NOT NULL, "
+                     "events BIGINT NOT NULL, moved_at TIMESTAMP NOT NULL)")
+
+
+def _migrate_4_to_5(con) -> None:
+    """Add the journal mover's cursor; chained tables and their hashes are unchanged."""
+    con.execute(JOURNAL_MOVES_DDL).fetchall()
+
+
 # Bumped-from -> function(con) upgrading the schema by one version, run by the next write
 # (inside its transaction); `ensure_schema` refuses a file newer than this code. A reader
 # of a file not yet migrated sees the new tables as absent (see `missing_tables`).
-MIGRATIONS: dict = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
+MIGRATIONS: dict = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5}
 
 
 def missing_tables(con) -> set:
@@ -492,7 +505,7 @@ def ensure_schema(con) -> None:
     con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)").fetchall()
     for t in CHAINED_TABLES:
         con.execute(_table_ddl(t)).fetchall()
-    for ddl in INDEXES + INDEXES_V2 + INDEXES_V4 + VIEWS + VIEWS_V2:
+    for ddl in INDEXES + INDEXES_V2 + INDEXES_V4 + VIEWS + VIEWS_V2 + (JOURNAL_MOVES_DDL,):
         con.execute(ddl).fetchall()
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]).fetchall()
 

@@ -76,15 +76,18 @@ def head(con, at_least: int = 0) -> tuple:
 
 # path -> seq of the newest row this process wrote there: where the next head() may start looking.
 _last_seq: dict = {}
+_pending_seq: dict = {}  # the same, for rows of a transaction not committed yet
 
 
-def _check_schema(con) -> None:
-    """ensure_schema, through a fast path: one query of `meta` when it is at this version.
+def check_schema(con) -> None:
+    """Begin a write transaction and make sure the file is at this schema version.
 
-    (ensure_schema asks information_schema first, ~10 ms on a big file.) Must run first in
-    the transaction: a file without `meta` fails the query, which ends the transaction, so
-    it is begun again before ensure_schema creates the schema.
+    ensure_schema, through a fast path: one query of `meta` when it is at this version
+    (ensure_schema asks information_schema first, ~10 ms on a big file). A file without
+    `meta` fails the query, which ends the transaction, so it is begun again before
+    ensure_schema creates the schema.
     """
+    con.execute("BEGIN").fetchall()
     try:
         row = con.execute(
             "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key = 'schema_version'"
@@ -193,7 +196,7 @@ def _existing(con, digests: list) -> set:
     return {d for d in found.column("digest").to_pylist() if d in wanted}
 
 
-def _interrupted(con, batch: _Batch, starting: set, now: datetime) -> None:
+def _interrupted(con, batch: _Batch, spared: set, now: datetime) -> None:
     """Append an `interrupted` state row for running executions whose process is gone, and
     one for each of their steps that was running, so no step reads `running` forever."""
     rows = con.execute(
@@ -207,7 +210,7 @@ def _interrupted(con, batch: _Batch, starting: set, now: datetime) -> None:
         [liveness.this_host()],
     ).fetchall()
     for execution_id, host, pid, start in rows:
-        if execution_id in starting or liveness.is_alive(host, pid, start) is not False:
+        if (pid, start) in spared or liveness.is_alive(host, pid, start) is not False:
             continue
         why = f"process {pid} on {host} ended without finishing the execution"
         for step, attempt, task, fingerprint, cache_key, started_at, resources, map_index in con.execute(
@@ -226,38 +229,65 @@ def _interrupted(con, batch: _Batch, starting: set, now: datetime) -> None:
         batch.add(EXECUTION_LOG, execution_id=execution_id, state=INTERRUPTED, changed_at=now, error=why)
 
 
-def write(con, events: list, ledger_path) -> int:
-    """Append `events` (pairs of event and its process-start token) in one transaction.
+def append(con, events: list, ledger_path) -> int:
+    """Append `events` (pairs of event and its process-start token) as chained rows, inside
+    the caller's open transaction (begun with `check_schema`). Returns the number of rows.
 
-    Returns the number of rows written.
+    The head is read inside that transaction while this process holds the file, so no other
+    process can append in between; `committed` tells the next head() where to look.
     """
-    con.execute("BEGIN").fetchall()
+    head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
+    batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
+    batch.specs = _known_content(con, events)
+    batch.registry = registry.RegistryState(con)  # numbers model versions; queries only if needed
+    finished = coalesced(events)
+    for ev, start in events:
+        if isinstance(ev, StepStarted) and (ev.execution_id, ev.step, ev.attempt) in finished:
+            continue
+        _add_event(batch, ev, start)
+    n = batch.next_seq - (head_seq + 1)
+    if n:
+        _insert(con, batch, head_seq, head_hash)
+        _pending_seq[str(ledger_path)] = head_seq + n
+    return n
+
+
+def interrupt_dead(con, ledger_path, spared: set = frozenset()) -> int:
+    """Append an `interrupted` state row for each running execution of this host whose process
+    is gone, and for each of its running steps (inside the caller's transaction).
+
+    `spared`: (pid, process start) of processes seen alive when their journal was read. One
+    that died since may have appended records not moved yet; it is left for the next move.
+    """
+    head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
+    batch = _Batch(head_seq + 1, set())
+    _interrupted(con, batch, spared, utc_naive(datetime.now(timezone.utc)))
+    n = batch.next_seq - (head_seq + 1)
+    if n:
+        _insert(con, batch, head_seq, head_hash)
+        _pending_seq[str(ledger_path)] = head_seq + n
+    return n
+
+
+def committed(ledger_path) -> None:
+    """The transaction that appended rows committed: the next head() may start from them."""
+    seq = _pending_seq.pop(str(ledger_path), None)
+    if seq is not None:
+        _last_seq[str(ledger_path)] = seq
+
+
+def write(con, events: list, ledger_path) -> int:
+    """Append `events` in a transaction of their own. Returns the number of rows written."""
+    check_schema(con)
     try:
-        # Checked on every flush (~1 ms): the file may have been created, or deleted and
-        # created afresh, by someone else since this process last wrote.
-        _check_schema(con)
-        head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
-        batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
-        batch.specs = _known_content(con, events)
-        batch.registry = registry.RegistryState(con)  # numbers model versions; queries only if needed
-        starting = {ev.execution_id for ev, _ in events if isinstance(ev, ExecutionStarted)}
-        if starting:
-            _interrupted(con, batch, starting, utc_naive(datetime.now(timezone.utc)))
-        finished = _coalesced(events)
-        for ev, start in events:
-            if isinstance(ev, StepStarted) and (ev.execution_id, ev.step, ev.attempt) in finished:
-                continue
-            _add_event(batch, ev, start)
-        n = batch.next_seq - (head_seq + 1)
-        if n:
-            _insert(con, batch, head_seq, head_hash)
+        n = append(con, events, ledger_path)
         con.execute("COMMIT").fetchall()
-        if n:
-            _last_seq[str(ledger_path)] = head_seq + n
-        return n
     except BaseException:
+        _pending_seq.pop(str(ledger_path), None)
         rollback(con)
         raise
+    committed(ledger_path)
+    return n
 
 
 def rollback(con) -> None:
@@ -274,7 +304,7 @@ def rollback(con) -> None:
         pass
 
 
-def _coalesced(events: list) -> set:
+def coalesced(events: list) -> set:
     """Attempts that start and finish within this batch.
 
     Their `running` row would be superseded in the same transaction, so no reader could

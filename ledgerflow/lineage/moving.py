@@ -1,0 +1,170 @@
+"""Moving journaled events into the hash-chained tables, in large batches.
+
+Recording processes only append to their journals (`ledgerflow.lineage.journal`); whoever
+holds the ledger file moves what they appended: a reader that wants fresh data (every
+`Ledger` query does this first), `lineage` itself, `Ledger.sync()`, or a run that finds a
+large backlog when it starts. A move:
+
+1. takes the file (the exclusive lock of `connection.open_ledger`) and begins a transaction;
+2. reads, for every journal, how far it was moved (`journal_moves`, the truth) and its
+   whole records after that, journal by journal in creation order;
+3. appends them as chained rows after the head, then `interrupted` rows for executions whose
+   process died (only a process found dead *before* its journal was read: one alive then may
+   have appended more since);
+4. records each journal's new position in `journal_moves` and commits: the rows and the
+   positions land together or not at all, so a record is moved exactly once;
+5. then, still holding the file, notes each position beside its journal (a hint that lets a
+   reader skip the lock when nothing is pending) and removes journals moved whole whose
+   owner closed them or died.
+
+A kill -9 anywhere in a move leaves the ledger at the previous commit and the journals as
+they were: the next move does it again. See docs/ledger.md, "Journals".
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import attrs
+
+from ledgerflow.errors import LedgerBusy, LedgerError, LedgerUnwritable
+from ledgerflow.lineage import journal, writer
+from ledgerflow.lineage.connection import open_ledger
+
+log = logging.getLogger("ledgerflow")
+
+
+@attrs.frozen
+class Moved:
+    """What one move did: events appended as rows, from how many journals, journals removed."""
+
+    events: int
+    rows: int
+    journals: int
+    removed: int
+
+
+NOTHING = Moved(0, 0, 0, 0)
+
+
+def _positions(con, names: list) -> dict:
+    if not names:
+        return {}
+    return dict(con.execute(
+        "SELECT journal, max(upto) FROM journal_moves WHERE journal IN (SELECT unnest(?)) GROUP BY journal",
+        [names]).fetchall())
+
+
+def _decoded(path: Path, chunk: journal.Chunk) -> list | None:
+    try:
+        return [journal.decode(record) for _, record in chunk.records]
+    except (LedgerError, TypeError, ValueError) as exc:
+        # Left where it is, unmoved, for a Ledgerflow that can read it: moving the rest of it
+        # would put its events out of order.
+        log.warning("journal %s is not moved: %s", path, exc)
+        return None
+
+
+def move(ledger_path: Path, directory: Path, *, timeout: float, wait: bool = True) -> Moved | None:
+    """Move every whole journaled record not yet in the ledger at `ledger_path` into it.
+
+    Waits up to `timeout` seconds for the file (`wait=False`: not at all, returning None when
+    another process holds it). Returns NOTHING, without touching the file, when no journal
+    has bytes beyond its hint.
+    """
+    if not journal.pending(directory):
+        return NOTHING
+    try:
+        try:
+            opened = open_ledger(ledger_path, timeout=timeout if wait else 0.0)
+            con = opened.__enter__()
+        except LedgerBusy:
+            if wait:
+                raise
+            return None
+        try:
+            return _move_holding(con, ledger_path, directory)
+        finally:
+            opened.__exit__(None, None, None)
+    except LedgerBusy:
+        raise
+    except Exception as exc:
+        if refused_write(exc):
+            raise LedgerUnwritable(f"cannot move the journals of {directory} into {ledger_path}: "
+                                   f"{_reason(exc)}") from exc
+        raise
+
+
+_REFUSALS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def refused_write(exc: BaseException) -> bool:
+    """Did the file system refuse a write (full, read-only, no permission), here or in a cause?"""
+    texts = tuple(os.strerror(e) for e in _REFUSALS)
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _REFUSALS:
+            return True
+        if any(t in str(exc) for t in texts):  # DuckDB reports them as text
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _move_holding(con, ledger_path: Path, directory: Path) -> Moved:
+    paths = journal.journals(directory)
+    writer.check_schema(con)
+    try:
+        done = _positions(con, [p.name for p in paths])
+        events: list = []
+        spared: set = set()
+        progress: list = []  # (path, new position, records moved)
+        finished: list = []
+        for path in paths:
+            header = journal.read_header(path)
+            if header is None:
+                continue  # removed by another mover since it was listed
+            # Asked before reading: a dead owner appends nothing more, so what is read is all.
+            alive = header.owner_alive()
+            if alive is not False:
+                spared.add((header.pid, header.start))
+            start = max(done.get(path.name) or 0, header.end)
+            chunk = journal.read(path, start)
+            decoded = _decoded(path, chunk)
+            if decoded is None:
+                continue
+            events.extend(decoded)
+            progress.append((path, chunk.end, len(decoded)))
+            if chunk.closed or alive is False:
+                finished.append(path)
+        rows = writer.append(con, events, ledger_path) if events else 0
+        rows += writer.interrupt_dead(con, ledger_path, spared)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        moved = [(p.name, end, n) for p, end, n in progress if n]
+        if moved:
+            names, ends, counts = (list(c) for c in zip(*moved))
+            con.execute("INSERT INTO journal_moves SELECT unnest(?), unnest(?), unnest(?), ?",
+                        [names, ends, counts, now]).fetchall()
+        con.execute("COMMIT").fetchall()
+    except BaseException:
+        writer.rollback(con)
+        raise
+    writer.committed(ledger_path)
+    for path, end, _ in progress:
+        try:
+            journal.note_moved(path, end)
+        except OSError:
+            pass  # only a hint: the next reader takes the lock and finds nothing to move
+    for path in finished:
+        try:
+            journal.remove(path)
+        except OSError:
+            pass  # moved whole (journal_moves says so): the next move removes it
+    return Moved(len(events), rows, sum(1 for _, _, n in progress if n), len(finished))
