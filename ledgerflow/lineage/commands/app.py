@@ -101,6 +101,10 @@ def _when(at: datetime | None) -> str:
 _dur = format_duration
 
 
+# The same colours as click.style keywords, for plain listings (commands/columns.py).
+STATUS_COLORS = {status: ({"dim": True} if style == "dim" else {"fg": style}) for status, style in _STATUS_STYLE.items()}
+
+
 def _status(status: str | None) -> str:
     status = status or "-"
     return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"

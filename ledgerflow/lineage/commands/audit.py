@@ -11,7 +11,7 @@ from rich.table import Table
 from ledgerflow.lineage.display import format_size
 from ledgerflow.lineage.values import jsonable
 from ledgerflow.lineage.commands.app import (
-    EXIT_PROBLEM, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
+    EXIT_PROBLEM, STATUS_COLORS, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
 )
 
 
@@ -26,10 +26,15 @@ def list_cmd(ctx, limit, as_json):
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "workflow", "status", "started (UTC)", "duration", box=None)
-    for r in rows:
-        table.add_row(r.id, escape(r.workflow or ""), _status(r.status), _when(r.started_at), _dur(r.duration_s))
-    _console().print(table if rows else "no executions recorded")
+    if not rows:
+        click.echo("no executions recorded")
+        return
+    from ledgerflow.lineage.commands.columns import render
+
+    click.echo(render(("id", "workflow", "status", "started (UTC)", "duration"),
+                      [(r.id, r.workflow or "", r.status or "-", _when(r.started_at), _dur(r.duration_s))
+                       for r in rows],
+                      styles={2: STATUS_COLORS}, color=sys.stdout.isatty()))
 
 
 def _came_from(bound, execution_id: str, outputs: bool = False) -> str:
