@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import traceback as tb
 from datetime import datetime, timezone
@@ -16,6 +17,12 @@ from ledgerflow.errors import StepOutputError
 from ledgerflow.store import Store
 from ledgerflow.types import Handle, TypeMismatch, conform, type_name
 from ledgerflow.types.codec import encode, value_digest
+
+
+@functools.lru_cache(maxsize=1)
+def _hostname() -> str:
+    # Asked once per process: gethostname is a system call (~10 µs), and every step reports it.
+    return socket.gethostname()
 
 
 class StepTimeout(Exception):
@@ -92,6 +99,6 @@ def run_step(call: StepCall) -> StepOutcome:
             status = TIMEOUT if isinstance(e, StepTimeout) else FAILED
             error, trace = e, "".join(tb.format_exception(e))
     return StepOutcome(step=call.step, attempt=call.attempt, status=status, started_at=started,
-                       ended_at=datetime.now(timezone.utc), node=socket.gethostname(), outputs=outputs,
+                       ended_at=datetime.now(timezone.utc), node=_hostname(), outputs=outputs,
                        error=error, traceback=trace, metrics=tuple(reports.metrics),
                        registrations=tuple(reports.registrations) if status == SUCCEEDED else ())

@@ -50,15 +50,12 @@ def _event_types() -> dict:
     return {cls.__name__: cls for cls in writer.ROWS}
 
 
-def _artifact(ref: ArtifactRef) -> list:
-    return [ref.digest, ref.kind, ref.type, ref.size, ref.uri, ref.value]
-
-
+# How a value of each kind is written, as an expression of `v` (compiled into each class's encoder).
 _ENCODE = {
-    "datetime": lambda v: v.isoformat(),
-    "binding": lambda v: [[name, _artifact(ref)] for name, ref in v],
-    "sources": lambda v: [[name, [o.execution_id, o.step, o.name, o.how]] for name, o in v],
-    "artifact": _artifact,
+    "datetime": "v.isoformat()",
+    "binding": "[[n, [r.digest, r.kind, r.type, r.size, r.uri, r.value]] for n, r in v]",
+    "sources": "[[n, [o.execution_id, o.step, o.name, o.how]] for n, o in v]",
+    "artifact": "[v.digest, v.kind, v.type, v.size, v.uri, v.value]",
 }
 _DECODE = {
     "datetime": datetime.fromisoformat,
@@ -86,13 +83,35 @@ class _Shape:
 
     cls: type
     fields: tuple
+    encode: object  # (event, start) -> dict
 
     @classmethod
     def of(cls, event_type: type) -> "_Shape":
         attrs.resolve_types(event_type)
-        return cls(event_type, tuple(
-            (f.name, _kind(f), attrs.NOTHING if isinstance(f.default, attrs.Factory) else f.default)
-            for f in attrs.fields(event_type)))
+        fields = tuple((f.name, _kind(f), attrs.NOTHING if isinstance(f.default, attrs.Factory) else f.default)
+                       for f in attrs.fields(event_type))
+        return cls(event_type, fields, _encoder(event_type.__name__, fields))
+
+
+def _encoder(tag: str, fields: tuple):
+    """A function writing one event class, generated as attrs generates `__init__`: recording
+    calls it for every event, and a loop over the fields with getattr costs twice as much."""
+    lines = ["def encode(ev, start):", f"    out = {{'t': {tag!r}}}"]
+    defaults = {}
+    for name, kind, default in fields:
+        lines.append(f"    v = ev.{name}")
+        value = "v" if kind is None else f"None if v is None else {_ENCODE[kind]}"
+        if default is attrs.NOTHING:
+            lines.append(f"    out[{name!r}] = {value}")
+        else:
+            defaults[f"d_{name}"] = default
+            test = "v is not None" if default is None else f"v != d_{name}"
+            lines.append(f"    if {test}:")
+            lines.append(f"        out[{name!r}] = {value}")
+    lines += ["    if start is not None:", "        out['@start'] = start", "    return out"]
+    namespace = dict(defaults)
+    exec(compile("\n".join(lines), f"<journal encoder {tag}>", "exec"), namespace)  # noqa: S102 - our own text
+    return namespace["encode"]
 
 
 _shapes: dict = {}
@@ -114,16 +133,7 @@ def encode(event, start: str | None = None) -> dict:
     >>> encode(AliasMoved("digits", "production", 2, datetime(2026, 1, 1, tzinfo=timezone.utc), "ann@lab"))
     {'t': 'AliasMoved', 'name': 'digits', 'alias': 'production', 'version': 2, 'at': '2026-01-01T00:00:00+00:00', 'who': 'ann@lab'}
     """
-    shape = _shape(type(event))
-    out = {"t": shape.cls.__name__}
-    for name, kind, default in shape.fields:
-        value = getattr(event, name)
-        if default is not attrs.NOTHING and value == default:
-            continue
-        out[name] = value if kind is None or value is None else _ENCODE[kind](value)
-    if start is not None:
-        out["@start"] = start
-    return out
+    return _shape(type(event)).encode(event, start)
 
 
 def decode(record: dict) -> tuple:

@@ -26,6 +26,8 @@ from ledgerflow.engine.events import (
     CacheEntry,
     ExecutionFinished,
     ExecutionStarted,
+    MetricLogged,
+    StepFinished,
     StepStarted,
 )
 from ledgerflow.errors import LedgerError, LedgerUnwritable, RefError, RegistryError
@@ -151,19 +153,22 @@ class Ledger:
         """
         if self._closed:
             raise LedgerError(f"the ledger at {self.path} is closed")
-        if type(event) not in writer.ROWS:
-            # Refused here, not in the flush thread where nobody would see it.
-            raise TypeError(f"the ledger does not record {type(event).__name__} (not a ledgerflow event)")
-        start = writer.process_start_of(event)
+        kind = type(event)
+        if kind not in writer.ROWS:
+            # Refused here, not in the journal thread where nobody would see it.
+            raise TypeError(f"the ledger does not record {kind.__name__} (not a ledgerflow event)")
+        # (The common case first, and cheap: this runs twice for every step.)
+        start = None if kind is not ExecutionStarted else writer.process_start_of(event)
         with self._buffer_lock:
             self._buffer.append((event, start))
             backlog = len(self._buffer)
-        self._cache.remember(event)
-        if isinstance(event, ExecutionStarted):
+        if kind is StepFinished or kind is MetricLogged:
+            self._cache.remember(event)
+        elif kind is ExecutionStarted:
             self.flush()
             self._move_backlog()
             return
-        if isinstance(event, ExecutionFinished):
+        elif kind is ExecutionFinished:
             self.flush()
             self._journal.sync()
             return

@@ -16,13 +16,31 @@ import json
 import sys
 from datetime import datetime
 
+from typing import TYPE_CHECKING
+
 import click
-from rich.console import Console
 
 from ledgerflow.errors import LedgerflowError, RefError
 from ledgerflow.lineage.display import format_duration
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+# rich is imported by the commands that draw with it, not by `lineage --help` or `list` (~25 ms).
+def escape(text: str) -> str:
+    """`text` with rich markup characters escaped, so a recorded name prints as itself."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def Table(*columns, **options):  # noqa: N802 - stands in for rich.table.Table
+    from rich.table import Table as RichTable
+
+    return RichTable(*columns, **options)
 
 _STATUS_STYLE = {
     "succeeded": "green",
@@ -48,6 +66,8 @@ def _version() -> str:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     # Wide when piped, so tables aren't cut to 80 columns in logs.
     return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 

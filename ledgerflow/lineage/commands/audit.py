@@ -5,12 +5,10 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from ledgerflow.lineage.display import format_size
-from ledgerflow.lineage.values import jsonable
 from ledgerflow.lineage.commands.app import (
+    Table, escape,
     EXIT_PROBLEM, STATUS_COLORS, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
 )
 
@@ -251,6 +249,8 @@ def sql_cmd(ctx, statement, as_json, timeout, memory):
     if as_json:
         _print_json(rows)
         return
+    from ledgerflow.lineage.values import jsonable
+
     table = Table(*[escape(c) for c in result.column_names], box=None)
     for row in rows:
         table.add_row(*[escape("NULL" if v is None else str(jsonable(v))) for v in row.values()])

@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from ledgerflow.errors import RegistryError, RetentionError
 from ledgerflow.lineage.commands.app import (
+    Table, escape,
     EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _when, cli,
 )
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from ledgerflow.errors import RefError
-from ledgerflow.lineage.commands.app import _console, _guarded, _ledger, _print_json, _short, cli
+from ledgerflow.lineage.commands.app import Table, escape, _console, _guarded, _ledger, _print_json, _short, cli
 from ledgerflow.lineage.commands.registry import _bad_input
 
 

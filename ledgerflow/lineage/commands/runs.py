@@ -8,12 +8,11 @@ import logging
 import sys
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from ledgerflow.errors import ExecutionFailed, ParameterError, WorkflowTypeError
 from ledgerflow.home import Home
 from ledgerflow.lineage.commands.app import (
+    Table, escape,
     EXIT_PROBLEM, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _status, cli,
 )
 
