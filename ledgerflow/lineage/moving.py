@@ -154,6 +154,7 @@ def _move_holding(con, ledger_path: Path, directory: Path) -> Moved:
                         [names, ends, counts, now]).fetchall()
         con.execute("COMMIT").fetchall()
     except BaseException:
+        writer.forget(ledger_path)
         writer.rollback(con)
         raise
     writer.committed(ledger_path)

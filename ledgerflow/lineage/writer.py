@@ -76,7 +76,7 @@ def head(con, at_least: int = 0) -> tuple:
 
 # path -> seq of the newest row this process wrote there: where the next head() may start looking.
 _last_seq: dict = {}
-_pending_seq: dict = {}  # the same, for rows of a transaction not committed yet
+_pending_head: dict = {}  # path -> (seq, hash) of the head of a transaction not committed yet
 
 
 def check_schema(con) -> None:
@@ -236,7 +236,7 @@ def append(con, events: list, ledger_path) -> int:
     The head is read inside that transaction while this process holds the file, so no other
     process can append in between; `committed` tells the next head() where to look.
     """
-    head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
+    head_seq, head_hash = _head_in_transaction(con, ledger_path)
     batch = _Batch(head_seq + 1, _existing(con, _batch_digests(events)))
     batch.specs = _known_content(con, events)
     batch.registry = registry.RegistryState(con)  # numbers model versions; queries only if needed
@@ -247,8 +247,7 @@ def append(con, events: list, ledger_path) -> int:
         _add_event(batch, ev, start)
     n = batch.next_seq - (head_seq + 1)
     if n:
-        _insert(con, batch, head_seq, head_hash)
-        _pending_seq[str(ledger_path)] = head_seq + n
+        _pending_head[str(ledger_path)] = (head_seq + n, _insert(con, batch, head_seq, head_hash))
     return n
 
 
@@ -259,21 +258,30 @@ def interrupt_dead(con, ledger_path, spared: set = frozenset()) -> int:
     `spared`: (pid, process start) of processes seen alive when their journal was read. One
     that died since may have appended records not moved yet; it is left for the next move.
     """
-    head_seq, head_hash = head(con, _last_seq.get(str(ledger_path), 0))
+    head_seq, head_hash = _head_in_transaction(con, ledger_path)
     batch = _Batch(head_seq + 1, set())
     _interrupted(con, batch, spared, utc_naive(datetime.now(timezone.utc)))
     n = batch.next_seq - (head_seq + 1)
     if n:
-        _insert(con, batch, head_seq, head_hash)
-        _pending_seq[str(ledger_path)] = head_seq + n
+        _pending_head[str(ledger_path)] = (head_seq + n, _insert(con, batch, head_seq, head_hash))
     return n
+
+
+def _head_in_transaction(con, ledger_path) -> tuple:
+    # Rows this transaction appended already: their head is known, no need to ask for it.
+    return _pending_head.get(str(ledger_path)) or head(con, _last_seq.get(str(ledger_path), 0))
 
 
 def committed(ledger_path) -> None:
     """The transaction that appended rows committed: the next head() may start from them."""
-    seq = _pending_seq.pop(str(ledger_path), None)
-    if seq is not None:
-        _last_seq[str(ledger_path)] = seq
+    pending = _pending_head.pop(str(ledger_path), None)
+    if pending is not None:
+        _last_seq[str(ledger_path)] = pending[0]
+
+
+def forget(ledger_path) -> None:
+    """The transaction that appended rows was rolled back."""
+    _pending_head.pop(str(ledger_path), None)
 
 
 def write(con, events: list, ledger_path) -> int:
@@ -283,7 +291,7 @@ def write(con, events: list, ledger_path) -> int:
         n = append(con, events, ledger_path)
         con.execute("COMMIT").fetchall()
     except BaseException:
-        _pending_seq.pop(str(ledger_path), None)
+        forget(ledger_path)
         rollback(con)
         raise
     committed(ledger_path)
@@ -467,7 +475,8 @@ def _add_event(batch: _Batch, ev, start) -> None:
     rows(batch, ev, start)
 
 
-def _insert(con, batch: _Batch, head_seq: int, head_hash: bytes) -> None:
+def _insert(con, batch: _Batch, head_seq: int, head_hash: bytes) -> bytes:
+    """Insert the batch's rows after the head; returns the new head's hash."""
     import pyarrow as pa
     parts = []
     for t in CHAINED_TABLES:
@@ -476,7 +485,7 @@ def _insert(con, batch: _Batch, head_seq: int, head_hash: bytes) -> None:
             columns = list(zip(*rows))
             parts.append((t, pa.table([pa.array(col, c.arrow) for col, c in zip(columns, t.columns)],
                                       schema=t.arrow_schema)))
-    insert_chained(con, parts, head_seq, head_hash)
+    return insert_chained(con, parts, head_seq, head_hash)[-1]
 
 
 def insert_chained(con, parts: list, head_seq: int, head_hash: bytes) -> list:
