@@ -88,7 +88,9 @@ def main() -> None:
     if args.write:
         write_section("Local executor overhead (bench/overhead.py)", table + "\n\nTarget: under 200 µs per step "
                       "(engine). Median of %d runs; the ratios are against calling the same functions "
-                      "directly in the same process run." % args.repeats)
+                      "directly in the same process run. With the ledger, a run journals its events "
+                      "(docs/ledger.md, \"Journals\"); nobody reads between the runs, so every few runs "
+                      "one starts by moving the 4 MiB backlog into the file, as a real home would." % args.repeats)
 
 
 if __name__ == "__main__":
