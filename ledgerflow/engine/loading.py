@@ -40,6 +40,9 @@ def load_workflow(target: str) -> Workflow:
             module = importlib.import_module(where)
         except ImportError as e:
             raise LoadError(f"cannot import module {where!r}: {e}") from e
+        except SystemExit as e:
+            raise LoadError(f"module {where!r}: importing it called sys.exit({e.code!r}); a workflow module "
+                            "must not exit when imported") from None
     return workflow_in(module, name, target)
 
 
@@ -57,6 +60,11 @@ def import_file(path: Path):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as e:
+        # `sys.exit(0)` at import would end `lineage run` with 0 and nothing recorded.
+        sys.modules.pop(name, None)
+        raise LoadError(f"{path}: importing it called sys.exit({e.code!r}); a workflow file must not exit "
+                        "when imported (put that under `if __name__ == \"__main__\":`)") from None
     except Exception as e:
         sys.modules.pop(name, None)
         if isinstance(e, LedgerflowError):
@@ -96,8 +104,9 @@ def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
     declared = {p.name: p for p in wf.params}
     signature = ", ".join(f"{p.name}: {type_name(p.type)}" for p in wf.params) or "none"
     params = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
+    for given in pairs:
+        name, sep, text = given.partition("=")
+        pair = given if len(given) <= 80 else given[:60] + f"... ({len(given):,} characters)"  # as errors show it
         name = name.strip()
         if not sep or not name:
             raise ParameterError(f"-p {pair!r}: write parameters as name=value (e.g. -p n=500)")

@@ -90,6 +90,9 @@ def bind_params(wf: Workflow, params: dict[str, Any] | None) -> dict[str, Any]:
             bound[p.name] = conform(params[p.name], p.type, p.name)
         except TypeMismatch as e:
             raise ParameterError(f"workflow {wf.name!r}, parameter {e}") from None
+        except RecursionError:
+            raise ParameterError(f"workflow {wf.name!r}, parameter {p.name!r}: the value is nested too deeply "
+                                 f"to check against {type_name(p.type)}") from None
     return bound
 
 

@@ -15,6 +15,7 @@ import attrs
 from ledgerflow.engine.dependencies import CACHE_FORMAT, analyse
 from ledgerflow.engine.graph import FromStep, Node, Param
 from ledgerflow.engine.resources import Resources
+from ledgerflow import names
 from ledgerflow.engine.signature import qualified_name, read_signature
 from ledgerflow.engine.tracing import Builder, Promise, current_builder
 from ledgerflow.errors import WorkflowTypeError
@@ -53,7 +54,8 @@ class Task:
         if not callable(fn):
             raise TypeError(f"@task decorates a function, not {fn!r}")
         self.fn = fn
-        self.name = name or fn.__name__
+        # A step is named after its task: the name reaches file names, SQL and terminals.
+        self.name = names.check(f"task {qualified_name(fn)!r}: name=", name) if name is not None else fn.__name__
         self.qualname = qualified_name(fn)
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"task {self.name!r}: retries={retries!r} must be a whole number >= 0")

@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 
 from ledgerflow.errors import LedgerBusy, LedgerError
+from ledgerflow.regular_files import NotARegularFile, check_regular
 
 DEFAULT_LOCK_TIMEOUT = 60.0  # the wait is not fair between processes: leave room for many writers
 
@@ -191,6 +192,12 @@ def open_ledger(
     path = Path(path)
     if read_only and not path.exists():
         raise LedgerError(f"no ledger at {path} (nothing has been recorded there yet)")
+    try:
+        check_regular(path)  # DuckDB would wait on a FIFO forever
+    except NotARegularFile as exc:
+        raise LedgerError(f"{path} is not a ledger: {exc.strerror}") from None
+    except FileNotFoundError:
+        pass  # a writer creates it
     if not read_only and not path.exists():
         _create(path)
     # Our transactions are small: a thread pool and extension autoloading only add to the

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from ledgerflow.errors import ExchangeError, IntegrityError
 from ledgerflow.lineage import chain, writer
 from ledgerflow.lineage.connection import open_ledger
+from ledgerflow.regular_files import NotARegularFile, check_regular, open_regular
 from ledgerflow.lineage.schema import ARTIFACTS, CHAINED_TABLES, GRAPH_SPECS, TASK_IDENTITIES, SCHEMA_VERSION, TABLES_BY_NAME, ensure_schema
 
 MANIFEST = "manifest.json"
@@ -129,7 +130,10 @@ def read_export(directory: str | os.PathLike) -> tuple:
     """
     src = Path(directory)
     try:
-        manifest = json.loads((src / MANIFEST).read_text())
+        with open_regular(src / MANIFEST) as f:
+            manifest = json.loads(f.read().decode())
+    except NotARegularFile as exc:
+        raise ExchangeError(f"{src / MANIFEST}: {exc.strerror}") from None
     except FileNotFoundError:
         raise ExchangeError(f"{src} is not a ledger export (no {MANIFEST})") from None
     except ValueError as exc:
@@ -151,6 +155,10 @@ def read_export(directory: str | os.PathLike) -> tuple:
             if not path.exists():
                 raise IntegrityError(f"the export at {src} is missing {path.name}, which its manifest lists",
                                      location=str(path))
+            try:
+                check_regular(path)  # DuckDB would wait on a FIFO forever
+            except NotARegularFile as exc:
+                raise ExchangeError(f"{path}: {exc.strerror}") from None
             schema = t.arrow_schema.append(pa.field("prev_hash", pa.binary())).append(pa.field("row_hash", pa.binary()))
             try:
                 data = _read_parquet(con, path)

@@ -36,6 +36,7 @@ import attrs
 from ledgerflow.engine.events import ArtifactRef, Binding, Origin, Sources
 from ledgerflow.errors import LedgerError
 from ledgerflow.lineage import liveness
+from ledgerflow.regular_files import NotARegularFile, open_regular
 
 SUFFIX = ".jrnl"
 MOVED_SUFFIX = ".moved"  # beside a journal: how far it has been moved (a hint; the ledger holds the truth)
@@ -199,10 +200,10 @@ class Chunk:
 def read_header(path: Path) -> Header | None:
     """The header of the journal at `path`; None if it has none yet (or no whole one)."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, follow_symlinks=False) as f:
             line = f.readline()
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotARegularFile):
+        return None  # removed meanwhile, or something else put there: not a journal
     record = _unframe(line)
     if record is None or record.get("journal") != FORMAT:
         return None
@@ -214,10 +215,10 @@ def read(path: Path, offset: int) -> Chunk:
     records = []
     closed = False
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, follow_symlinks=False) as f:
             f.seek(offset)
             data = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotARegularFile):
         return Chunk((), offset, False)
     end = offset
     for line in data.splitlines(keepends=True):

@@ -44,6 +44,7 @@ from ledgerflow.lineage.schema import (
     ensure_schema,
     key64,
     missing_tables,
+    newer_schema,
     schema_version,
     use_code_views,
 )
@@ -279,7 +280,9 @@ class Ledger:
         timeout = self.lock_timeout if timeout is None else timeout
         with open_ledger(self.path, read_only=True, timeout=timeout, config=config) as con:
             version = SCHEMA_VERSION if key in _current_schema else schema_version(con)
-            if version is None or version >= SCHEMA_VERSION:
+            if version is not None and version > SCHEMA_VERSION:
+                raise newer_schema(version)
+            if version is None or version == SCHEMA_VERSION:
                 _current_schema.add(key)
                 if views:
                     use_code_views(con)
@@ -639,6 +642,7 @@ class Ledger:
 
         A removal is a new row too: the tag history stays in `tag_log`.
         """
+        registry.check_name("tag", tag)  # a bad name is bad input, whatever the ledger holds
         with self._reader() as con:
             eid = refs.resolve_execution(con, execution)
             current = retention.current_tags(con, eid)

@@ -23,22 +23,20 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from typing import Any
 
+from ledgerflow import names as name_rule  # (registry.names lists registered models)
 from ledgerflow.engine.events import AliasMoved, ModelRegistered
 from ledgerflow.errors import RefError, RegistryError
 from ledgerflow.lineage.schema import ALIAS_LOG, MODEL_VERSIONS, missing_tables
 from ledgerflow.lineage.values import AliasMove, ModelVersion, RegisteredModel
 
-_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 REGISTER, PROMOTE, ROLLBACK = "register", "promote", "rollback"
 
 
 def check_name(what: str, name: Any) -> str:
-    """`name` if it is a usable model, alias or tag name, else RegistryError saying why.
-
-    Names travel through CLIs and SQL, so they are kept to letters, digits, `.`, `_`, `-`.
+    """`name` if it is a usable model, alias or tag name, else RegistryError saying why
+    (the rule is `ledgerflow.names`).
 
     >>> check_name("model name", "digits-v2")
     'digits-v2'
@@ -47,11 +45,7 @@ def check_name(what: str, name: Any) -> str:
     ...
     ledgerflow.errors.RegistryError: alias 'prod uction': use only letters, digits, '.', '_' and '-'
     """
-    if not isinstance(name, str) or not name:
-        raise RegistryError(f"{what} must be a non-empty string, not {name!r}")
-    if not _NAME.match(name):
-        raise RegistryError(f"{what} {name!r}: use only letters, digits, '.', '_' and '-'")
-    return name
+    return name_rule.check(what, name, RegistryError)
 
 
 # -- writing: rows for the flush transaction -----------------------------------------------

@@ -20,6 +20,10 @@ Objects no execution references at all (orphans: a run that crashed after writin
 object but before recording it) are removed too, unless younger than an hour: a run may
 be writing them right now and record them in a moment.
 
+A removal is recorded (journaled) before its bytes go, never after: a gc killed at any point
+leaves the home valid (`verify` passes: a recorded removal whose object is still there is
+fine), and the next gc removes what is left without recording it twice.
+
     >>> report = Ledger().gc(keep_last=10, older_than_days=30, dry_run=True)   # doctest: +SKIP
     >>> len(report.removed), report.bytes_removed                              # doctest: +SKIP
 """
@@ -112,6 +116,10 @@ def tag_event(execution_id: str, tag: str, current: tuple, *, remove: bool, who:
 # -- gc ----------------------------------------------------------------------------------
 
 
+_REMOVAL_BATCH = 256  # removals journaled at once, before their objects are removed
+MAX_AGE_DAYS = 365_000  # a thousand years: any age a ledger can hold, and within what datetime can count
+
+
 @attrs.frozen
 class Policy:
     """What gc keeps; see the module docstring. Recorded with every removal, as JSON."""
@@ -127,8 +135,11 @@ class Policy:
                                  "(an execution is collected only when it is outside both)")
         if self.keep_last is not None and (isinstance(self.keep_last, bool) or self.keep_last < 0):
             raise RetentionError(f"keep_last must be a number >= 0, not {self.keep_last!r}")
-        if self.older_than_days is not None and self.older_than_days < 0:
-            raise RetentionError(f"older_than_days must be >= 0, not {self.older_than_days!r}")
+        if self.older_than_days is not None and not (
+                isinstance(self.older_than_days, (int, float)) and not isinstance(self.older_than_days, bool)
+                and 0 <= self.older_than_days <= MAX_AGE_DAYS):  # (NaN fails both comparisons)
+            raise RetentionError(f"older_than_days must be a number of days from 0 to {MAX_AGE_DAYS:,}, "
+                                 f"not {self.older_than_days!r}")
 
     def to_json(self) -> dict:
         return attrs.asdict(self)
@@ -210,6 +221,7 @@ def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = 
     unkept_ids: list = []
     refs = _References({}, set())
     registered: set = set()
+    collected_before: set = set()  # removals recorded already (by a gc that may have been killed)
     if ledger._has_file():  # (moves what is journaled first)
         with ledger._reader() as con:
             absent = missing_tables(con)
@@ -223,6 +235,8 @@ def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = 
                                                     [policy.keep_tag]).fetchall()}
             if "model_versions" not in absent:
                 registered = {r[0] for r in con.execute("SELECT DISTINCT digest FROM model_versions").fetchall()}
+            if "gc_log" not in absent:
+                collected_before = {r[0] for r in con.execute("SELECT DISTINCT digest FROM gc_log").fetchall()}
             refs = _references(con)
         cutoff = None if policy.older_than_days is None else now_naive - timedelta(days=policy.older_than_days)
         for i, (eid, started, status, host, pid, start) in enumerate(execs):
@@ -263,8 +277,12 @@ def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = 
 
     removed: list = []
     policy_text = policy.text()
-    try:
-        for digest, reason in doomed:
+    # Each removal is journaled (durable against a kill) before its bytes go: a gc killed in
+    # between leaves a recorded removal whose object is still there, which the next gc removes
+    # without recording it twice; never an object gone with no record of why.
+    for start in range(0, len(doomed), _REMOVAL_BATCH):
+        batch = []
+        for digest, reason in doomed[start:start + _REMOVAL_BATCH]:
             try:
                 size = store.size(digest)
             except ObjectNotFound:
@@ -272,16 +290,16 @@ def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = 
             if dry_run:
                 removed.append(CollectedObject(digest, size, reason))
                 continue
-            if not store.remove(digest):
-                continue
             at = datetime.now(timezone.utc)
-            removed.append(CollectedObject(digest, size, reason, at.replace(tzinfo=None), who, policy.to_json()))
-            ledger.record(ObjectCollected(digest, size, reason, at, who, policy_text))
-    finally:
-        # What was removed is recorded even if a later removal fails: the ledger must not
-        # lose the only record that those bytes are gone on purpose.
-        if removed and not dry_run:
-            ledger.flush()
+            batch.append(CollectedObject(digest, size, reason, at.replace(tzinfo=None), who, policy.to_json()))
+            if digest not in collected_before:
+                ledger.record(ObjectCollected(digest, size, reason, at, who, policy_text))
+        if not batch:
+            continue
+        ledger.flush()
+        for item in batch:
+            if store.remove(item.digest):
+                removed.append(item)
     return GcReport(
         policy=policy.to_json(),
         dry_run=dry_run,

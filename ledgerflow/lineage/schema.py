@@ -478,6 +478,14 @@ def schema_version(con) -> int | None:
     return None if row[0][0] is None else int(row[0][0])
 
 
+def newer_schema(version: int):
+    """The error for a file written by a newer Ledgerflow: neither read nor written by this one."""
+    from ledgerflow.errors import LedgerError
+
+    return LedgerError(f"this ledger was written by a newer Ledgerflow (schema version {version}; this one "
+                       f"reads up to {SCHEMA_VERSION}): upgrade Ledgerflow to read or record here")
+
+
 def ensure_schema(con) -> None:
     """Create the schema in an empty file, or check the version of an existing one."""
     has_meta = con.execute(
@@ -492,11 +500,7 @@ def ensure_schema(con) -> None:
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            from ledgerflow.errors import LedgerError
-
-            raise LedgerError(
-                f"the ledger has schema version {version}; this Ledgerflow reads up to {SCHEMA_VERSION}: upgrade it"
-            )
+            raise newer_schema(version)
         while version < SCHEMA_VERSION:
             MIGRATIONS[version](con)
             version += 1

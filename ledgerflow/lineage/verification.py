@@ -128,6 +128,8 @@ def _verify_store(url: str) -> tuple:
             store.verify(digest)
         except LedgerflowError as exc:
             problems.append(ObjectProblem(digest, str(exc)))
+    # Steps read a Directory from its shared checkout, not the objects: that is checked too.
+    problems += [ObjectProblem(digest, text) for digest, text in store.checkout_problems()]
     return checked, problems, url, None
 
 

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ledgerflow.errors import IntegrityError, ObjectNotFound
+from ledgerflow.errors import IntegrityError, LedgerflowError, ObjectNotFound
 from ledgerflow.store import directory
-from ledgerflow.store.digest import THREADED_MIN, Hasher, digest_bytes, digest_file, validate_digest
+from ledgerflow.store.digest import PREFIX, THREADED_MIN, Hasher, digest_bytes, digest_file, validate_digest
+from ledgerflow.store.layout import CHECKOUTS
 from ledgerflow.store.local import LocalBackend
 from ledgerflow.store.manifest import Manifest
 from ledgerflow.store.readahead import read_chunks
@@ -254,6 +255,24 @@ class Store:
             for chunk in read_chunks(raw, ahead=size >= THREADED_MIN):
                 hasher.update(chunk)
         self._check(digest, hasher.digest(), location)
+
+    def checkout_problems(self) -> Iterator[tuple[str, str]]:
+        """(manifest digest, what is wrong) for each shared checkout that no longer matches its
+        directory (a file edited in place, added or removed): re-hashes every checked-out file."""
+        root = self._backend.scratch() / CHECKOUTS
+        try:
+            names = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+        except FileNotFoundError:
+            return
+        for path in names:
+            digest = PREFIX + path.name
+            try:
+                manifest = self.get_manifest(digest)
+            except LedgerflowError as exc:
+                yield digest, f"shared checkout at {path}: its directory cannot be read: {exc}"
+                continue
+            for problem in directory.verify_checkout(path, manifest):
+                yield digest, f"shared checkout at {path}: {problem}"
 
     def iter_digests(self) -> Iterator[str]:
         """Every object's digest, in digest order."""

@@ -6,6 +6,7 @@ checkout then edits their own copy, not the object every other run shares.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -71,9 +72,10 @@ def checkout(store: "Store", digest: str, dest: Path | None, *, verify: bool) ->
     if dest is None:
         final = scratch / CHECKOUTS / digest[len(PREFIX) :]
         if final.is_dir():
-            if _looks_intact(final, manifest):
+            if _looks_intact(final, manifest) or _rehashed(store, final, manifest):
                 return final
             _remove_aside(final, scratch / TMP)
+            _stamp_path(final).unlink(missing_ok=True)
         building = _fresh_dir(scratch / TMP, "checkout-")
         shared = True
     else:
@@ -87,6 +89,7 @@ def checkout(store: "Store", digest: str, dest: Path | None, *, verify: bool) ->
     try:
         for entry in manifest.entries:
             _materialize(store, entry, building, read_only=shared, verify=verify)
+        stamp = _stamp_of(building, manifest) if shared else None
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(building, final)  # replaces an empty dir; fails on a full one
@@ -98,6 +101,8 @@ def checkout(store: "Store", digest: str, dest: Path | None, *, verify: bool) ->
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
+    if stamp is not None:
+        _write_stamp(final, stamp)
     return final
 
 
@@ -113,13 +118,94 @@ def _materialize(store: "Store", entry: ManifestEntry, into: Path, *, read_only:
         shutil.copyfileobj(src, out, _COPY_BUFFER)
 
 
-def _looks_intact(path: Path, manifest: Manifest) -> bool:
-    # Cheap (one stat per file), not proof: the shared checkout's files are
-    # read-only, and this catches deletions and most edits.
+# A shared checkout is handed to every step that reads the Directory, so one edited in place
+# (by a step that wrote into its input, or by hand) would feed changed bytes to the next. When
+# it is built, each file's inode, size and mtime go into a stamp beside it; before it is handed
+# out again every file is stat'ed against the stamp (one stat a file), and anything else (a
+# file changed, added, removed, or no stamp) means re-hashing it against its manifest.
+# `verify_checkout` re-hashes regardless, for `lineage verify`.
+
+
+def _stamp_path(checkout: Path) -> Path:
+    return checkout.with_name(checkout.name + ".stamp")
+
+
+def _stamp_of(root: Path, manifest: Manifest) -> dict:
+    out = {}
+    for e in manifest.entries:
+        st = os.lstat(root.joinpath(*e.path.split("/")))
+        out[e.path] = [st.st_ino, st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _write_stamp(checkout: Path, stamp: dict) -> None:
+    path = _stamp_path(checkout)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        return all(path.joinpath(*e.path.split("/")).stat().st_size == e.size for e in manifest.entries)
+        tmp.write_text(json.dumps(stamp, separators=(",", ":")))
+        os.replace(tmp, path)
     except OSError:
+        tmp.unlink(missing_ok=True)  # without a stamp, the next use re-hashes it: slower, still right
+
+
+def _files_under(root: Path) -> set:
+    found = set()
+    for top, dirs, files in os.walk(root):
+        rel = os.path.relpath(top, root)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            found.add(name if rel == "." else f"{rel}/{name}".replace(os.sep, "/"))
+    return found
+
+
+def _looks_intact(path: Path, manifest: Manifest) -> bool:
+    try:
+        stamp = json.loads(_stamp_path(path).read_text())
+        if _files_under(path) != {e.path for e in manifest.entries}:
+            return False
+        return all(stamp.get(e.path) == [st.st_ino, st.st_size, st.st_mtime_ns] and stat.S_ISREG(st.st_mode)
+                   for e in manifest.entries for st in [os.lstat(path.joinpath(*e.path.split("/")))])
+    except (OSError, ValueError):
         return False
+
+
+def _rehashed(store: "Store", path: Path, manifest: Manifest) -> bool:
+    """True if every file of the checkout still hashes to its manifest entry (and nothing was
+    added); the stamp is then written afresh."""
+    if not verify_checkout(path, manifest):
+        try:
+            _write_stamp(path, _stamp_of(path, manifest))
+        except OSError:
+            return False
+        return True
+    return False
+
+
+def verify_checkout(path: Path, manifest: Manifest) -> list:
+    """What differs between a checkout and its manifest: [] when every file hashes to its entry
+    and there is nothing else; else one line per difference."""
+    from ledgerflow.regular_files import NotARegularFile, open_regular
+    from ledgerflow.store.digest import Hasher
+
+    problems = []
+    expected = {e.path: e for e in manifest.entries}
+    for extra in sorted(_files_under(path) - set(expected)):
+        problems.append(f"{extra}: not in the directory it checks out")
+    for rel, entry in expected.items():
+        target = path.joinpath(*rel.split("/"))
+        try:
+            with open_regular(target, follow_symlinks=False) as f:
+                hasher = Hasher()
+                while chunk := f.read(_COPY_BUFFER):
+                    hasher.update(chunk)
+        except FileNotFoundError:
+            problems.append(f"{rel}: removed")
+            continue
+        except (NotARegularFile, OSError) as exc:
+            problems.append(f"{rel}: {exc.strerror or exc}")
+            continue
+        if hasher.digest() != entry.digest:
+            problems.append(f"{rel}: changed (hashes to {hasher.digest()}, not {entry.digest})")
+    return problems
 
 
 def _remove_aside(path: Path, tmp: Path) -> None:

@@ -11,12 +11,14 @@ import errno
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ledgerflow.errors import ObjectNotFound, StoreError
+from ledgerflow.errors import IntegrityError, ObjectNotFound, StoreError
+from ledgerflow.regular_files import NotARegularFile, describe, open_regular
 from ledgerflow.store.digest import PREFIX
 from ledgerflow.store.layout import CHECKOUTS, OBJECTS, TMP, digest_of_key, object_key
 
@@ -29,6 +31,11 @@ _WRITE_BUFFER = 256 << 10  # coalesces the many small writes of e.g. Arrow IPC
 def store_error(action: str, path: str, e: OSError) -> StoreError:
     reason = e.strerror or str(e)
     return StoreError(f"could not {action} {path}: {reason} (errno {errno.errorcode.get(e.errno, e.errno)})")
+
+
+def not_a_file(digest: str, path: str, what: str) -> IntegrityError:
+    return IntegrityError(f"object {digest} at {path} is {what}, not the file the store wrote: it was replaced "
+                          "behind the store's back", digest=digest, location=path)
 
 
 def _remove_tree(path: str) -> None:
@@ -63,9 +70,13 @@ class LocalBackend:
     def open_raw(self, digest: str) -> tuple[BinaryIO, int, str]:
         path = self.location(digest)
         try:
-            f = open(path, "rb", buffering=0)
+            # Not following a link, not waiting on a FIFO: an object replaced by either (or by a
+            # link to /dev/zero) would hang the reader or feed it endless bytes.
+            f = open_regular(path, follow_symlinks=False)
         except FileNotFoundError:
             raise ObjectNotFound(digest, self.root) from None
+        except NotARegularFile as e:
+            raise not_a_file(digest, path, e.what) from None
         except OSError as e:
             raise store_error("open", path, e) from e
         return f, os.fstat(f.fileno()).st_size, path
@@ -83,8 +94,12 @@ class LocalBackend:
 
     def local_path(self, digest: str) -> Path:
         path = self.location(digest)
-        if not os.path.exists(path):
-            raise ObjectNotFound(digest, self.root)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise ObjectNotFound(digest, self.root) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise not_a_file(digest, path, describe(st.st_mode))
         return Path(path)
 
     def scratch(self) -> Path:
@@ -213,6 +228,12 @@ class LocalTemp:
                 os.replace(self.path, final)
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(self.path, final)
+            except IsADirectoryError:
+                # A directory put where the object belongs (damage): moved aside, then replaced.
+                aside = self._backend.temp_name("damaged-")
+                os.rename(final, aside)
+                _remove_tree(aside)
                 os.replace(self.path, final)
         except OSError as e:
             self.discard()

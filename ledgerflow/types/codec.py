@@ -609,6 +609,10 @@ def value_digest(text: str) -> str:
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"... ({len(text):,} characters)"
+
+
 def parse_text(text: str, tp: Any) -> Any:
     """A value of type tp from command-line text (`-p lr=0.01`); ValueError says why not.
 
@@ -670,6 +674,8 @@ def parse_text(text: str, tp: Any) -> Any:
                          "not command-line text")
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{_short(text)} is nested too deeply to read") from None
     except json.JSONDecodeError:
         if isinstance(tp, type) and hasattr(tp, "__members__"):  # an Enum given by name
             if text in tp.__members__:

@@ -12,6 +12,8 @@ identical to the one it sees decoded from the ledger.
 
 from __future__ import annotations
 
+import re
+
 import datetime as dt
 import enum
 import math
@@ -73,6 +75,9 @@ class TypeMismatch(TypeError):
         self.where = where
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def conform(value: Any, tp: Any, where: str = "value") -> Any:
     """Return value as an instance of tp (storing tables and paths as handles), or raise TypeMismatch.
 
@@ -128,7 +133,12 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
         raise TypeMismatch(where, tp, value)
     if tp is str:
         if isinstance(value, str):
-            return value if type(value) is str else str.__str__(value)  # a StrEnum member: its text
+            text = value if type(value) is str else str.__str__(value)  # a StrEnum member: its text
+            if _SURROGATE.search(text):
+                # Undecodable bytes (from argv or a file read with surrogateescape): the value
+                # could not be encoded for its digest or the ledger.
+                raise TypeMismatch(where, tp, value, "not valid UTF-8 text (it holds an undecodable byte)")
+            return text
         raise TypeMismatch(where, tp, value)
     if tp is dt.datetime:
         if isinstance(value, dt.datetime):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from datetime import datetime
 
@@ -22,6 +23,7 @@ import click
 
 from ledgerflow.errors import LedgerflowError, RefError
 from ledgerflow.lineage.display import format_duration
+from ledgerflow.printable import SafeStream, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,10 +33,16 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 # rich is imported by the commands that draw with it, not by `lineage --help` or `list` (~25 ms).
 def escape(text: str) -> str:
-    """`text` with rich markup characters escaped, so a recorded name prints as itself."""
+    """`text` with rich markup characters escaped and control characters shown as escapes
+    (`ledgerflow.printable`), so a recorded name prints as itself and moves no cursor."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(printable(text))
+
+
+def echo(text: str = "", *, err: bool = False, **options) -> None:
+    """click.echo for text that may hold what a workflow or the ledger said: made printable."""
+    click.echo(printable(text), err=err, **options)
 
 
 def Table(*columns, **options):  # noqa: N802 - stands in for rich.table.Table
@@ -68,12 +76,15 @@ def _version() -> str:
 def _console() -> Console:
     from rich.console import Console
 
-    # Wide when piped, so tables aren't cut to 80 columns in logs.
-    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    # Wide when piped, so tables aren't cut to 80 columns in logs. Whatever a cell holds, no
+    # control character reaches the terminal but rich's own colours.
+    tty = sys.stdout.isatty()
+    return Console(file=SafeStream(sys.stdout, styled=tty), width=None if tty else 160, highlight=False,
+                   force_terminal=tty)
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"lineage: error: {message}", err=True)
+    click.echo(f"lineage: error: {printable(message)}", err=True)
     sys.exit(code)
 
 
@@ -90,15 +101,30 @@ def _guarded(fn):
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             bad_input = text.startswith(("query sql is read-only", "bad SQL", "SQL error"))
             _fail(text, EXIT_USAGE if bad_input else EXIT_PROBLEM)
+        except OSError as exc:
+            # The machine said no (a name too long, a path under /proc, a full disk): say what and where.
+            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            _fail(f"{exc.strerror or type(exc).__name__}{where}", EXIT_PROBLEM)
+        except RecursionError:
+            _fail("the input is nested too deeply to handle", EXIT_USAGE)
         except Exception as exc:
             # duckdb is imported only by commands that open the ledger: if it is not loaded,
             # this can't be one of its errors (and `lineage --help` stays free of it).
             duckdb = sys.modules.get("duckdb")
-            if duckdb is None or not isinstance(exc, duckdb.Error):
+            if duckdb is not None and isinstance(exc, duckdb.Error):
+                _fail(f"ledger error: {_first_line(exc)}", EXIT_PROBLEM)
+            if os.environ.get("LEDGERFLOW_DEBUG"):
                 raise
-            _fail(f"ledger error: {str(exc).splitlines()[0]}", EXIT_PROBLEM)
+            # A bug of ours: still one line, with what to do about it.
+            _fail(f"internal error: {type(exc).__name__}: {_first_line(exc)} (set LEDGERFLOW_DEBUG=1 for the "
+                  "traceback, and please report it)", EXIT_PROBLEM)
 
     return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _print_json(data) -> None:

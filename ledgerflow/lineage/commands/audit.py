@@ -8,6 +8,7 @@ import click
 
 from ledgerflow.lineage.display import format_size
 from ledgerflow.lineage.commands.app import (
+    echo,
     Table, escape,
     EXIT_PROBLEM, STATUS_COLORS, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
 )
@@ -25,7 +26,7 @@ def list_cmd(ctx, limit, as_json):
         _print_json(rows)
         return
     if not rows:
-        click.echo("no executions recorded")
+        echo("no executions recorded")
         return
     from ledgerflow.lineage.commands.columns import render
 
@@ -33,6 +34,32 @@ def list_cmd(ctx, limit, as_json):
                       [(r.id, r.workflow or "", r.status or "-", _when(r.started_at), _dur(r.duration_s))
                        for r in rows],
                       styles={2: STATUS_COLORS}, color=sys.stdout.isatty()))
+
+
+def _python_rows(table) -> list:
+    """A query's rows as dicts; a value Python can't hold (DuckDB's `infinity` timestamps, dates
+    before year 1 or after 9999) is given as text instead of stopping the whole answer."""
+    try:
+        return table.to_pylist()
+    except (OverflowError, ValueError):
+        pass
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        values = []
+        for scalar in column:
+            try:
+                values.append(scalar.as_py())
+            except (OverflowError, ValueError):
+                values.append(_out_of_range(scalar))
+        columns[name] = values
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
+def _out_of_range(scalar) -> str:
+    raw = getattr(scalar, "value", None)  # the stored integer of a date or timestamp
+    if isinstance(raw, int) and abs(raw) in (2**31 - 1, 2**63 - 1):  # DuckDB's infinities, as Arrow carries them
+        return "infinity" if raw > 0 else "-infinity"
+    return f"{scalar.type} {raw} (outside what Python can represent)"
 
 
 def _came_from(bound, execution_id: str, outputs: bool = False) -> str:
@@ -245,7 +272,7 @@ def sql_cmd(ctx, statement, as_json, timeout, memory):
     ledger: --timeout and --memory.
     """
     result = _ledger(ctx).sql(statement, timeout=timeout or None, memory=memory)
-    rows = result.to_pylist()
+    rows = _python_rows(result)
     if as_json:
         _print_json(rows)
         return
@@ -283,7 +310,7 @@ def verify(ctx, no_store, as_json):
         if report.ok:
             out.print("[green]ok[/]")
     if not report.ok:
-        click.echo(f"lineage: verify failed: {report.first_problem}", err=True)
+        echo(f"lineage: verify failed: {report.first_problem}", err=True)
         sys.exit(EXIT_PROBLEM)
 
 
@@ -303,6 +330,6 @@ def graph(ctx, execution, fmt, output):
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
-        click.echo(f"wrote {output}", err=True)
+        echo(f"wrote {output}", err=True)
     else:
-        click.echo(text)
+        echo(text)

@@ -7,16 +7,9 @@ pad each column to its widest cell, colour the status on a terminal, and write i
 
 from __future__ import annotations
 
-import re
-
 import click
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _printable(text: str) -> str:
-    # A name recorded by someone else must not move the cursor or recolour the terminal.
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+from ledgerflow.printable import printable
 
 
 def render(headers: tuple, rows: list, *, styles: dict | None = None, color: bool = False) -> str:
@@ -29,7 +22,9 @@ def render(headers: tuple, rows: list, *, styles: dict | None = None, color: boo
     01JD  succeeded
     01JE  failed
     """
-    cells = [tuple(headers)] + [tuple(_printable(str(c)) for c in row) for row in rows]
+    # A name recorded by someone else must not move the cursor or recolour the terminal: cells
+    # are made printable here, and only the colours added below reach it.
+    cells = [tuple(headers)] + [tuple(printable(str(c)) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     styles = styles or {}
     lines = []

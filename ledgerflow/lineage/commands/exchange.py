@@ -7,7 +7,7 @@ import os
 import click
 
 from ledgerflow.errors import ExchangeError
-from ledgerflow.lineage.commands.app import EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, cli
+from ledgerflow.lineage.commands.app import echo, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, cli
 
 
 @cli.command("export")
@@ -61,9 +61,9 @@ def export_cmd(ctx, target, fmt, output, namespace, dataset_namespace, as_json):
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
-        click.echo(f"wrote {len(events)} events to {output}", err=True)
+        echo(f"wrote {len(events)} events to {output}", err=True)
     else:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
 
 
 @cli.command("import")

@@ -8,6 +8,7 @@ import click
 
 from ledgerflow.errors import RegistryError, RetentionError
 from ledgerflow.lineage.commands.app import (
+    echo,
     Table, escape,
     EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _when, cli,
 )
@@ -89,11 +90,11 @@ def _moved(as_json, before, after, alias, verb) -> None:
         _print_json(after)
         return
     if before == after.version:
-        click.echo(f"{after.name}: {alias} already points at v{after.version}; nothing recorded")
+        echo(f"{after.name}: {alias} already points at v{after.version}; nothing recorded")
         return
     was = f" (was v{before})" if before is not None else ""
     metrics = f"  {_metrics(after.metrics)}" if after.metrics else ""
-    click.echo(f"{after.name}: {alias} {verb} v{after.version}{was}  {_short(after.digest)}{metrics}")
+    echo(f"{after.name}: {alias} {verb} v{after.version}{was}  {_short(after.digest)}{metrics}")
 
 
 @cli.command()

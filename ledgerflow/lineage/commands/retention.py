@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ledgerflow.errors import RefError
-from ledgerflow.lineage.commands.app import Table, escape, _console, _guarded, _ledger, _print_json, _short, cli
+from ledgerflow.lineage.commands.app import echo, Table, escape, _console, _guarded, _ledger, _print_json, _short, cli
 from ledgerflow.lineage.commands.registry import _bad_input
 
 
@@ -40,7 +40,7 @@ def tag(ctx, execution, tag, remove, why, as_json):
     if as_json:
         _print_json({"execution_id": eid, "tags": list(tags)})
         return
-    click.echo(f"{eid}: {', '.join(tags) if tags else 'no tags'}")
+    echo(f"{eid}: {', '.join(tags) if tags else 'no tags'}")
 
 
 @cli.command()

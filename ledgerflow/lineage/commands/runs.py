@@ -11,7 +11,9 @@ import click
 
 from ledgerflow.errors import ExecutionFailed, ParameterError, WorkflowTypeError
 from ledgerflow.home import Home
+from ledgerflow.printable import printable
 from ledgerflow.lineage.commands.app import (
+    echo,
     Table, escape,
     EXIT_PROBLEM, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _status, cli,
 )
@@ -19,11 +21,18 @@ from ledgerflow.lineage.commands.app import (
 EXECUTORS = click.Choice(["local", "ray"])
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines carry step errors and names: shown, never obeyed, by the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def _log_to_stderr() -> None:
     """Progress lines go to stderr when it is not a terminal (a terminal gets the live display)."""
     if not sys.stderr.isatty():
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(_PrintableFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger = logging.getLogger("ledgerflow")
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -65,8 +74,8 @@ def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
     if as_json:
         _print_json({"id": ex.id, "status": ex.status, "outputs": outputs})
         return
-    click.echo(f"execution {ex.id}: {ex.status}")
-    click.echo(f"outputs: {json.dumps(outputs)}")
+    echo(f"execution {ex.id}: {ex.status}")
+    echo(f"outputs: {json.dumps(outputs)}")
 
 
 @cli.command("replay")
@@ -91,11 +100,11 @@ def replay_cmd(ctx, execution, executor, as_json):
                                       "replayed": d.replayed} for d in r.differences],
                      "environment_changes": list(r.environment_changes)})
     else:
-        click.echo(r.summary())
+        echo(r.summary())
         for d in r.differences[1:]:
-            click.echo(f"  also differs: {d.step} {d.output}: {_short(d.original)} -> {_short(d.replayed)}")
+            echo(f"  also differs: {d.step} {d.output}: {_short(d.original)} -> {_short(d.replayed)}")
         for change in r.environment_changes:
-            click.echo(f"  environment: {change}")
+            echo(f"  environment: {change}")
     if not r.identical:
         sys.exit(EXIT_PROBLEM)
 
