@@ -10,6 +10,8 @@ import importlib
 # pyarrow or ray; `from ledgerflow import task, Ledger` works as before.
 _LAZY = {
     "when": "ledgerflow.engine.branching",
+    "current": "ledgerflow.engine.context",
+    "StepContext": "ledgerflow.engine.context",
     "MemoryRecorder": "ledgerflow.engine.events",
     "map_task": "ledgerflow.engine.fanout",
     "log_metric": "ledgerflow.engine.reporting",
@@ -60,6 +62,6 @@ def __dir__() -> list:
 
 __all__ = [
     "Dataset", "Directory", "Ledger", "Replay", "replay", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
-    "MemoryRecorder", "Model", "ParameterError", "Resources", "StepOutputError", "StepResult", "Task",
-    "WorkflowTypeError", "log_metric", "map_task", "register", "run", "task", "when", "workflow",
+    "MemoryRecorder", "Model", "ParameterError", "Resources", "StepContext", "StepOutputError", "StepResult", "Task",
+    "WorkflowTypeError", "current", "log_metric", "map_task", "register", "run", "task", "when", "workflow",
 ]

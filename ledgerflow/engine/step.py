@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from ledgerflow import home, store as cas
+from ledgerflow.engine.context import StepContext, entered, granted_gpus
 from ledgerflow.engine.events import ArtifactRef, FAILED, SUCCEEDED, TIMEOUT
 from ledgerflow.engine.reporting import Metric, Registration, collecting
 from ledgerflow.errors import StepOutputError
@@ -91,7 +92,9 @@ def run_step(call: StepCall) -> StepOutcome:
     outputs: tuple = ()
     error = trace = None
     status = SUCCEEDED
-    with cas.using(Store.open(call.store_url)), home.using(call.home), collecting() as reports:
+    ctx = StepContext(execution_id=call.execution_id, step=call.step, task=call.task.qualname, attempt=call.attempt,
+                      home=call.home, resources=call.task.resources, gpu_ids=granted_gpus(), node=_hostname())
+    with cas.using(Store.open(call.store_url)), home.using(call.home), collecting() as reports, entered(ctx):
         try:
             result = call.task.fn(**dict(call.inputs))
             outputs = conform_outputs(call.task, call.step, result)
