@@ -7,6 +7,7 @@ import importlib.util
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import LedgerflowError
@@ -86,8 +87,55 @@ def workflow_in(module, qualname: str, target: str) -> Workflow:
     return obj
 
 
-# A handle parameter given by reference: a digest (or prefix), or the occurrence that made it.
-_REFERENCE = re.compile(r"^(blake3:[0-9a-f]+|[0-9A-Z]{4,26}:\S+\.return\S*)$")
+# A handle parameter given by reference: a digest (or prefix), or the occurrence that made it
+# (`EXEC:step.output`, or `EXEC:step` for its `return`).
+_REFERENCE = re.compile(r"^(blake3:[0-9a-f]+|[0-9A-Z]{4,26}:[\w.@\[\]-]+)$")
+
+
+def _handle_from_text(text: str, tp: Any, pair: str) -> Any:
+    """A File, Directory, Model or Dataset parameter from command-line text: a path (File and
+    Dataset a file, Directory and Model a directory; a Dataset read from Parquet, CSV or Arrow
+    IPC), else a reference to a recorded handle, which `run` resolves. ParameterError if neither."""
+    from ledgerflow.errors import ParameterError
+    from ledgerflow.types import Dataset, Directory, type_name
+
+    path = Path(text).expanduser()
+    if text and path.exists():
+        wants_dir = isinstance(tp, type) and issubclass(tp, Directory)  # (a Model is a Directory)
+        if wants_dir != path.is_dir():
+            raise ParameterError(f"-p {pair!r}: {path} is {'a directory' if path.is_dir() else 'a file'}; a "
+                                 f"{type_name(tp)} parameter takes {'a directory' if wants_dir else 'a file'}")
+        if isinstance(tp, type) and issubclass(tp, Dataset):
+            return _read_table(path, pair)
+        return path
+    if _REFERENCE.match(text):
+        return text  # `run` finds the recorded handle, and records where it came from
+    raise ParameterError(f"-p {pair!r}: a {type_name(tp)} parameter takes a path that exists, a digest (or unique "
+                         f"prefix) of a recorded artifact, or EXECUTION_ID:step[.output]; {text!r} is none of them")
+
+
+def _read_table(path: Path, pair: str):
+    from ledgerflow.errors import ParameterError
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        if suffix in (".csv", ".tsv"):
+            import pyarrow.csv as pacsv
+
+            options = pacsv.ParseOptions(delimiter="\t") if suffix == ".tsv" else None
+            return pacsv.read_csv(path, parse_options=options)
+        if suffix in (".arrow", ".feather", ".ipc"):
+            import pyarrow.feather as feather
+
+            return feather.read_table(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise ParameterError(f"-p {pair!r}: cannot read {path} as a table: {str(e).splitlines()[0]}") from None
+    raise ParameterError(f"-p {pair!r}: {path} is not a table file this reads: give a .parquet, .csv, .tsv or "
+                         ".arrow file (or a digest of a recorded Dataset)")
 
 
 def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
@@ -113,16 +161,16 @@ def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
         if name not in declared:
             raise ParameterError(f"-p {pair!r}: workflow {wf.name!r} has no parameter {name!r}; its parameters are: "
                                  f"{signature}")
-        if is_handle_type(declared[name].type) and _REFERENCE.match(text):
-            params[name] = text  # EXECUTION_ID:step.output or a digest: `run` finds the recorded handle
+        if is_handle_type(declared[name].type):
+            params[name] = _handle_from_text(text, declared[name].type, pair)
             continue
         try:
             params[name] = parse_text(text, declared[name].type)
         except ValueError as e:
             raise ParameterError(f"-p {pair!r}: parameter {name!r} is {type_name(declared[name].type)}, "
                                  f"and {e}") from None
-    missing = [p.name for p in wf.params if p.required and p.name not in params]
+    missing = [p for p in wf.params if p.required and p.name not in params]
     if missing:
-        raise ParameterError(f"workflow {wf.name!r} needs -p {missing[0]}=... "
-                             f"({type_name(declared[missing[0]].type)})")
+        raise ParameterError(f"workflow {wf.name!r} needs " + ", ".join(
+            f"-p {p.name}=... ({type_name(p.type)})" for p in missing))
     return params

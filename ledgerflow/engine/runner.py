@@ -78,12 +78,14 @@ def bind_params(wf: Workflow, params: dict[str, Any] | None) -> dict[str, Any]:
     if unknown:
         raise ParameterError(f"workflow {wf.name!r} has no parameter {unknown[0]!r}; its parameters are: "
                              + (", ".join(f"{p.name}: {type_name(p.type)}" for p in wf.params) or "none"))
+    missing = [p for p in wf.params if p.required and p.name not in params]
+    if missing:  # all of them at once, not one per run
+        raise ParameterError(f"workflow {wf.name!r} needs " + ", ".join(
+            f"parameter {p.name!r} ({type_name(p.type)})" for p in missing) + "; pass them in params={...} or as "
+            + " ".join(f"-p {p.name}=..." for p in missing))
     bound = {}
     for p in wf.params:
         if p.name not in params:
-            if p.required:
-                raise ParameterError(f"workflow {wf.name!r} needs parameter {p.name!r} ({type_name(p.type)}); "
-                                     f"pass it in params={{{p.name!r}: ...}} or -p {p.name}=...")
             bound[p.name] = p.default
             continue
         try:
@@ -579,6 +581,7 @@ def param_sources(bound: dict[str, Any], replay_of: str | None) -> ev.Sources:
 
 
 _ORIGIN = re.compile(r"^([^:\s]+):(.+?)\.(return(?:[\[.].*)?)$")
+_PARAM_ORIGIN = re.compile(r"^([^:\s]+):(@params)\.(\S+)$")  # a parameter of a run: EXEC:@params.name
 
 
 def parse_origin(text: str | None, how: str = ev.FROM_REFERENCE) -> ev.Origin | None:
@@ -587,7 +590,7 @@ def parse_origin(text: str | None, how: str = ev.FROM_REFERENCE) -> ev.Origin | 
     >>> parse_origin("01J:sub.returns_x.return[0]")
     Origin(execution_id='01J', step='sub.returns_x', name='return[0]', how='reference')
     """
-    m = _ORIGIN.match(text or "")
+    m = _PARAM_ORIGIN.match(text or "") or _ORIGIN.match(text or "")
     return None if m is None else ev.Origin(m.group(1), m.group(2), m.group(3), how)
 
 

@@ -430,6 +430,8 @@ class Ledger:
 
         with self._reader() as con:
             origin = parse_origin(ref)
+            if origin is None and ":" in ref and not ref.startswith("blake3:"):
+                origin = parse_origin(ref + ".return")  # EXECUTION_ID:step names what the step returned
             if origin is not None:
                 eid = refs.resolve_execution(con, origin.execution_id)
                 rows = con.execute(
@@ -446,9 +448,13 @@ class Ledger:
                 digest = resolved.digest
                 from ledgerflow.lineage import walk  # numpy and pyarrow: loaded by the reads that need them
 
-                first = [(e, s, n) for e, s, n in walk.producers_of(con, digest) if s != PARAMS_STEP][:1]
+                producers = walk.producers_of(con, digest)
+                # A step that made those bytes; else the run they were first given to as a parameter.
+                first = ([(e, s, n) for e, s, n in producers if s != PARAMS_STEP][:1]
+                         or [(e, s, n) for e, s, n in producers][:1])
                 if not first:
-                    raise RefError(f"{ref!r}: no step in this ledger produced {digest}; pass the handle itself")
+                    raise RefError(f"{ref!r}: no execution in this ledger made or took {digest}; pass the handle "
+                                   "itself")
                 e, s, n = first[0]
                 where = f"{e}:{s}.{n}"
             return self._artifacts(con, [digest])[digest], where

@@ -677,9 +677,12 @@ def parse_text(text: str, tp: Any) -> Any:
     except RecursionError:
         raise ValueError(f"{_short(text)} is nested too deeply to read") from None
     except json.JSONDecodeError:
-        if isinstance(tp, type) and hasattr(tp, "__members__"):  # an Enum given by name
+        if isinstance(tp, type) and hasattr(tp, "__members__"):  # an Enum given by name, or by its value
             if text in tp.__members__:
                 return tp[text]
+            for member in tp:
+                if str(member.value) == text:
+                    return member
         raise ValueError(f"{text!r} is not a {type_name(tp)}: give it as JSON") from None
     try:
         return conform(converter.structure(raw, tp) if typing.get_origin(tp) is None else raw, tp)

@@ -64,13 +64,22 @@ def identical(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _shown(value: Any) -> str:
+    """A value in one short line: a table by its shape and columns, never its data."""
+    columns = getattr(value, "column_names", None) or getattr(value, "columns", None)
+    rows = getattr(value, "num_rows", None) if hasattr(value, "num_rows") else getattr(value, "shape", (None,))[0]
+    if columns is not None and rows is not None and not isinstance(value, (str, bytes, dict)):
+        names = [str(c) for c in list(columns)[:8]]
+        return f"of {rows} rows, columns {', '.join(names)}" + (", ..." if len(list(columns)) > 8 else "")
+    shown = " ".join(repr(value).split())
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 class TypeMismatch(TypeError):
     """A value does not match its declared type; `where` locates it inside the value."""
 
     def __init__(self, where: str, expected: Any, value: Any, why: str = ""):
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        msg = f"{where}: expected {type_name(expected)}, got {type(value).__name__} {shown}"
+        msg = f"{where}: expected {type_name(expected)}, got {type(value).__name__} {_shown(value)}"
         super().__init__(msg + (f" ({why})" if why else ""))
         self.where = where
 
