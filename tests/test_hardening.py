@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
 from ledgerflow import Directory, File, Ledger, map_task, run, task, workflow
+from ledgerflow.engine.loading import import_file
 from ledgerflow.errors import ParameterError, RegistryError
 from ledgerflow.lineage.cli import cli
 from ledgerflow.store import Store
@@ -277,53 +278,6 @@ def test_a_tag_with_a_trailing_newline_is_refused_on_the_command_line(tmp_path, 
 # -- 5. one line, never a traceback ----------------------------------------------------------------------
 
 
-@task
-def echo_text(s: str) -> str:
-    return s
-
-
-@workflow
-def text_flow(s: str = "x") -> str:
-    return echo_text(s=s)
-
-
-@task
-def count_items(xs: list[int]) -> int:
-    return len(xs)
-
-
-@workflow
-def list_flow(xs: list[int] = []) -> int:
-    return count_items(xs=xs)
-
-
-def test_the_traceback_cases_are_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("LF_HARDEN_SCRATCH", str(tmp_path))
-    home = tmp_path / "home"
-    run(file_then_size, {"n": 2}, home=home, progress=False)
-    for args in (["query", "sql", "SELECT 'infinity'::TIMESTAMP AS t"], ["gc", "--older-than", "nan"],
-                 ["gc", "--older-than", "inf"], ["gc", "--older-than", "1e308"],
-                 ["export", "--format", "parquet", "/proc/x"], ["graph", "nothing", "-o", "b" * 300 + ".html"]):
-        result = invoke(home, *args)
-        if args[:2] == ["query", "sql"]:
-            assert result.exit_code == 0 and "infinity" in result.output, result.output
-            continue
-        one_line_error(result)
-    one_line_error(invoke(tmp_path / ("a" * 300), "list"))
-    script = tmp_path / "exits.py"
-    script.write_text("import sys\nsys.exit(0)\n")
-    result = invoke(home, "run", f"{script}:w")
-    one_line_error(result)
-    assert "sys.exit" in result.output and str(script) in result.output
-    with pytest.raises(ParameterError, match="UTF-8"):
-        run(text_flow, {"s": "a\udcff"}, home=home, progress=False)
-    with pytest.raises(ParameterError, match="nested too deeply"):
-        deep: list = []
-        for _ in range(5000):
-            deep = [deep]
-        run(list_flow, {"xs": deep}, home=home, progress=False)
-
-
 FLOWS = '''
 from ledgerflow import task, workflow
 
@@ -343,6 +297,36 @@ def count_items(xs: list[int], rate: float) -> int:
 def list_flow(xs: list[int] = [], rate: float = 1.0) -> int:
     return count_items(xs=xs, rate=rate)
 '''
+
+def test_the_traceback_cases_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("LF_HARDEN_SCRATCH", str(tmp_path))
+    home = tmp_path / "home"
+    run(file_then_size, {"n": 2}, home=home, progress=False)
+    for args in (["query", "sql", "SELECT 'infinity'::TIMESTAMP AS t"], ["gc", "--older-than", "nan"],
+                 ["gc", "--older-than", "inf"], ["gc", "--older-than", "1e308"],
+                 ["export", "--format", "parquet", "/proc/x"], ["graph", "nothing", "-o", "b" * 300 + ".html"]):
+        result = invoke(home, *args)
+        if args[:2] == ["query", "sql"]:
+            assert result.exit_code == 0 and "infinity" in result.output, result.output
+            continue
+        one_line_error(result)
+    one_line_error(invoke(tmp_path / ("a" * 300), "list"))
+    script = tmp_path / "exits.py"
+    script.write_text("import sys\nsys.exit(0)\n")
+    result = invoke(home, "run", f"{script}:w")
+    one_line_error(result)
+    assert "sys.exit" in result.output and str(script) in result.output
+    flows_file = tmp_path / "flows.py"
+    flows_file.write_text(FLOWS)
+    flows = import_file(flows_file)
+    with pytest.raises(ParameterError, match="UTF-8"):
+        run(flows.text_flow, {"s": "a\udcff"}, home=home, progress=False)
+    with pytest.raises(ParameterError, match="nested too deeply"):
+        deep: list = []
+        for _ in range(5000):
+            deep = [deep]
+        run(flows.list_flow, {"xs": deep}, home=home, progress=False)
+
 
 hostile_text = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8", categories=["Cc", "Cf", "Zl", "Zp"]), max_size=20),
