@@ -79,19 +79,12 @@ def move(ledger_path: Path, directory: Path, *, timeout: float, wait: bool = Tru
     if not journal.pending(directory):
         return NOTHING
     try:
-        try:
-            opened = open_ledger(ledger_path, timeout=timeout if wait else 0.0)
-            con = opened.__enter__()
-        except LedgerBusy:
-            if wait:
-                raise
-            return None
-        try:
+        with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con:
             return _move_holding(con, ledger_path, directory)
-        finally:
-            opened.__exit__(None, None, None)
     except LedgerBusy:
-        raise
+        if wait:
+            raise
+        return None
     except Exception as exc:
         if refused_write(exc):
             raise LedgerUnwritable(f"cannot move the journals of {directory} into {ledger_path}: "
@@ -105,7 +98,9 @@ _REFUSALS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 def refused_write(exc: BaseException) -> bool:
     """Did the file system refuse a write (full, read-only, no permission), here or in a cause?"""
     texts = tuple(os.strerror(e) for e in _REFUSALS)
-    while exc is not None:
+    seen: set = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in _REFUSALS:
             return True
         if any(t in str(exc) for t in texts):  # DuckDB reports them as text
