@@ -49,7 +49,7 @@ def _edges(nodes: dict, src: Source, target: str, param: str, kind: str) -> Iter
             yield [src.step, "return" if src.index is None else f"return[{src.index}]", target, param, kind]
     elif isinstance(src, Gather):
         for i, item in enumerate(src.items):
-            yield from _edges(nodes, item, target, f"{param}[{i}]", kind)
+            yield from _edges(nodes, item, target, f"{param}{src.label(i)}", kind)
     elif isinstance(src, Choice):
         yield from _edges(nodes, src.condition, target, param, "condition")
         yield from _edges(nodes, src.then, target, param, "then")

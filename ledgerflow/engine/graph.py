@@ -34,10 +34,22 @@ class Constant:
 
 @attrs.frozen
 class Gather:
-    """A list written in the workflow body whose elements are promises or constants."""
+    """A list (or dict) written in the workflow body whose elements are promises or constants.
+
+    `keys`: a dict's keys, in the order written (constants); None for a list.
+    """
 
     items: tuple["Source", ...]
     type: Any
+    keys: tuple | None = None
+
+    def label(self, i: int) -> str:
+        """How element i is named in the ledger and the graph: `[0]` of a list, `[lr]` of a dict."""
+        return f"[{i}]" if self.keys is None else f"[{self.keys[i]}]"
+
+    def build(self, values: list) -> Any:
+        """The list or dict these element values make."""
+        return values if self.keys is None else dict(zip(self.keys, values))
 
 
 @attrs.frozen

@@ -172,8 +172,8 @@ class _Run:
             index = 0 if src.index is None else src.index
             return self.values[src.step][index], self.refs[src.step][index][1]
         if isinstance(src, Gather):
-            items = [self.resolve(i)[0] for i in src.items]
-            return items, artifact_ref(items, src.type)
+            built = src.build([self.resolve(i)[0] for i in src.items])
+            return built, artifact_ref(built, src.type)
         if isinstance(src, Choice):
             return self.resolve(src.then if self.resolve(src.condition)[0] else src.otherwise)
         return src.value, artifact_ref(src.value, src.type)
@@ -197,7 +197,7 @@ class _Run:
 
     def parts(self, name: str, src: Source) -> list:
         """(name, artifact, origin) of the parts of a value that no step made whole: the elements
-        of a list written in the body (`xs[0]`, `xs[1]`) and of a tuple passed whole (`p[0]`),
+        of a list or dict written in the body (`xs[0]`, `opts[lr]`) and of a tuple passed whole (`p[0]`),
         so that lineage runs through them to the steps that made each part."""
         if isinstance(src, FromStep) and blueprint.is_whole_tuple(self.nodes[src.step], src.index):
             return [(f"{name}[{i}]", ref, ev.Origin(self.id, src.step, slot, ev.FROM_STEP))
@@ -206,8 +206,8 @@ class _Run:
         if isinstance(src, Gather):
             out: list = []
             for i, item in enumerate(src.items):
-                out.append((f"{name}[{i}]", self.resolve(item)[1], self.origin(item)))
-                out.extend(self.parts(f"{name}[{i}]", item))
+                out.append((f"{name}{src.label(i)}", self.resolve(item)[1], self.origin(item)))
+                out.extend(self.parts(f"{name}{src.label(i)}", item))
             return out
         if isinstance(src, Choice):
             return self.parts(name, self.taken(src))

@@ -116,6 +116,22 @@ class Builder:
             items = tuple(self.source_for(v, element, lambda s="", i=i: describe(f"[{i}]{s}"))
                           for i, v in enumerate(value))
             return Gather(items, expected)
+        if isinstance(value, dict) and any(isinstance(v, Promise) for v in value.values()):
+            if typing.get_origin(expected) is not dict:
+                raise WorkflowTypeError(f"{describe()}: expected {type_name(expected)}, given a dict of promises")
+            key_type, element = typing.get_args(expected)
+            keys = []
+            for key in value:
+                if isinstance(key, Promise):
+                    raise WorkflowTypeError(f"{describe()}: a dict's keys must be written in the workflow, not "
+                                            f"come from a step ({key!r})")
+                try:
+                    keys.append(conform(key, key_type, "key"))
+                except TypeMismatch:
+                    raise WorkflowTypeError(f"{describe()}: key {key!r} is not a {type_name(key_type)}") from None
+            items = tuple(self.source_for(v, element, lambda s="", k=k: describe(f"[{k!r}]{s}"))
+                          for k, v in value.items())
+            return Gather(items, expected, keys=tuple(keys))
         try:
             return Constant(conform(value, expected, "value"), expected)
         except TypeMismatch as e:

@@ -147,7 +147,7 @@ def _shape(src: Any) -> Any:
     if isinstance(src, FromStep):
         return ("step", src.step, src.index)
     if isinstance(src, Gather):
-        return ("gather", tuple(_shape(i) for i in src.items))
+        return ("gather", src.keys, tuple(_shape(i) for i in src.items))
     if isinstance(src, Constant):
         return ("const", encode(src.value, src.type))
     if isinstance(src, Choice):
