@@ -14,7 +14,8 @@ An edge is `[source, slot, target, param, kind]`:
   and a tuple passed whole binds "p[0]", "p[1]", one edge per element;
 - kind is "data", "guard" (the source decides whether the target runs: param is
   "when=True" or "when=False"), "condition"/"then"/"otherwise" (a `when(...)` used as a
-  value), or "element" (a map hands element i of its input to element step i).
+  value), "element" (a map hands element i of its input to element step i), or "order"
+  (`a >> b`: the target runs after the source succeeded; no data, slot "", param "after").
 
 A map's elements are recorded when it expands, as `{"map": [step, count, params]}`.
 """
@@ -29,7 +30,7 @@ from ledgerflow.engine.graph import Choice, FromInput, FromStep, Gather, Graph, 
 PARAMS = "@params"
 OUTPUTS = "@outputs"
 
-DATA, GUARD, ELEMENT = "data", "guard", "element"
+DATA, GUARD, ELEMENT, ORDER = "data", "guard", "element", "order"
 
 
 def is_whole_tuple(node: Node, index: int | None) -> bool:
@@ -76,6 +77,8 @@ def workflow_spec(graph: Graph) -> str:
             edges.extend(_edges(nodes, src, node.name, param, DATA))
         for guard in node.guards:
             edges.extend(_edges(nodes, guard.condition, node.name, f"when={guard.expected}", GUARD))
+        for earlier in node.after:
+            edges.append([earlier, "", node.name, "after", ORDER])
     out = graph.output
     if isinstance(out, tuple):
         for i, src in enumerate(out):

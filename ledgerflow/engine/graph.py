@@ -108,11 +108,12 @@ class Node:
     mapped: tuple[str, ...] = ()  # for map_task: the parameters whose lists are mapped element-wise
     min_success: float = 1.0  # for map_task: the share of elements that must succeed
     map_index: int | None = None  # for one element of a map: its index
+    after: tuple[str, ...] = ()  # steps that must succeed first, though no data flows (`a >> b`)
 
     @property
     def depends_on(self) -> tuple[str, ...]:
         sources = [src for _, src in self.inputs] + [g.condition for g in self.guards]
-        return tuple(dict.fromkeys(s for src in sources for s in upstream_steps(src)))
+        return tuple(dict.fromkeys([s for src in sources for s in upstream_steps(src)] + list(self.after)))
 
 
 @attrs.frozen

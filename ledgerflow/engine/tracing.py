@@ -59,6 +59,19 @@ class Promise:
             return iter(self[i] for i in range(len(args)))
         self._no_value("iteration (only a tuple[...] output of fixed length unpacks)")
 
+    def __rshift__(self, later: Any) -> Any:
+        """`a >> b`: step b runs after step a has succeeded, though b takes nothing from a.
+        Returns b, so `a >> b >> c` chains; recorded as an `order` edge of the graph."""
+        for p in (later if isinstance(later, (list, tuple)) else [later]):
+            self.builder.order(self, p)
+        return later
+
+    def __rrshift__(self, earlier: Any) -> "Promise":
+        """`[a, b] >> c`: c runs after both."""
+        for p in (earlier if isinstance(earlier, (list, tuple)) else [earlier]):
+            self.builder.order(p, self)
+        return self
+
     def __getitem__(self, index: int) -> "Promise":
         args = typing.get_args(self.type)
         if not (isinstance(self.source, FromStep) and typing.get_origin(self.type) is tuple and args
@@ -91,6 +104,32 @@ class Builder:
             yield
         finally:
             self.guards.pop()
+
+    def order(self, earlier: Any, later: Any) -> None:
+        """Make the step of promise `later` wait for the step of promise `earlier` (`>>`)."""
+        steps = []
+        for p in (earlier, later):
+            if not (isinstance(p, Promise) and isinstance(p.source, FromStep) and p.builder is self):
+                raise WorkflowTypeError(f"workflow {self.workflow!r}: `>>` orders steps of this workflow, and "
+                                        f"{p!r} is not the output of one")
+            steps.append(p.source.step)
+        first, then = steps
+        if first == then or then in self._upstream_of(first):
+            raise WorkflowTypeError(f"workflow {self.workflow!r}: `{first} >> {then}` would make a cycle: {then!r} "
+                                    f"already runs before {first!r}")
+        i = next(i for i, n in enumerate(self.nodes) if n.name == then)
+        if first not in self.nodes[i].after:
+            self.nodes[i] = attrs.evolve(self.nodes[i], after=self.nodes[i].after + (first,))
+
+    def _upstream_of(self, step: str) -> set:
+        by_name = {n.name: n for n in self.nodes}
+        seen, todo = set(), [step]
+        while todo:
+            for dep in by_name[todo.pop()].depends_on:
+                if dep not in seen and dep in by_name:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
 
     def unique_name(self, base: str) -> str:
         count = self.names.get(base, 0) + 1

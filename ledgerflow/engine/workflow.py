@@ -50,7 +50,7 @@ class Workflow:
                 e.add_note(f"(while tracing workflow {self.name!r} at {self.site}: the body runs once, "
                            "with promises for values, when @workflow is applied)")
                 raise
-        return Graph(name=self.name, params=self.params, nodes=tuple(builder.nodes),
+        return Graph(name=self.name, params=self.params, nodes=_topological(builder.nodes),
                      output=self._output_source(builder, result), output_type=self.output)
 
     def _output_source(self, builder: Builder, result: Any) -> Source | tuple[Source, ...] | None:
@@ -76,7 +76,8 @@ class Workflow:
         for node in self.graph.nodes:
             parts.append(f"{node.name}={node.task.qualname}@{node.task.fingerprint}"
                          f"({[(k, _shape(s)) for k, s in node.inputs]}) map={node.mapped}/{node.min_success} "
-                         f"if={[(_shape(g.condition), g.expected) for g in node.guards]}")
+                         f"if={[(_shape(g.condition), g.expected) for g in node.guards]}"
+                         + (f" after={list(node.after)}" if node.after else ""))
         parts.append(repr(_shape(self.graph.output)))
         return digest_bytes("\n".join(parts).encode())
 
@@ -123,7 +124,8 @@ class Workflow:
         for node in self.graph.nodes:
             renamed[node.name] = builder.unique_name(f"{prefix}.{node.name}")
             builder.add(attrs.evolve(node, name=renamed[node.name], inputs=tuple((k, remap(s)) for k, s in node.inputs),
-                                     guards=tuple(attrs.evolve(g, condition=remap(g.condition)) for g in node.guards)))
+                                     guards=tuple(attrs.evolve(g, condition=remap(g.condition)) for g in node.guards),
+                                     after=tuple(renamed[a] for a in node.after)))
 
         def promise(src: Source) -> Any:
             src = remap(src)
@@ -153,6 +155,25 @@ def _shape(src: Any) -> Any:
     if isinstance(src, Choice):
         return ("when", _shape(src.condition), _shape(src.then), _shape(src.otherwise))
     return None
+
+
+def _topological(nodes: list) -> tuple:
+    """The nodes in the order they were called, except that a step ordered after a later one
+    (`later >> earlier_call`) moves behind it: every node comes after all it depends on."""
+    by_name = {n.name: n for n in nodes}
+    placed: dict = {}
+
+    def place(node) -> None:
+        if node.name in placed:
+            return
+        for dep in node.depends_on:
+            if dep in by_name:
+                place(by_name[dep])
+        placed[node.name] = node
+
+    for node in nodes:
+        place(node)
+    return tuple(placed.values())
 
 
 def workflow(fn: Callable | None = None, *, name: str | None = None):
