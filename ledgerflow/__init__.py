@@ -11,6 +11,7 @@ import importlib
 _LAZY = {
     "when": "ledgerflow.engine.branching",
     "current": "ledgerflow.engine.context",
+    "Failure": "ledgerflow.engine.failure",
     "StepContext": "ledgerflow.engine.context",
     "MemoryRecorder": "ledgerflow.engine.events",
     "map_task": "ledgerflow.engine.fanout",
@@ -61,7 +62,7 @@ def __dir__() -> list:
 
 
 __all__ = [
-    "Dataset", "Directory", "Ledger", "Replay", "replay", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
+    "Dataset", "Directory", "Failure", "Ledger", "Replay", "replay", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
     "MemoryRecorder", "Model", "ParameterError", "Resources", "StepContext", "StepOutputError", "StepResult", "Task",
     "WorkflowTypeError", "current", "log_metric", "map_task", "register", "run", "task", "when", "workflow",
 ]

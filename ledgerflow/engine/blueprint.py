@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
+from ledgerflow.engine.failure import HANDLER_STEP
 from ledgerflow.engine.graph import Choice, FromInput, FromStep, Gather, Graph, Node, Source
 
 PARAMS = "@params"
@@ -63,7 +64,7 @@ def _node_row(node: Node) -> list:
     return [node.name, node.task.qualname, node.site, kind, None, None]
 
 
-def workflow_spec(graph: Graph) -> str:
+def workflow_spec(graph: Graph, on_failure=None, site: str | None = None) -> str:
     """The record of a traced graph, as compact JSON.
 
     >>> from ledgerflow.engine.graph import Graph
@@ -85,7 +86,10 @@ def workflow_spec(graph: Graph) -> str:
             edges.extend(_edges(nodes, src, OUTPUTS, f"return[{i}]", DATA))
     elif out is not None:
         edges.extend(_edges(nodes, out, OUTPUTS, "return", DATA))
-    return _dumps([_node_row(n) for n in graph.nodes], edges)
+    rows = [_node_row(n) for n in graph.nodes]
+    if on_failure is not None:  # the failure handler: built with the workflow, run only if a step fails for good
+        rows.append([HANDLER_STEP, on_failure.qualname, site, "task", None, None])
+    return _dumps(rows, edges)
 
 
 def map_spec(parent: Node, count: int) -> str:

@@ -24,6 +24,7 @@ from ledgerflow.engine import blueprint
 from ledgerflow.engine import environment as env
 from ledgerflow.engine import events as ev
 from ledgerflow.engine.executor import Executor
+from ledgerflow.engine.failure import HANDLER_STEP, Failure
 from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source
 from ledgerflow.engine.ids import new_id
 from ledgerflow.engine.step import StepCall, StepOutcome, artifact_ref
@@ -256,6 +257,22 @@ class _Run:
                 time.sleep(max(0.0, pending_retry))
                 continue
             outcome = self.executor.wait(None if pending_retry is None else max(0.0, pending_retry))
+            if outcome is not None:
+                self.finish(self.nodes[outcome.step], outcome)
+
+    def handle_failure(self, handler: Any) -> None:
+        """Run the workflow's on_failure task, once, with what failed; the failure stands whatever
+        the handler does (it is not retried: the run is already failing)."""
+        step, error = self.failure
+        failed = self.nodes[step]
+        failure = Failure(self.id, self.wf.qualname, step, failed.task.qualname, f"{type(error).__name__}: {error}",
+                          self.attempts.get(step, 1))
+        name = HANDLER_STEP if HANDLER_STEP not in self.nodes else f"{HANDLER_STEP}_2"
+        node = Node(name=name, task=handler, inputs=(("failure", Constant(failure, Failure)),), site=self.wf.site)
+        self.nodes[name] = node
+        self.start(node)
+        while self.executor.in_flight():
+            outcome = self.executor.wait(None)
             if outcome is not None:
                 self.finish(self.nodes[outcome.step], outcome)
 
@@ -636,7 +653,8 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         host=socket.gethostname(), pid=os.getpid(), code_digest=code_digest,
         environment=environment or env.capture_json(), replay_of=replay_of,
         sources=param_sources(bound, replay_of)))
-    recorder.record(ev.GraphRecorded(run.id, "workflow", blueprint.workflow_spec(wf.graph), started))
+    recorder.record(ev.GraphRecorded(run.id, "workflow", blueprint.workflow_spec(wf.graph, wf.on_failure, wf.site),
+                                     started))
     try:
         run.go()
     except BaseException as e:
@@ -652,6 +670,8 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         raise
     if run.failure is not None:
         run.record_unreached()
+        if wf.on_failure is not None:
+            run.handle_failure(wf.on_failure)
         step, error = run.failure
         ended = now()
         message = f"{type(error).__name__}: {error}"

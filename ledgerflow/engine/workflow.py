@@ -11,6 +11,7 @@ import attrs
 from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Graph, Source
 from ledgerflow.engine.signature import definition_site, qualified_name, read_signature
 from ledgerflow.engine.task import output_slots
+from ledgerflow.engine.failure import check_handler
 from ledgerflow.engine.tracing import Builder, Promise, current_builder, tracing
 from ledgerflow.errors import WorkflowTypeError
 from ledgerflow.store import digest_bytes
@@ -25,9 +26,12 @@ class Workflow:
     steps are added to the caller's graph under `name.step`.
     """
 
-    def __init__(self, fn: Callable, name: str | None = None):
+    def __init__(self, fn: Callable, name: str | None = None, on_failure: Any = None):
         self.fn = fn
         self.name = name or fn.__name__
+        if on_failure is not None:
+            check_handler(self.name, on_failure)
+        self.on_failure = on_failure  # a task run with a Failure when a step fails for good
         self.qualname = qualified_name(fn)
         self.site = definition_site(fn)
         self.params, self.output = read_signature(fn, f"workflow {self.name!r}")
@@ -79,6 +83,8 @@ class Workflow:
                          f"if={[(_shape(g.condition), g.expected) for g in node.guards]}"
                          + (f" after={list(node.after)}" if node.after else ""))
         parts.append(repr(_shape(self.graph.output)))
+        if self.on_failure is not None:
+            parts.append(f"on_failure={self.on_failure.qualname}@{self.on_failure.fingerprint}")
         return digest_bytes("\n".join(parts).encode())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -176,7 +182,7 @@ def _topological(nodes: list) -> tuple:
     return tuple(placed.values())
 
 
-def workflow(fn: Callable | None = None, *, name: str | None = None):
+def workflow(fn: Callable | None = None, *, name: str | None = None, on_failure: Any = None):
     """Trace a function of tasks into a type-checked workflow, before anything runs.
 
     >>> from ledgerflow import task, workflow
@@ -188,7 +194,10 @@ def workflow(fn: Callable | None = None, *, name: str | None = None):
     ...     return inc(x=inc(x=x))
     >>> [n.name for n in twice.graph.nodes]
     ['inc', 'inc_2']
+
+    `on_failure=cleanup`: a task taking one `ledgerflow.Failure`, run (and recorded, as step
+    `on_failure`) when a step fails for good; the run still fails.
     """
     if fn is None:
-        return lambda f: Workflow(f, name=name)
-    return Workflow(fn, name=name)
+        return lambda f: Workflow(f, name=name, on_failure=on_failure)
+    return Workflow(fn, name=name, on_failure=on_failure)
