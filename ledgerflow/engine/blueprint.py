@@ -9,7 +9,8 @@ An edge is `[source, slot, target, param, kind]`:
 
 - source is a step, or "@params" with slot the parameter's name; target is a step, or
   "@outputs" for what the workflow returns;
-- slot is the producer's output ("return", "return[1]" for a tuple's element);
+- slot is the producer's output ("return", "return[1]" for a tuple's element, "return.model"
+  for a field of a record);
 - param is the consumer's parameter; a list written in the body binds "xs[0]", "xs[1]",
   and a tuple passed whole binds "p[0]", "p[1]", one edge per element;
 - kind is "data", "guard" (the source decides whether the target runs: param is
@@ -34,9 +35,9 @@ OUTPUTS = "@outputs"
 DATA, GUARD, ELEMENT, ORDER = "data", "guard", "element", "order"
 
 
-def is_whole_tuple(node: Node, index: int | None) -> bool:
+def is_whole_tuple(node: Node, index: int | None, field: str | None = None) -> bool:
     """A tuple output consumed whole (`use(p=pair())`): lineage binds it element by element."""
-    return index is None and len(node.task.outputs) > 1 and not node.mapped
+    return index is None and field is None and len(node.task.outputs) > 1 and not node.mapped
 
 
 def _edges(nodes: dict, src: Source, target: str, param: str, kind: str) -> Iterator[list]:
@@ -44,11 +45,11 @@ def _edges(nodes: dict, src: Source, target: str, param: str, kind: str) -> Iter
         yield [PARAMS, src.name, target, param, kind]
     elif isinstance(src, FromStep):
         producer = nodes.get(src.step)
-        if producer is not None and is_whole_tuple(producer, src.index):
+        if producer is not None and is_whole_tuple(producer, src.index, src.field):
             for i in range(len(producer.task.outputs)):
                 yield [src.step, f"return[{i}]", target, f"{param}[{i}]", kind]
         else:
-            yield [src.step, "return" if src.index is None else f"return[{src.index}]", target, param, kind]
+            yield [src.step, src.slot, target, param, kind]
     elif isinstance(src, Gather):
         for i, item in enumerate(src.items):
             yield from _edges(nodes, item, target, f"{param}{src.label(i)}", kind)

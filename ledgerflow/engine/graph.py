@@ -17,11 +17,19 @@ class FromInput:
 
 @attrs.frozen
 class FromStep:
-    """An output of an earlier step; `index` picks one element of a tuple output."""
+    """An output of an earlier step; `index` picks one element of a tuple output, `field` one
+    field of a record (attrs class or dataclass) output (`res.model`)."""
 
     step: str
     type: Any
     index: int | None = None
+    field: str | None = None
+
+    @property
+    def slot(self) -> str:
+        """The output it names in the ledger: `return`, `return[1]`, `return.model`."""
+        base = "return" if self.index is None else f"return[{self.index}]"
+        return base if self.field is None else f"{base}.{self.field}"
 
 
 @attrs.frozen

@@ -31,6 +31,7 @@ from ledgerflow.engine.step import StepCall, StepOutcome, artifact_ref
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import ExecutionFailed, IntegrityError, ObjectNotFound, ParameterError
 from ledgerflow.store import Store, digest_bytes
+from ledgerflow.types.annotations import is_record_type, record_fields
 from ledgerflow.types import Handle, TypeMismatch, conform, type_name
 from ledgerflow.types.codec import decode, handles_inside, value_digest
 
@@ -171,6 +172,9 @@ class _Run:
                 values = self.values[src.step]
                 return tuple(values), artifact_ref(tuple(values), node.task.output)
             index = 0 if src.index is None else src.index
+            if src.field is not None:  # `res.model`: one field of a record
+                value = getattr(self.values[src.step][index], src.field)
+                return value, artifact_ref(value, src.type)
             return self.values[src.step][index], self.refs[src.step][index][1]
         if isinstance(src, Gather):
             built = src.build([self.resolve(i)[0] for i in src.items])
@@ -185,10 +189,9 @@ class _Run:
         if isinstance(src, FromInput):
             return ev.Origin(self.id, blueprint.PARAMS, src.name, ev.FROM_PARAM)
         if isinstance(src, FromStep):
-            if blueprint.is_whole_tuple(self.nodes[src.step], src.index):
+            if blueprint.is_whole_tuple(self.nodes[src.step], src.index, src.field):
                 return None
-            return ev.Origin(self.id, src.step, "return" if src.index is None else f"return[{src.index}]",
-                             ev.FROM_STEP)
+            return ev.Origin(self.id, src.step, src.slot, ev.FROM_STEP)
         if isinstance(src, Choice):
             return self.origin(self.taken(src))
         return None
@@ -200,7 +203,7 @@ class _Run:
         """(name, artifact, origin) of the parts of a value that no step made whole: the elements
         of a list or dict written in the body (`xs[0]`, `opts[lr]`) and of a tuple passed whole (`p[0]`),
         so that lineage runs through them to the steps that made each part."""
-        if isinstance(src, FromStep) and blueprint.is_whole_tuple(self.nodes[src.step], src.index):
+        if isinstance(src, FromStep) and blueprint.is_whole_tuple(self.nodes[src.step], src.index, src.field):
             return [(f"{name}[{i}]", ref, ev.Origin(self.id, src.step, slot, ev.FROM_STEP))
                     for i, (slot, ref) in enumerate(self.refs[src.step])
                     if i < len(self.nodes[src.step].task.outputs)]
@@ -482,6 +485,7 @@ class _Run:
     def finish(self, node: Node, outcome: StepOutcome) -> None:
         """Record an attempt; then the step is done, or retried, or has failed for good."""
         outputs = tuple((name, ref) for name, _, ref in outcome.outputs)
+        recorded = outputs + record_fields_of(node.task, outcome.outputs)
         if outcome.environment is not None and outcome.node not in self.nodes_seen:
             self.nodes_seen.add(outcome.node)
             self.recorder.record(ev.NodeSeen(self.id, outcome.node, outcome.environment, outcome.ended_at))
@@ -491,7 +495,7 @@ class _Run:
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=outcome.attempt, status=outcome.status, started_at=outcome.started_at, ended_at=outcome.ended_at,
-            inputs=self.call_inputs[node.name], outputs=nested_outputs(outputs), cache_key=self.keys[node.name],
+            inputs=self.call_inputs[node.name], outputs=nested_outputs(recorded), cache_key=self.keys[node.name],
             resources=node.task.resources_json, node=outcome.node, error=error_line, traceback=outcome.traceback,
             map_index=node.map_index, sources=self.call_sources[node.name], forced=self.forced.get(node.name)))
         if outcome.status == ev.SUCCEEDED:
@@ -580,8 +584,26 @@ def with_nested(name: str, ref: ev.ArtifactRef, origin: ev.Origin | None) -> lis
 
 
 def nested_outputs(outputs: ev.Binding) -> ev.Binding:
-    """A step's outputs, followed by the handles nested in them (`return.model`)."""
-    return tuple((n, r) for name, ref in outputs for n, r, _ in with_nested(name, ref, None))
+    """A step's outputs, followed by the handles nested in them (`return.model`), each name once."""
+    seen: set = set()
+    out = []
+    for name, ref in outputs:
+        for n, r, _ in with_nested(name, ref, None):
+            if n not in seen:
+                seen.add(n)
+                out.append((n, r))
+    return tuple(out)
+
+
+def record_fields_of(task: Any, outputs: tuple) -> ev.Binding:
+    """Each field of a record output (an attrs class or dataclass) as an output of its own,
+    `return.model`, `return.accuracy`: named in the ledger, and what `res.model` consumes."""
+    fields = []
+    for (slot, tp), (_, value, _) in zip(task.outputs, outputs):
+        if is_record_type(tp) and isinstance(value, tp):
+            for name, field_type in record_fields(tp).items():
+                fields.append((f"{slot}.{name}", artifact_ref(getattr(value, name), field_type)))
+    return tuple(fields)
 
 
 def param_sources(bound: dict[str, Any], replay_of: str | None) -> ev.Sources:

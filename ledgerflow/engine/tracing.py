@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import sys
 import typing
 from typing import Any
 
@@ -12,6 +13,7 @@ import attrs
 from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source
 from ledgerflow.errors import WorkflowTypeError
 from ledgerflow.types import TypeMismatch, accepts, conform, type_name
+from ledgerflow.types.annotations import is_record_type, record_fields
 
 
 class Promise:
@@ -71,6 +73,23 @@ class Promise:
         for p in (earlier if isinstance(earlier, (list, tuple)) else [earlier]):
             self.builder.order(p, self)
         return self
+
+    def __getattr__(self, name: str) -> "Promise":
+        """`res.model`: one field of a record (attrs class or dataclass) output, checked now."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        source = object.__getattribute__(self, "source")
+        builder = object.__getattribute__(self, "builder")
+        caller = sys._getframe(1)
+        site = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+        if not (isinstance(source, FromStep) and source.field is None and is_record_type(source.type)):
+            raise WorkflowTypeError(f"workflow {builder.workflow!r} at {site}: {self!r} has no field {name!r}: only a "
+                                    "step's output of an attrs class or dataclass has fields")
+        fields = record_fields(source.type)
+        if name not in fields:
+            raise WorkflowTypeError(f"workflow {builder.workflow!r} at {site}: {type_name(source.type)} has no field "
+                                    f"{name!r}; its fields are: {', '.join(fields)}")
+        return Promise(attrs.evolve(source, type=fields[name], field=name), builder)
 
     def __getitem__(self, index: int) -> "Promise":
         args = typing.get_args(self.type)
@@ -181,6 +200,7 @@ class Builder:
 def _origin(source: Source) -> str:
     if isinstance(source, FromStep):
         suffix = "" if source.index is None else f"[{source.index}]"
+        suffix += "" if source.field is None else f".{source.field}"
         return f"output{suffix} of step {source.step!r}"
     if isinstance(source, FromInput):
         return f"workflow parameter {source.name!r}"

@@ -153,7 +153,7 @@ def _shape(src: Any) -> Any:
     if isinstance(src, FromInput):
         return ("input", src.name)
     if isinstance(src, FromStep):
-        return ("step", src.step, src.index)
+        return ("step", src.step, src.index) if src.field is None else ("step", src.step, src.index, src.field)
     if isinstance(src, Gather):
         return ("gather", src.keys, tuple(_shape(i) for i in src.items))
     if isinstance(src, Constant):
