@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import NamedTuple
 
 import attrs
 import pytest
@@ -24,6 +25,28 @@ class Trained:
 class Split:
     train: list[int]
     test: list[int]
+
+
+class Scores(NamedTuple):
+    best: float
+    worst: float
+    names: list[str]
+
+
+@task
+def score(n: int) -> Scores:
+    return Scores(best=n * 1.0, worst=0.5, names=["a", "b"])
+
+
+@task
+def spread(best: float, worst: float) -> float:
+    return best - worst
+
+
+@workflow
+def scored(n: int = 3) -> float:
+    s = score(n=n)
+    return spread(best=s.best, worst=s.worst)
 
 
 @task
@@ -79,6 +102,17 @@ def test_fields_are_outputs_and_consumed_by_name(home, executor, tmp_path, monke
     assert any(n.ref.endswith(":fit") for n in up.nodes)
     cached = run(pipeline, executor=executor, home=home, progress=False)
     assert cached.outputs == ex.outputs
+
+
+def test_a_namedtuple_output_has_named_fields(home, executor):
+    ex = run(scored, executor=executor, home=home, progress=False)
+    assert ex.outputs == 2.5
+    produced = {r["name"]: r["value"] for r in Ledger(home).sql(
+        "SELECT e.name, a.value FROM edges e JOIN artifacts a ON a.digest = e.digest WHERE e.execution_id = ? "
+        "AND e.step = 'score' AND e.direction = 'produced'", [ex.id]).to_pylist()}
+    assert produced["return"] == '{"best":3.0,"names":["a","b"],"worst":0.5}'  # by name, not position
+    assert produced["return.best"] == "3.0" and produced["return.names"] == '["a","b"]'
+    assert run(scored, executor=executor, home=home, progress=False).outputs == 2.5  # decoded from the cache
 
 
 def test_a_field_is_checked_when_the_workflow_is_built():

@@ -42,12 +42,22 @@ def is_handle_type(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Handle)
 
 
+def is_namedtuple(tp: Any) -> bool:
+    """A `typing.NamedTuple` class (a tuple subclass with typed, named fields)."""
+    return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields") and "__annotations__" in vars(tp)
+
+
 def is_record_type(tp: Any) -> bool:
-    return isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp)) and not is_handle_type(tp)
+    """An attrs class, dataclass or typing.NamedTuple: a value of named, typed fields."""
+    return isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp) or is_namedtuple(tp)) \
+        and not is_handle_type(tp)
 
 
 def record_fields(tp: type) -> dict[str, Any]:
-    """Field name -> resolved type of an attrs class or dataclass."""
+    """Field name -> resolved type of an attrs class, dataclass or NamedTuple."""
+    if is_namedtuple(tp):
+        hints = typing.get_type_hints(tp)
+        return {name: hints[name] for name in tp._fields}
     if attrs.has(tp):
         attrs.resolve_types(tp)
         return {f.name: f.type for f in attrs.fields(tp)}
@@ -81,6 +91,8 @@ def init_fields(tp: type) -> list[tuple[str, str]]:
     """
     if attrs.has(tp):
         return [(a.name, a.alias) for a in attrs.fields(tp) if a.init]
+    if is_namedtuple(tp):
+        return [(name, name) for name in tp._fields]
     return [(f.name, f.name) for f in dataclasses.fields(tp) if f.init]
 
 

@@ -21,6 +21,7 @@ import typing
 from typing import Any
 
 import cattrs
+from cattrs.cols import namedtuple_dict_unstructure_factory
 
 from ledgerflow.store import digest_bytes
 from ledgerflow.types.annotations import (
@@ -30,6 +31,7 @@ from ledgerflow.types.annotations import (
     is_enum_type,
     is_handle_type,
     is_literal_type,
+    is_namedtuple,
     is_record_type,
     record_fields,
     type_name,
@@ -72,6 +74,9 @@ def _structure_handle(obj: Any, cls: type) -> Handle:
 
 
 converter.register_unstructure_hook_func(is_handle_type, _unstructure_handle)
+# A NamedTuple is a record: encoded by field name, as attrs classes and dataclasses are (cattrs
+# would write it as a list, and the names its consumers read it by would be lost).
+converter.register_unstructure_hook_factory(is_namedtuple, namedtuple_dict_unstructure_factory)
 converter.register_structure_hook_func(is_handle_type, _structure_handle)
 
 
