@@ -73,7 +73,7 @@ def test_dataset_round_trip_and_readers(home):
 
 def test_dataset_schema_checked(home):
     Dataset[Points].from_arrow(pa.table({"x": [1], "label": ["a"], "extra": [1.0]}))
-    with pytest.raises(StepOutputError, match="missing declared column 'label'"):
+    with pytest.raises(StepOutputError, match="column 'label' is missing"):
         Dataset[Points].from_arrow(pa.table({"x": [1]}))
     with pytest.raises(StepOutputError, match="column 'x' should be integer"):
         Dataset[Points].from_arrow(pa.table({"x": ["1"], "label": ["a"]}))

@@ -109,7 +109,7 @@ def schema_wf() -> Dataset[XY]:
 def test_dataset_missing_declared_column(home):
     with pytest.raises(ExecutionFailed) as err:
         run(schema_wf, recorder=MemoryRecorder())
-    assert "missing declared column 'y'" in str(err.value.__cause__)
+    assert "column 'y' is missing" in str(err.value.__cause__)
 
 
 class Boom(RuntimeError):

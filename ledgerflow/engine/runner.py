@@ -32,7 +32,7 @@ from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import ExecutionFailed, IntegrityError, ObjectNotFound, ParameterError
 from ledgerflow.store import Store, digest_bytes
 from ledgerflow.types.annotations import is_record_type, record_fields
-from ledgerflow.types import Handle, TypeMismatch, conform, type_name
+from ledgerflow.types import Dataset, Handle, TypeMismatch, conform, type_name
 from ledgerflow.types.codec import decode, handles_inside, value_digest
 
 BACKOFF_BASE_S = 0.2
@@ -294,7 +294,9 @@ class _Run:
             if bool(value) != guard.expected:
                 self.skip(node, guard, value)
                 return
-        inputs = [(name, *self.resolve(src)) for name, src in node.inputs]
+        declared = {p.name: p.type for p in node.task.params}
+        inputs = [(name, as_declared(value, declared.get(name)), ref)
+                  for name, (value, ref) in ((name, self.resolve(src)) for name, src in node.inputs)]
         if node.mapped and node.map_index is None:
             self.expand(node, inputs)
             return
@@ -581,6 +583,15 @@ def with_nested(name: str, ref: ev.ArtifactRef, origin: ev.Origin | None) -> lis
             out.append((name + path, ev.ArtifactRef(digest=digest, kind=kind, type=kind.capitalize(), size=size),
                         None if origin is None else origin.nested(path)))
     return out
+
+
+def as_declared(value: Any, tp: Any) -> Any:
+    """A Dataset handed to a parameter declared with a narrower schema, as that type: the
+    consumer then reads only its columns. (The build-time check made sure they are there.)"""
+    if (isinstance(value, Dataset) and isinstance(tp, type) and issubclass(tp, Dataset) and tp.schema is not None
+            and type(value) is not tp):
+        return tp(**{f.name: getattr(value, f.name) for f in attrs.fields(type(value))})
+    return value
 
 
 def nested_outputs(outputs: ev.Binding) -> ev.Binding:

@@ -14,6 +14,7 @@ from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gathe
 from ledgerflow.errors import WorkflowTypeError
 from ledgerflow.types import TypeMismatch, accepts, conform, type_name
 from ledgerflow.types.annotations import is_record_type, record_fields
+from ledgerflow.types.compat import schema_gap
 
 
 class Promise:
@@ -164,8 +165,10 @@ class Builder:
             if value.builder is not self:
                 raise WorkflowTypeError(f"{describe()}: a promise from another workflow was passed in")
             if not accepts(expected, value.type):
+                gap = schema_gap(expected, value.type)
                 raise WorkflowTypeError(f"{describe()}: expected {type_name(expected)}, given "
-                                        f"{type_name(value.type)} ({_origin(value.source)})")
+                                        f"{type_name(value.type)} ({_origin(value.source)})"
+                                        + (f": {gap}" if gap else ""))
             return value.source
         if isinstance(value, (list, tuple)) and any(isinstance(v, Promise) for v in value):
             if typing.get_origin(expected) is not list:

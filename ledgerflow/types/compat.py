@@ -14,6 +14,7 @@ from ledgerflow.types.annotations import (
     is_handle_type,
     is_record_type,
     record_fields,
+    type_name,
     union_members,
 )
 
@@ -62,6 +63,27 @@ def _handle_accepts(expected: type, given: type) -> bool:
         want, have = record_fields(expected.schema), record_fields(given.schema)
         return all(name in have and accepts(tp, have[name]) for name, tp in want.items())
     return expected.tag is None or expected.tag == given.tag
+
+
+def schema_gap(expected: Any, given: Any) -> str | None:
+    """For two Dataset types with schemas, which columns of `expected` the `given` one lacks or
+    types otherwise, in one line; None when there is nothing to say.
+
+    >>> import attrs
+    >>> from ledgerflow.types.handles import Dataset
+    >>> A = attrs.make_class("A", {"x": attrs.field(type=int), "y": attrs.field(type=str)})
+    >>> B = attrs.make_class("B", {"x": attrs.field(type=float)})
+    >>> schema_gap(Dataset[A], Dataset[B])
+    "column 'x' is float, not int; column 'y' is missing"
+    """
+    if not (is_handle_type(expected) and is_handle_type(given) and expected.kind == given.kind == "dataset"
+            and expected.schema is not None and given.schema is not None):
+        return None
+    want, have = record_fields(expected.schema), record_fields(given.schema)
+    gaps = [f"column {name!r} is missing" if name not in have else
+            f"column {name!r} is {type_name(have[name])}, not {type_name(tp)}"
+            for name, tp in want.items() if name not in have or not accepts(tp, have[name])]
+    return "; ".join(gaps) or None
 
 
 def _container_accepts(origin: Any, e_args: tuple, g_args: tuple) -> bool:

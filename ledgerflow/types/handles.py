@@ -220,8 +220,10 @@ class Dataset(Handle):
 
     @classmethod
     def _make_refined(cls, schema: Any) -> type:
-        if not attrs.has(schema):
-            raise TypeError("Dataset[...] takes an attrs class describing the columns, e.g. "
+        import dataclasses
+
+        if not (isinstance(schema, type) and (attrs.has(schema) or dataclasses.is_dataclass(schema))):
+            raise TypeError("Dataset[...] takes an attrs class or dataclass describing the columns, e.g. "
                             f"Dataset[Digits] with @attrs.define class Digits: x: int; got {schema!r}")
         return type(f"Dataset[{schema.__name__}]", (cls,), {"schema": schema, "__module__": cls.__module__,
                                                           "__slots__": ()})
@@ -239,10 +241,14 @@ class Dataset(Handle):
         return cls(digest=digest, size=size, store_url=st.url, num_rows=canonical.num_rows)
 
     def to_arrow(self, *, verify: bool = True):
-        """The table, memory-mapped from the store where it is local."""
+        """The table, memory-mapped from the store where it is local. A `Dataset[Schema]` reads
+        only its schema's columns (a consumer declaring fewer columns than were stored sees those)."""
         from ledgerflow.types import tables
 
-        return tables.read_ipc(self.store, self.digest, verify=verify)
+        table = tables.read_ipc(self.store, self.digest, verify=verify)
+        if type(self).schema is not None:
+            table = table.select(list(tables.schema_columns(type(self).schema)))
+        return table
 
     def to_pandas(self):
         return self.to_arrow().to_pandas()

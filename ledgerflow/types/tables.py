@@ -19,6 +19,7 @@ import attrs
 import pyarrow as pa
 
 from ledgerflow.errors import StepOutputError
+from ledgerflow.types.annotations import is_handle_type, is_record_type, record_fields, type_name
 from ledgerflow.store import Store
 
 
@@ -93,9 +94,12 @@ _ARROW_CHECKS: dict[Any, tuple[str, Any]] = {
 
 
 def schema_columns(schema: type) -> dict[str, Any]:
-    """Column name -> declared Python type (Optional unwrapped) of an attrs schema class."""
-    attrs.resolve_types(schema)
-    return {f.name: _unwrap_optional(f.type) for f in attrs.fields(schema)}
+    """Column name -> declared Python type (Optional unwrapped) of a schema class (attrs or dataclass)."""
+    return {name: _unwrap_optional(tp) for name, tp in record_fields(schema).items()}
+
+
+def _nullable(schema: type) -> set:
+    return {name for name, tp in record_fields(schema).items() if _unwrap_optional(tp) is not tp}
 
 
 def _unwrap_optional(tp: Any) -> Any:
@@ -110,30 +114,64 @@ def check_schema_class(schema: type) -> None:
     for name, tp in schema_columns(schema).items():
         if _column_check(tp) is None:
             allowed = ", ".join(getattr(t, "__name__", str(t)) for t in _ARROW_CHECKS)
-            raise TypeError(f"schema {schema.__name__}: column {name!r} has type {tp!r}; "
-                            f"a column may be one of {allowed}, a list[...] of them, or Optional")
+            raise TypeError(f"schema {schema.__name__}: column {name!r} has type {tp!r}; a column may be one of "
+                            f"{allowed}, an Enum, a list[...] or dict[...] of them, a record of them (a struct), "
+                            "or Optional")
 
 
 def _column_check(tp: Any):
+    """(what the column must be, a test of an Arrow type), or None if tp can't be a column."""
+    tp = _unwrap_optional(tp)
     if tp in _ARROW_CHECKS:
         return _ARROW_CHECKS[tp]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return ("enum values", lambda t: pa.types.is_string(t) or pa.types.is_integer(t))
-    if typing.get_origin(tp) is list:
-        inner = _column_check(typing.get_args(tp)[0]) if typing.get_args(tp) else None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is list and args:
+        inner = _column_check(args[0])
         if inner:
-            return (f"list of {inner[0]}", lambda t: pa.types.is_list(t) and inner[1](t.value_type))
+            return (f"list of {inner[0]}", lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t))
+                    and inner[1](t.value_type))
+    if origin is dict and len(args) == 2:
+        key, item = _column_check(args[0]), _column_check(args[1])
+        if key and item:
+            return (f"map of {key[0]} to {item[0]}",
+                    lambda t: pa.types.is_map(t) and key[1](t.key_type) and item[1](t.item_type))
+    if is_record_type(tp) and not is_handle_type(tp):
+        fields = {name: _column_check(ftype) for name, ftype in record_fields(tp).items()}
+        if all(fields.values()):
+            def struct_ok(t) -> bool:
+                if not pa.types.is_struct(t):
+                    return False
+                present = {t.field(i).name: t.field(i).type for i in range(t.num_fields)}
+                return all(name in present and check[1](present[name]) for name, check in fields.items())
+
+            return (f"struct of {', '.join(f'{n}: {c[0]}' for n, c in fields.items())}", struct_ok)
     return None
 
 
-def check_schema(table: pa.Table, schema: type) -> None:
-    """Raise StepOutputError if the table lacks a declared column or has it with another type."""
+def schema_problems(table: pa.Table, schema: type) -> list:
+    """Every way `table` fails `schema`: a column missing, of another type, or holding nulls where
+    the schema does not say Optional. One line each; never the data."""
+    problems = []
+    nullable = _nullable(schema)
     for name, tp in schema_columns(schema).items():
         if name not in table.schema.names:
-            raise StepOutputError(f"Dataset[{schema.__name__}] is missing declared column {name!r} "
-                                  f"(columns present: {', '.join(table.schema.names) or 'none'})")
+            problems.append(f"column {name!r} is missing")
+            continue
         label, ok = _column_check(tp)
         actual = table.schema.field(name).type
         if not ok(actual):
-            raise StepOutputError(f"Dataset[{schema.__name__}] column {name!r} should be {label} "
-                                  f"({getattr(tp, '__name__', tp)}), but is {actual}")
+            problems.append(f"column {name!r} should be {label} ({type_name(tp)}), but is {actual}")
+        elif name not in nullable and table.column(name).null_count:
+            problems.append(f"column {name!r} ({type_name(tp)}, not Optional) holds "
+                            f"{table.column(name).null_count} null(s)")
+    return problems
+
+
+def check_schema(table: pa.Table, schema: type) -> None:
+    """Raise StepOutputError naming every column that fails `schema` (see `schema_problems`)."""
+    problems = schema_problems(table, schema)
+    if problems:
+        raise StepOutputError(f"Dataset[{schema.__name__}]: " + "; ".join(problems)
+                              + f" (columns present: {', '.join(table.schema.names) or 'none'})")
