@@ -295,8 +295,10 @@ class _Run:
                 self.skip(node, guard, value)
                 return
         declared = {p.name: p.type for p in node.task.params}
-        inputs = [(name, as_declared(value, declared.get(name)), ref)
-                  for name, (value, ref) in ((name, self.resolve(src)) for name, src in node.inputs)]
+        inputs = []
+        for name, src in node.inputs:
+            value, ref = self.resolve(src)
+            inputs.append((name, as_declared(value, declared.get(name)), ref))
         if node.mapped and node.map_index is None:
             self.expand(node, inputs)
             return
