@@ -34,7 +34,7 @@ def describe(mode: int) -> str:
     return "not a regular file"
 
 
-def open_regular(path, *, follow_symlinks: bool = True):
+def open_regular(path, *, follow_symlinks: bool = True, buffering: int = -1):
     """`path` opened for reading in binary, if it is a regular file; NotARegularFile if not.
 
     >>> import tempfile
@@ -54,7 +54,7 @@ def open_regular(path, *, follow_symlinks: bool = True):
         if not stat.S_ISREG(mode):
             raise NotARegularFile(path, describe(mode))
         os.set_blocking(fd, True)
-        return open(fd, "rb", buffering=0, closefd=True)
+        return open(fd, "rb", buffering=buffering, closefd=True)
     except BaseException:
         os.close(fd)
         raise

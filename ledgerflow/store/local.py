@@ -72,7 +72,7 @@ class LocalBackend:
         try:
             # Not following a link, not waiting on a FIFO: an object replaced by either (or by a
             # link to /dev/zero) would hang the reader or feed it endless bytes.
-            f = open_regular(path, follow_symlinks=False)
+            f = open_regular(path, follow_symlinks=False, buffering=0)
         except FileNotFoundError:
             raise ObjectNotFound(digest, self.root) from None
         except NotARegularFile as e:
