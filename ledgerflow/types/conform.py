@@ -151,6 +151,12 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
         raise TypeMismatch(where, tp, value)
     if tp is dt.datetime:
         if isinstance(value, dt.datetime):
+            offset = value.utcoffset()
+            if offset is not None and offset.microseconds:
+                # ISO 8601 text (what the ledger records) cannot say it: Python writes
+                # +00:00:00.000001 and reads it back as +00:00, another instant.
+                raise TypeMismatch(where, tp, value, "a UTC offset with a fraction of a second cannot be "
+                                   "recorded exactly; use an offset of whole seconds")
             if type(value) is dt.datetime:
                 return value
             # A pandas Timestamp and such: the datetime it is (to the microsecond, as recorded)
