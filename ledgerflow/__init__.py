@@ -20,6 +20,7 @@ _LAZY = {
     "Execution": "ledgerflow.engine.runner",
     "StepResult": "ledgerflow.engine.runner",
     "Task": "ledgerflow.engine.task",
+    "dynamic": "ledgerflow.engine.task",
     "task": "ledgerflow.engine.task",
     "Workflow": "ledgerflow.engine.workflow",
     "workflow": "ledgerflow.engine.workflow",
@@ -64,5 +65,5 @@ def __dir__() -> list:
 __all__ = [
     "Dataset", "Directory", "Failure", "Ledger", "Replay", "replay", "Execution", "ExecutionFailed", "File", "IntegrityError", "LedgerflowError",
     "MemoryRecorder", "Model", "ParameterError", "Resources", "StepContext", "StepOutputError", "StepResult", "Task",
-    "WorkflowTypeError", "current", "log_metric", "map_task", "register", "run", "task", "when", "workflow",
+    "WorkflowTypeError", "current", "dynamic", "log_metric", "map_task", "register", "run", "task", "when", "workflow",
 ]

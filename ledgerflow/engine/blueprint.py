@@ -93,6 +93,23 @@ def workflow_spec(graph: Graph, on_failure=None, site: str | None = None) -> str
     return _dumps(rows, edges)
 
 
+def part_spec(nodes: list, output: Source, parent: str) -> str:
+    """The steps a dynamic step's body added while the run ran, their edges, and the edge from
+    what the body returned into the dynamic step (param "return"); merged with the graph as built."""
+    by_name = {n.name: n for n in nodes}
+    edges: list = []
+    for node in nodes:
+        for param, src in node.inputs:
+            edges.extend(_edges(by_name, src, node.name, param, DATA))
+        for guard in node.guards:
+            edges.extend(_edges(by_name, guard.condition, node.name, f"when={guard.expected}", GUARD))
+        for earlier in node.after:
+            edges.append([earlier, "", node.name, "after", ORDER])
+    edges.extend(_edges(by_name, output, parent, "return", DATA))
+    return _dumps([[n.name, n.task.qualname, n.site, "task" if not n.mapped else "map", parent, None] for n in nodes],
+                  edges)
+
+
 def map_spec(parent: Node, count: int) -> str:
     """The part of the graph a map adds when it expands: `count` elements, `parent[i]`, each
     fed every parameter of the map and feeding its result back into the map's list as `[i]`.

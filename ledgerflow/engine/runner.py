@@ -25,7 +25,8 @@ from ledgerflow.engine import environment as env
 from ledgerflow.engine import events as ev
 from ledgerflow.engine.executor import Executor
 from ledgerflow.engine.failure import HANDLER_STEP, Failure
-from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source
+from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source, upstream_steps
+from ledgerflow.engine.tracing import Builder, tracing
 from ledgerflow.engine.ids import new_id
 from ledgerflow.engine.step import StepCall, StepOutcome, artifact_ref
 from ledgerflow.engine.workflow import Workflow
@@ -143,6 +144,12 @@ class _Run:
     nodes_seen: set[str] = attrs.Factory(set)  # remote nodes whose environment is recorded already
     errors: dict[str, BaseException] = attrs.Factory(dict)  # step -> the error that failed it for good
     failure: tuple[str, BaseException] | None = None
+    # The loop's dependency state: kept on the run so that a dynamic step can add steps while it runs.
+    waiting: dict[str, set] = attrs.Factory(dict)  # step -> steps it still waits for
+    dependents: dict[str, list] = attrs.Factory(dict)  # step -> steps waiting for it
+    ready: deque = attrs.Factory(deque)
+    dynamic_out: dict[str, Source] = attrs.Factory(dict)  # expanded dynamic step -> what it returns
+    depth: dict[str, int] = attrs.Factory(dict)  # step -> how many dynamic steps deep it was made
 
     # -- what a task depends on ---------------------------------------------------------------
     def identity(self, task: Any):
@@ -233,21 +240,16 @@ class _Run:
 
     # -- the loop ---------------------------------------------------------------------------
     def go(self) -> None:
-        nodes = self.wf.graph.nodes
-        self.nodes = {n.name: n for n in nodes}
-        waiting = {n.name: set(n.depends_on) for n in nodes}
-        dependents: dict[str, list[str]] = {n.name: [] for n in nodes}
-        for name, deps in waiting.items():
-            for d in deps:
-                dependents[d].append(name)
-        ready = deque(n.name for n in nodes if not waiting[n.name])
+        self.nodes = {}
+        self.add_nodes(self.wf.graph.nodes)
+        ready = self.ready
         while True:
             while (ready or self.completed) and self.failure is None:
                 while self.completed:
                     finished = self.completed.popleft()
-                    for child in dependents[finished]:
-                        waiting[child].discard(finished)
-                        if not waiting[child]:
+                    for child in self.dependents.get(finished, ()):
+                        self.waiting[child].discard(finished)
+                        if not self.waiting[child]:
                             ready.append(child)
                 if ready:
                     self.start(self.nodes[ready.popleft()])
@@ -279,6 +281,81 @@ class _Run:
             if outcome is not None:
                 self.finish(self.nodes[outcome.step], outcome)
 
+    def add_nodes(self, nodes) -> None:
+        """Steps join the run: each waits for the steps it depends on (those not done yet)."""
+        for n in nodes:
+            self.nodes[n.name] = n
+            self.dependents.setdefault(n.name, [])
+        for n in nodes:
+            deps = {d for d in n.depends_on if d not in self.results}
+            self.waiting[n.name] = deps
+            for d in deps:
+                self.dependents.setdefault(d, []).append(n.name)
+            if not deps:
+                self.ready.append(n.name)
+
+    # -- dynamic steps ---------------------------------------------------------------------
+    def expand_dynamic(self, node: Node, inputs: list) -> None:
+        """Run a dynamic step's body with the real values of its inputs: the tasks it calls are
+        traced, type-checked and added to this execution as `step.task`, and the step finishes
+        with what its body returned, once those steps are done."""
+        self.started[node.name] = now()
+        depth = self.depth.get(node.name, 0) + 1
+        self.recorder.record(ev.StepStarted(
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
+            attempt=1, started_at=self.started[node.name], resources=node.task.resources_json))
+        if depth > MAX_DYNAMIC_DEPTH:
+            self.fail_map(node, RecursionError(
+                f"dynamic step {node.name!r} is nested {depth} deep (the limit is {MAX_DYNAMIC_DEPTH}): does "
+                f"the recursion of {node.task.qualname} end?"))
+            return
+        builder = Builder(f"{self.wf.name}/{node.name}")
+        try:
+            with tracing(builder):
+                result = node.task.fn(**{name: value for name, value, _ in inputs})
+            out = builder.source_for(result, node.task.output, lambda suffix="": (
+                f"dynamic step {node.name!r} (task {node.task.qualname}) returned{suffix}"))
+        except Exception as e:  # noqa: BLE001 - its body's failure (or a type error in it) fails the step
+            self.fail_map(node, e)
+            return
+        renamed = {n.name: f"{node.name}.{n.name}" for n in builder.nodes}
+        added = [attrs.evolve(n, name=renamed[n.name], inputs=tuple((k, rename(src, renamed)) for k, src in n.inputs),
+                              guards=tuple(attrs.evolve(g, condition=rename(g.condition, renamed)) for g in n.guards),
+                              after=tuple(renamed[a] for a in n.after))
+                 for n in builder.nodes]
+        out = rename(out, renamed)
+        self.recorder.record(ev.GraphRecorded(self.id, f"dynamic:{node.name}",
+                                              blueprint.part_spec(added, out, node.name), now()))
+        for n in added:
+            self.depth[n.name] = depth
+        self.dynamic_out[node.name] = out
+        self.add_nodes(added)
+        # The step itself finishes once what it returns is there: it waits for those steps.
+        waits = {s for s in upstream_steps(out) if s not in self.results}
+        self.waiting[node.name] = waits
+        for s in waits:
+            self.dependents.setdefault(s, []).append(node.name)
+        if not waits:
+            self.ready.append(node.name)
+
+    def finish_dynamic(self, node: Node) -> None:
+        out = self.dynamic_out.pop(node.name)
+        value, ref = self.resolve(out)
+        self.values[node.name] = self.with_origins(node.name, (value,))
+        self.refs[node.name] = (("return", ref),)
+        self.results[node.name] = StepResult(node.name, node.task.qualname, ev.SUCCEEDED, 1, {"return": value})
+        # What it returned, recorded as consumed from the step inside that made it: lineage runs
+        # from the dynamic step's output into the steps its body added.
+        origin = self.origin(out)
+        inputs = self.call_inputs[node.name] + (("return", ref),)
+        sources = self.call_sources[node.name] + ((("return", origin),) if origin is not None else ())
+        self.recorder.record(ev.StepFinished(
+            execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
+            attempt=1, status=ev.SUCCEEDED, started_at=self.started[node.name], ended_at=now(), inputs=inputs,
+            outputs=nested_outputs(self.refs[node.name]), resources=node.task.resources_json, sources=sources,
+            condition=f"dynamic: {len([n for n in self.nodes if n.startswith(node.name + '.')])} steps added"))
+        self.done(node.name)
+
     def done(self, name: str) -> None:
         """Mark a step finished so that what depends on it can start (or, for a map element, its map)."""
         parent = self.map_of.get(name)
@@ -288,7 +365,11 @@ class _Run:
             self.element_ended(parent)
 
     def start(self, node: Node) -> None:
-        """Skip it (a branch not taken), expand it (a map), reuse cached outputs, or submit it."""
+        """Skip it (a branch not taken), expand it (a map, a dynamic step), reuse cached outputs,
+        or submit it."""
+        if node.name in self.dynamic_out:  # a dynamic step whose body's steps are done
+            self.finish_dynamic(node)
+            return
         for guard in node.guards:
             value = self.resolve(guard.condition)[0]
             if bool(value) != guard.expected:
@@ -311,6 +392,9 @@ class _Run:
         origins |= {name: self.origin(src) for name, src in guards}
         self.call_inputs[node.name], self.call_sources[node.name] = self.bind(node.inputs + guards, refs, origins)
         self.call_values[node.name] = tuple((name, value) for name, value, _ in inputs)
+        if node.task.dynamic:
+            self.expand_dynamic(node, inputs)
+            return
         identity = self.identity(node.task)
         key = cache_key(identity, bindings) if node.task.cache and not identity.unencodable else None
         self.keys[node.name] = key
@@ -585,6 +669,21 @@ def with_nested(name: str, ref: ev.ArtifactRef, origin: ev.Origin | None) -> lis
             out.append((name + path, ev.ArtifactRef(digest=digest, kind=kind, type=kind.capitalize(), size=size),
                         None if origin is None else origin.nested(path)))
     return out
+
+
+MAX_DYNAMIC_DEPTH = 32  # dynamic steps within dynamic steps: past this, a recursion that does not end
+
+
+def rename(src: Source, renamed: dict) -> Source:
+    """A source with the steps it names renamed (the steps a dynamic body added, `step.task`)."""
+    if isinstance(src, FromStep):
+        return attrs.evolve(src, step=renamed.get(src.step, src.step))
+    if isinstance(src, Gather):
+        return attrs.evolve(src, items=tuple(rename(i, renamed) for i in src.items))
+    if isinstance(src, Choice):
+        return attrs.evolve(src, condition=rename(src.condition, renamed), then=rename(src.then, renamed),
+                            otherwise=rename(src.otherwise, renamed))
+    return src
 
 
 def as_declared(value: Any, tp: Any) -> Any:

@@ -49,6 +49,8 @@ class Task:
     Called outside a workflow it is the plain function, so it can be unit-tested as is.
     """
 
+    dynamic = False  # see `dynamic`: its body builds steps at run time instead of computing
+
     def __init__(self, fn: Callable, *, cache: bool = False, cache_version: str = "", retries: int = 0,
                  timeout: float | None = None, resources: Resources | None = None, name: str | None = None):
         if not callable(fn):
@@ -166,3 +168,26 @@ def task(fn: Callable | None = None, *, cache: bool = False, cache_version: str 
     if fn is None:
         return lambda f: Task(f, **options)
     return Task(fn, **options)
+
+
+def dynamic(fn: Callable | None = None, *, name: str | None = None):
+    """Make a function a dynamic step: part of the graph built at run time, from values.
+
+    When the run reaches it, its body runs (in the driver) with the real values of its inputs
+    and calls tasks (and dynamic steps: recursion works, up to 32 deep) as a workflow body
+    does; those calls are type-checked then, join the same execution as `step.task` steps
+    (recorded, cached and replayed like any), and the step finishes with what the body returned.
+
+    >>> @dynamic
+    ... def sort(xs: list[int]) -> list[int]:
+    ...     if len(xs) <= 1:
+    ...         return xs
+    ...     mid = len(xs) // 2
+    ...     return merge(a=sort(xs=xs[:mid]), b=sort(xs=xs[mid:]))     # doctest: +SKIP
+    """
+    def make(f: Callable) -> Task:
+        made = Task(f, name=name)
+        made.dynamic = True
+        return made
+
+    return make if fn is None else make(fn)
