@@ -38,7 +38,7 @@ def test_rules():
     assert accepts(Optional[int], int) and not accepts(int, Optional[int])
     assert accepts(int | None, Optional[int])
     assert accepts(File, File["csv"]) and not accepts(File["csv"], File) and not accepts(File["csv"], File["json"])
-    assert not accepts(File, Directory) and not accepts(Directory, Model)
+    assert not accepts(File, Directory) and accepts(Directory, Model) and not accepts(Model, Directory)
     assert accepts(Model, Model["sklearn"]) and not accepts(Model["torch"], Model["sklearn"])
     assert accepts(Dataset, Dataset[S]) and accepts(Dataset[S], Dataset[P]) and not accepts(Dataset[P], Dataset[S])
     assert not accepts(Dataset[S], Dataset[Q]) and not accepts(Dataset[S], Dataset)

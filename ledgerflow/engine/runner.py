@@ -33,7 +33,7 @@ from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import ExecutionFailed, IntegrityError, ObjectNotFound, ParameterError
 from ledgerflow.store import Store, digest_bytes
 from ledgerflow.types.annotations import is_record_type, record_fields
-from ledgerflow.types import Dataset, Handle, TypeMismatch, conform, type_name
+from ledgerflow.types import Dataset, Directory, Handle, Model, TypeMismatch, conform, type_name
 from ledgerflow.types.codec import decode, handles_inside, value_digest
 
 BACKOFF_BASE_S = 0.2
@@ -687,11 +687,14 @@ def rename(src: Source, renamed: dict) -> Source:
 
 
 def as_declared(value: Any, tp: Any) -> Any:
-    """A Dataset handed to a parameter declared with a narrower schema, as that type: the
-    consumer then reads only its columns. (The build-time check made sure they are there.)"""
+    """A handle as the parameter it is handed to declares it: a Dataset with a narrower schema
+    (the consumer then reads only its columns), a Model where a Directory is declared. The
+    build-time check made sure it fits."""
     if (isinstance(value, Dataset) and isinstance(tp, type) and issubclass(tp, Dataset) and tp.schema is not None
             and type(value) is not tp):
         return tp(**{f.name: getattr(value, f.name) for f in attrs.fields(type(value))})
+    if isinstance(value, Model) and tp is Directory:
+        return Directory(**{f.name: getattr(value, f.name) for f in attrs.fields(Directory)})
     return value
 
 

@@ -26,6 +26,8 @@ def accepts(expected: Any, given: Any) -> bool:
     - an untagged handle accepts any tag of its kind; two different tags never match;
     - `Dataset[S]` accepts `Dataset[P]` when P has every column of S with an accepted type;
       bare `Dataset` accepts any dataset (but `Dataset[S]` does not accept a bare one);
+    - a `Directory` accepts a `Model` (a Model is a directory of files with a flavor, as its
+      class says); a `Model` does not accept a `Directory` (it has no flavor);
     - containers compare element-wise; attrs classes and dataclasses accept subclasses.
 
     >>> from typing import Optional
@@ -53,6 +55,10 @@ def accepts(expected: Any, given: Any) -> bool:
 
 
 def _handle_accepts(expected: type, given: type) -> bool:
+    if expected.kind == "directory" and given.kind == "model":
+        # A Model is a directory of files with a flavor: where a Directory is asked, it is one
+        # (the class hierarchy says so, and so does this rule; the reverse needs a flavor).
+        return expected.tag is None
     if expected.kind != given.kind:
         return False
     if expected.kind == "dataset":

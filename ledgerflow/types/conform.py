@@ -113,7 +113,10 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
         # handle: `File | str` keeps "a.csv" a str. A path that is not there does not fit a
         # File member (nor a list[File]), rather than ending the run.
         handles = [m for m in members if is_handle_type(m)] if not isinstance(value, Handle) else []
-        for m in [m for m in members if m not in handles] + handles:
+        order = [m for m in members if m not in handles] + handles
+        if isinstance(value, Handle):  # a handle's own kind first: a Model stays a Model in `Directory | Model`
+            order.sort(key=lambda m: not (is_handle_type(m) and m.kind == value.kind))
+        for m in order:
             if m is type(None):
                 continue
             try:
@@ -218,6 +221,8 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
 
 def _conform_handle(value: Any, tp: type, where: str) -> Handle:
     if isinstance(value, Handle):
+        if value.kind == "model" and tp.kind == "directory" and tp.tag is None:
+            return tp(**{f.name: getattr(value, f.name) for f in attrs.fields(tp)})  # a Model, as its Directory
         if value.kind != tp.kind:
             raise TypeMismatch(where, tp, value)
         if tp.kind == "dataset":
