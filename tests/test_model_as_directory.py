@@ -3,6 +3,7 @@ declared, at build and run time; in a union it stays a Model; the reverse needs 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,8 @@ from ledgerflow.types import conform
 
 @task
 def train(n: int) -> Model["sklearn"]:
-    out = Path(f"model-{n}")
-    out.mkdir(exist_ok=True)
+    out = Path(tempfile.mkdtemp()) / f"model-{n}"  # (a Ray worker's cwd is not the test's)
+    out.mkdir()
     (out / "weights.bin").write_bytes(b"w" * n)
     return Model.from_path(out, flavor="sklearn")
 
@@ -30,8 +31,7 @@ def files_of_a_model(n: int = 3) -> list[str]:
     return list_files(d=train(n=n))
 
 
-def test_a_model_goes_where_a_directory_is_declared(home, executor, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_a_model_goes_where_a_directory_is_declared(home, executor):
     assert run(files_of_a_model, executor=executor, home=home, progress=False).outputs == ["weights.bin"]
 
 
@@ -50,8 +50,7 @@ def needs_model(m: Model) -> int:
 
 @task
 def make_dir(n: int) -> Directory:
-    Path("d").mkdir(exist_ok=True)
-    return Path("d")
+    return Path(tempfile.mkdtemp())
 
 
 def test_a_directory_is_not_a_model():
