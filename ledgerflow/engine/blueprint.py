@@ -60,9 +60,19 @@ def _edges(nodes: dict, src: Source, target: str, param: str, kind: str) -> Iter
     # A Constant was written in the body: it came from no step and no parameter.
 
 
-def _node_row(node: Node) -> list:
+def _node_row(node: Node, parent: str | None = None) -> list:
     kind = "map" if node.mapped and node.map_index is None else "task"
-    return [node.name, node.task.qualname, node.site, kind, None, None]
+    return [node.name, node.task.qualname, node.site, kind, parent, None]
+
+
+def _node_edges(nodes: dict, node: Node) -> Iterator[list]:
+    """Every edge into `node`: its inputs, the conditions guarding it, the steps ordered before it."""
+    for param, src in node.inputs:
+        yield from _edges(nodes, src, node.name, param, DATA)
+    for guard in node.guards:
+        yield from _edges(nodes, guard.condition, node.name, f"when={guard.expected}", GUARD)
+    for earlier in node.after:
+        yield [earlier, "", node.name, "after", ORDER]
 
 
 def workflow_spec(graph: Graph, on_failure=None, site: str | None = None) -> str:
@@ -73,14 +83,7 @@ def workflow_spec(graph: Graph, on_failure=None, site: str | None = None) -> str
     '{"edges":[],"nodes":[]}'
     """
     nodes = {n.name: n for n in graph.nodes}
-    edges: list = []
-    for node in graph.nodes:
-        for param, src in node.inputs:
-            edges.extend(_edges(nodes, src, node.name, param, DATA))
-        for guard in node.guards:
-            edges.extend(_edges(nodes, guard.condition, node.name, f"when={guard.expected}", GUARD))
-        for earlier in node.after:
-            edges.append([earlier, "", node.name, "after", ORDER])
+    edges = [edge for node in graph.nodes for edge in _node_edges(nodes, node)]
     out = graph.output
     if isinstance(out, tuple):
         for i, src in enumerate(out):
@@ -97,17 +100,9 @@ def part_spec(nodes: list, output: Source, parent: str) -> str:
     """The steps a dynamic step's body added while the run ran, their edges, and the edge from
     what the body returned into the dynamic step (param "return"); merged with the graph as built."""
     by_name = {n.name: n for n in nodes}
-    edges: list = []
-    for node in nodes:
-        for param, src in node.inputs:
-            edges.extend(_edges(by_name, src, node.name, param, DATA))
-        for guard in node.guards:
-            edges.extend(_edges(by_name, guard.condition, node.name, f"when={guard.expected}", GUARD))
-        for earlier in node.after:
-            edges.append([earlier, "", node.name, "after", ORDER])
+    edges = [edge for node in nodes for edge in _node_edges(by_name, node)]
     edges.extend(_edges(by_name, output, parent, "return", DATA))
-    return _dumps([[n.name, n.task.qualname, n.site, "task" if not n.mapped else "map", parent, None] for n in nodes],
-                  edges)
+    return _dumps([_node_row(n, parent) for n in nodes], edges)
 
 
 def map_spec(parent: Node, count: int) -> str:
