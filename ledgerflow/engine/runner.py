@@ -33,7 +33,7 @@ from ledgerflow.engine.workflow import Workflow
 from ledgerflow.errors import ExecutionFailed, IntegrityError, ObjectNotFound, ParameterError
 from ledgerflow.store import Store, digest_bytes
 from ledgerflow.types.annotations import is_record_type, record_fields
-from ledgerflow.types import Dataset, Directory, Handle, Model, TypeMismatch, conform, type_name
+from ledgerflow.types import Handle, TypeMismatch, as_declared, conform, type_name
 from ledgerflow.types.codec import decode, handles_inside, value_digest
 
 BACKOFF_BASE_S = 0.2
@@ -305,7 +305,7 @@ class _Run:
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
             attempt=1, started_at=self.started[node.name], resources=node.task.resources_json))
         if depth > MAX_DYNAMIC_DEPTH:
-            self.fail_map(node, RecursionError(
+            self.fail_node(node, RecursionError(
                 f"dynamic step {node.name!r} is nested {depth} deep (the limit is {MAX_DYNAMIC_DEPTH}): does "
                 f"the recursion of {node.task.qualname} end?"))
             return
@@ -316,7 +316,7 @@ class _Run:
             out = builder.source_for(result, node.task.output, lambda suffix="": (
                 f"dynamic step {node.name!r} (task {node.task.qualname}) returned{suffix}"))
         except Exception as e:  # noqa: BLE001 - its body's failure (or a type error in it) fails the step
-            self.fail_map(node, e)
+            self.fail_node(node, e)
             return
         renamed = {n.name: f"{node.name}.{n.name}" for n in builder.nodes}
         added = [attrs.evolve(n, name=renamed[n.name], inputs=tuple((k, rename(src, renamed)) for k, src in n.inputs),
@@ -425,7 +425,7 @@ class _Run:
         if len(lengths) > 1:
             error = ValueError(f"map_task({node.task.name}): the mapped lists differ in length: "
                                + ", ".join(f"{k} has {len(v)}" for k, v in lists.items()))
-            self.fail_map(node, error)
+            self.fail_node(node, error)
             return
         count = lengths.pop()
         elements = []
@@ -473,7 +473,7 @@ class _Run:
         allowed = len(elements) - math.ceil(node.min_success * len(elements) - 1e-9)
         if len(failures) > allowed:
             first = failures[0]
-            self.fail_map(node, self.errors.get(first) or RuntimeError(self.results[first].error), element=first)
+            self.fail_node(node, self.errors.get(first) or RuntimeError(self.results[first].error), element=first)
             return
         if self.map_open[parent]:
             return
@@ -493,7 +493,8 @@ class _Run:
             condition=f"map over {', '.join(node.mapped)}: {len(elements) - len(failures)}/{len(elements)} succeeded"))
         self.completed.append(parent)
 
-    def fail_map(self, node: Node, error: BaseException, element: str | None = None) -> None:
+    def fail_node(self, node: Node, error: BaseException, element: str | None = None) -> None:
+        """A step that fails without an attempt of its own: a map (or one of its elements), a dynamic step."""
         line = f"{type(error).__name__}: {error}"
         if element:
             line = f"element {element!r} failed: {line}"
@@ -684,18 +685,6 @@ def rename(src: Source, renamed: dict) -> Source:
         return attrs.evolve(src, condition=rename(src.condition, renamed), then=rename(src.then, renamed),
                             otherwise=rename(src.otherwise, renamed))
     return src
-
-
-def as_declared(value: Any, tp: Any) -> Any:
-    """A handle as the parameter it is handed to declares it: a Dataset with a narrower schema
-    (the consumer then reads only its columns), a Model where a Directory is declared. The
-    build-time check made sure it fits."""
-    if (isinstance(value, Dataset) and isinstance(tp, type) and issubclass(tp, Dataset) and tp.schema is not None
-            and type(value) is not tp):
-        return tp(**{f.name: getattr(value, f.name) for f in attrs.fields(type(value))})
-    if isinstance(value, Model) and tp is Directory:
-        return Directory(**{f.name: getattr(value, f.name) for f in attrs.fields(Directory)})
-    return value
 
 
 def nested_outputs(outputs: ev.Binding) -> ev.Binding:

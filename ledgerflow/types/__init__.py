@@ -2,10 +2,10 @@
 
 from ledgerflow.types.annotations import UnsupportedType, check_supported, type_name
 from ledgerflow.types.compat import accepts
-from ledgerflow.types.conform import TypeMismatch, conform
+from ledgerflow.types.conform import TypeMismatch, as_declared, conform
 from ledgerflow.types.handles import Dataset, Directory, File, Handle, Model
 
 __all__ = [
     "Dataset", "Directory", "File", "Handle", "Model", "TypeMismatch", "UnsupportedType",
-    "accepts", "check_supported", "conform", "type_name",
+    "accepts", "as_declared", "check_supported", "conform", "type_name",
 ]

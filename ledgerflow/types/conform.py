@@ -219,10 +219,23 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
     raise TypeMismatch(where, tp, value, "unsupported type")
 
 
+def as_declared(value: Any, tp: Any) -> Any:
+    """A handle as the parameter it is handed to declares it, without reading it: a Dataset with a
+    narrower schema (its consumer then reads only its columns), a Model where a Directory is
+    declared. For a value whose type already fits (`accepts` checked it when the graph was built);
+    anything else is returned as it is."""
+    if not (isinstance(value, Handle) and is_handle_type(tp)) or type(value) is tp:
+        return value
+    if (isinstance(value, Dataset) and issubclass(tp, Dataset) and tp.schema is not None) or (
+            value.kind == "model" and tp.kind == "directory" and tp.tag is None):
+        return tp(**{f.name: getattr(value, f.name) for f in attrs.fields(tp)})
+    return value
+
+
 def _conform_handle(value: Any, tp: type, where: str) -> Handle:
     if isinstance(value, Handle):
         if value.kind == "model" and tp.kind == "directory" and tp.tag is None:
-            return tp(**{f.name: getattr(value, f.name) for f in attrs.fields(tp)})  # a Model, as its Directory
+            return as_declared(value, tp)
         if value.kind != tp.kind:
             raise TypeMismatch(where, tp, value)
         if tp.kind == "dataset":
@@ -233,8 +246,7 @@ def _conform_handle(value: Any, tp: type, where: str) -> Handle:
                     tables.check_schema(value.to_arrow(), tp.schema)
                 except TypeError as e:
                     raise TypeMismatch(where, tp, value, str(e)) from None
-                return tp(digest=value.digest, size=value.size, store_url=value.store_url,
-                          num_rows=value.num_rows)
+                return as_declared(value, tp)
             return value
         if tp.tag is not None and type(value).tag != tp.tag:
             if type(value).tag is not None:
