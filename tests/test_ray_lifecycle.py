@@ -1,6 +1,7 @@
 """A driver that starts its own Ray runtime: Ctrl-C cancels the run, and no Ray process outlives it."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,18 +34,29 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def ray_processes() -> set[int]:
-    found = set()
+def ray_processes(driver_pid: int) -> set[int]:
+    """The Ray processes of the runtime that the driver with this pid started: those naming its
+    session (`session_<date>_<time>_<pid>`), and their children (workers rename themselves
+    `ray::IDLE`). Other Ray runtimes on the host, anyone's, are not this test's business."""
+    session = re.compile(rb"session_[\d_-]+_%d\b" % driver_pid)
+    parents, found = {}, set()
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 cmd = fh.read()
-        except OSError:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                parents[int(pid)] = int(fh.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if b"raylet" in cmd or b"gcs_server" in cmd or b"default_worker.py" in cmd:
+        if session.search(cmd):
             found.add(int(pid))
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in found} - found
+        grew = bool(children)
+        found |= children
     return found
 
 
@@ -68,7 +80,6 @@ def wait_for(predicate, timeout=90):
 def test_ctrl_c_cancels_and_leaves_no_ray_processes(tmp_path):
     home = tmp_path / "home"
     script, env = driver(tmp_path, home)
-    before = ray_processes()
     proc = subprocess.Popen([sys.executable, str(script), "1"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ledger = Ledger(home)
@@ -80,6 +91,7 @@ def test_ctrl_c_cancels_and_leaves_no_ray_processes(tmp_path):
         return rows[0]["n"] == 1
 
     assert wait_for(slow_running), proc.communicate(timeout=5)
+    assert len(ray_processes(proc.pid)) >= 3  # the scan sees this driver's runtime (gcs, raylet, workers)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert proc.returncode != 0
@@ -87,8 +99,8 @@ def test_ctrl_c_cancels_and_leaves_no_ray_processes(tmp_path):
     assert ex.status == "cancelled"
     steps = {s.step: s.status for s in ledger.execution(ex.id).steps}
     assert steps == {"quick": "succeeded", "slow": "cancelled"}
-    assert wait_for(lambda: not (ray_processes() - before), timeout=30), \
-        f"Ray processes left behind: {sorted(ray_processes() - before)}"
+    assert wait_for(lambda: not ray_processes(proc.pid), timeout=30), \
+        f"Ray processes left behind: {sorted(ray_processes(proc.pid))}"
     assert ledger.verify().ok
 
 
@@ -96,9 +108,9 @@ def test_finished_run_leaves_no_ray_processes(tmp_path):
     home = tmp_path / "home"
     script, env = driver(tmp_path, home)
     script.write_text(SCRIPT.replace("time.sleep(120)", "pass"))
-    before = ray_processes()
-    out = subprocess.run([sys.executable, str(script), "2"], env=env, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0 and "finished" in out.stdout, out.stderr[-2000:]
-    assert wait_for(lambda: not (ray_processes() - before), timeout=30), \
-        f"Ray processes left behind: {sorted(ray_processes() - before)}"
+    proc = subprocess.Popen([sys.executable, str(script), "2"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "finished" in stdout, stderr[-2000:]
+    assert wait_for(lambda: not ray_processes(proc.pid), timeout=30), \
+        f"Ray processes left behind: {sorted(ray_processes(proc.pid))}"
