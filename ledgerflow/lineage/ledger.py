@@ -312,6 +312,8 @@ class Ledger:
         _current_schema.add(str(self.path))
 
     def _has_file(self) -> bool:
+        """Move the journals in (see `_catch_up`), then say whether there is a file to read: a
+        reader that asks this opens the file with `_reader(fresh=False)`, not moving twice."""
         self._catch_up()
         return self.path.exists()
 
@@ -364,7 +366,7 @@ class Ledger:
         if limit is not None:
             q += " LIMIT ?"
             params.append(int(limit))
-        with self._reader() as con:
+        with self._reader(fresh=False) as con:
             rows = con.execute(q, params).fetchall()
         return tuple(self._summary(r) for r in rows)
 
@@ -554,14 +556,14 @@ class Ledger:
         """
         if not self._has_file():
             return ()
-        with self._reader() as con:
+        with self._reader(fresh=False) as con:
             return registry.read_models(con)
 
     def registered(self, name: str) -> RegisteredModel:
         """One registered model by name; RefError (naming close names) if there is none."""
         found = ()
         if self._has_file():
-            with self._reader() as con:
+            with self._reader(fresh=False) as con:
                 found = registry.read_models(con, name)
                 known = registry.names(con) if not found else []
         else:
@@ -583,7 +585,7 @@ class Ledger:
             raise RegistryError("model(): give at most one of alias, version, digest")
         if not self._has_file():
             return None
-        with self._reader() as con:
+        with self._reader(fresh=False) as con:
             found = registry.read_models(con, name)
         if not found:
             return None
@@ -673,7 +675,7 @@ class Ledger:
         """When and by whom `lineage gc` removed `digest` from the store; None if it never did."""
         if not self._has_file():
             return None
-        with self._reader() as con:
+        with self._reader(fresh=False) as con:
             return retention.collected(con, digest)
 
 

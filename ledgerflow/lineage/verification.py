@@ -15,7 +15,7 @@ def verify(ledger, store: bool = True) -> VerifyReport:
     """Re-walk `ledger`'s hash chain and, with `store`, re-hash its store; a VerifyReport says what's wrong."""
     schema_problems = []
     if ledger._has_file():  # (moves what is journaled first)
-        with ledger._reader() as con:
+        with ledger._reader(fresh=False) as con:
             walked = chain.walk(con)
             schema_problems = check_views(con)
     else:
