@@ -137,6 +137,10 @@ def test_a_recorded_handle_by_digest_prefix_or_step_links_the_runs(lineage, tmp_
         assert again["outputs"] == 2
         up = Ledger(lineage.home).upstream(again["id"])
         assert any(first["id"] in n.ref for n in up.nodes), ref  # lineage crosses into the first run
+        # The ledger says how the link was made: carried by a named occurrence, or chosen by content.
+        [source] = Ledger(lineage.home).execution(again["id"]).inputs
+        assert source.how == ("reference" if ref.startswith(first["id"]) else "digest"), (ref, source)
+        assert source.source == f"{first['id']}:@params.data"
     missing = lineage("run", "FLOW:count_lines", "-p", "data=./nope.csv")
     assert missing.returncode == 2 and "a path that exists" in missing.stderr
 

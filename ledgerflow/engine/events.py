@@ -30,6 +30,7 @@ FROM_ELEMENT = "element"  # one element of a list occurrence, taken by a map ele
 FROM_CACHE = "cache"  # a cache hit's output: the occurrence it reuses
 FROM_REFERENCE = "reference"  # a handle passed into the run that carries the occurrence it came from
 FROM_REPLAY = "replay"  # a replay's parameter: the original execution's
+FROM_DIGEST = "digest"  # a handle named by its digest: the first occurrence of those bytes, chosen by content
 
 
 @attrs.frozen
@@ -62,7 +63,7 @@ class Origin:
     execution_id: str
     step: str
     name: str
-    how: str  # FROM_STEP | FROM_PARAM | FROM_ELEMENT | FROM_CACHE | FROM_REFERENCE | FROM_REPLAY
+    how: str  # FROM_STEP | FROM_PARAM | FROM_ELEMENT | FROM_CACHE | FROM_REFERENCE | FROM_REPLAY | FROM_DIGEST
 
     @property
     def ref(self) -> str:

@@ -710,14 +710,17 @@ def record_fields_of(task: Any, outputs: tuple) -> ev.Binding:
     return tuple(fields)
 
 
-def param_sources(bound: dict[str, Any], replay_of: str | None) -> ev.Sources:
+def param_sources(bound: dict[str, Any], replay_of: str | None, chosen: dict | None = None) -> ev.Sources:
     """Parameters that came from another execution: all of a replay's (from the original's),
-    and handles that carry the occurrence they were made as (`handle.origin`)."""
+    those the caller says where it found (`chosen`: name -> Origin, e.g. by digest), and
+    handles that carry the occurrence they were made as (`handle.origin`)."""
     if replay_of is not None:
         return tuple((name, ev.Origin(replay_of, blueprint.PARAMS, name, ev.FROM_REPLAY)) for name in bound)
     out = []
     for name, value in bound.items():
-        origin = parse_origin(getattr(value, "origin", None)) if isinstance(value, Handle) else None
+        origin = (chosen or {}).get(name)
+        if origin is None and isinstance(value, Handle):
+            origin = parse_origin(getattr(value, "origin", None))
         if origin is not None:
             out.append((name, origin))
     return tuple(out)
@@ -750,11 +753,13 @@ def who() -> str:
 
 def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Executor, recorder: ev.Recorder,
             store: Store, cache: bool = True, replay_of: str | None = None, code_digest: str | None = None,
-            environment: str | None = None, home: str | None = None, recompute=()) -> Execution:
+            environment: str | None = None, home: str | None = None, recompute=(),
+            sources: dict | None = None) -> Execution:
     """Run wf's graph on executor, reporting to recorder; raise ExecutionFailed if a step fails.
 
     `recompute`: names of steps to run even where a cached result exists (a map step's name
-    covers its elements).
+    covers its elements). `sources`: parameter -> the Origin its value was found as, recorded
+    with the execution's parameters (`run` passes the handles it looked up by digest).
     """
     if not isinstance(wf, Workflow):
         raise TypeError(f"run() takes a @workflow, not {wf!r}")
@@ -778,7 +783,7 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         inputs=tuple(run.input_refs.items()), executor=executor.name, started_at=started,
         host=socket.gethostname(), pid=os.getpid(), code_digest=code_digest,
         environment=environment or env.capture_json(), replay_of=replay_of,
-        sources=param_sources(bound, replay_of)))
+        sources=param_sources(bound, replay_of, sources)))
     recorder.record(ev.GraphRecorded(run.id, "workflow", blueprint.workflow_spec(wf.graph, wf.on_failure, wf.site),
                                      started))
     try:

@@ -9,9 +9,9 @@ import attrs
 
 from ledgerflow import store as cas
 from ledgerflow.engine import environment, snapshot
-from ledgerflow.engine.events import Recorder, Tee
+from ledgerflow.engine.events import FROM_DIGEST, Recorder, Tee
 from ledgerflow.engine.progress import Progress
-from ledgerflow.engine.runner import Execution, execute
+from ledgerflow.engine.runner import Execution, execute, parse_origin
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.executors import resolve
 from ledgerflow.home import Home
@@ -40,7 +40,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     where = Home.resolve(home)
     store = Store.open(where.store_url)
     ledger = recorder if recorder is not None else Ledger(where)
-    params = by_reference(workflow, params, ledger)
+    params, found = by_reference(workflow, params, ledger)
     runner = resolve(executor)
     display = Progress(len(workflow.graph.nodes), live=progress)
     emitter = _openlineage(where)
@@ -50,7 +50,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
             recorders = (ledger, display) if emitter is None else (ledger, emitter, display)
             return execute(workflow, params, executor=runner, recorder=Tee(recorders), store=store,
                            cache=cache, code_digest=code.digest, environment=environment.capture_json(),
-                           replay_of=replay_of, home=str(where.path), recompute=recompute)
+                           replay_of=replay_of, home=str(where.path), recompute=recompute, sources=found)
     finally:
         runner.close()
         display.close()
@@ -60,13 +60,17 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
             ledger.close()
 
 
-def by_reference(workflow: Workflow, params: dict[str, Any] | None, ledger: Any) -> dict[str, Any] | None:
+def by_reference(workflow: Workflow, params: dict[str, Any] | None, ledger: Any) -> tuple:
     """Handle parameters given as text, `EXECUTION_ID:step.output` or a digest some step produced,
     as the recorded handles, carrying that occurrence as their origin: the new execution's
-    lineage then runs back into the one that made them."""
+    lineage then runs back into the one that made them.
+
+    Returns (params, found): `found` names, for a parameter given by digest, the occurrence it
+    was linked to with `how="digest"`: the ledger says that link was chosen by content (the
+    first run that made or took those bytes), not carried by the handle."""
     if not params or not isinstance(ledger, Ledger):
-        return params
-    out = dict(params)
+        return params, {}
+    out, found = dict(params), {}
     for p in workflow.params:
         value = out.get(p.name)
         if isinstance(value, str) and is_handle_type(p.type):
@@ -77,7 +81,9 @@ def by_reference(workflow: Workflow, params: dict[str, Any] | None, ledger: Any)
                 raise ParameterError(f"workflow {workflow.name!r}, parameter {p.name!r} ({type_name(p.type)}): "
                                      f"{e}") from None
             out[p.name] = attrs.evolve(handle, origin=origin)
-    return out
+            if value.startswith("blake3:"):
+                found[p.name] = parse_origin(origin, FROM_DIGEST)
+    return out, found
 
 
 # Any of these says the user configured an OpenLineage transport (see openlineage-python's docs).

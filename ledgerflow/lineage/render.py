@@ -420,7 +420,8 @@ def layout(graph: StepGraph) -> dict:
 # ---------------------------------------------------------------------------- html
 
 
-_HOW = {"cache": "cache hit", "reference": "passed by reference", "replay": "replayed", "element": "one element"}
+_HOW = {"cache": "cache hit", "reference": "passed by reference", "replay": "replayed", "element": "one element",
+        "digest": "found by its digest"}
 
 
 def source_text(source: str | None, how: str | None, execution_id: str, prefix: int = 12) -> str | None:
@@ -448,7 +449,7 @@ def _artifact_json(bound, execution_id: str, consumers=None, producer=None) -> d
     # The graph links a source in this execution; the page spells out any other (a cache hit's
     # original, a handle from another run, a replay's original).
     elsewhere = bound.source is not None and (not bound.source.startswith(execution_id + ":")
-                                              or bound.how in ("cache", "reference", "replay"))
+                                              or bound.how in ("cache", "reference", "replay", "digest"))
     return {
         "name": bound.name, "digest": a.digest, "kind": a.kind, "type": a.type, "size": a.size,
         "size_h": format_size(a.size), "uri": a.uri,
