@@ -97,45 +97,18 @@ def _handle_from_text(text: str, tp: Any, pair: str) -> Any:
     Dataset a file, Directory and Model a directory; a Dataset read from Parquet, CSV or Arrow
     IPC), else a reference to a recorded handle, which `run` resolves. ParameterError if neither."""
     from ledgerflow.errors import ParameterError
-    from ledgerflow.types import Dataset, Directory, type_name
+    from ledgerflow.types import type_name
 
     path = Path(text).expanduser()
     if text and path.exists():
-        wants_dir = isinstance(tp, type) and issubclass(tp, Directory)  # (a Model is a Directory)
-        if wants_dir != path.is_dir():
-            raise ParameterError(f"-p {pair!r}: {path} is {'a directory' if path.is_dir() else 'a file'}; a "
-                                 f"{type_name(tp)} parameter takes {'a directory' if wants_dir else 'a file'}")
-        if isinstance(tp, type) and issubclass(tp, Dataset):
-            return _read_table(path, pair)
-        return path
+        try:
+            return tp.value_from_path(path)
+        except ValueError as e:
+            raise ParameterError(f"-p {pair!r}: {e}") from None
     if _REFERENCE.match(text):
         return text  # `run` finds the recorded handle, and records where it came from
     raise ParameterError(f"-p {pair!r}: a {type_name(tp)} parameter takes a path that exists, a digest (or unique "
                          f"prefix) of a recorded artifact, or EXECUTION_ID:step[.output]; {text!r} is none of them")
-
-
-def _read_table(path: Path, pair: str):
-    from ledgerflow.errors import ParameterError
-
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-        if suffix in (".csv", ".tsv"):
-            import pyarrow.csv as pacsv
-
-            options = pacsv.ParseOptions(delimiter="\t") if suffix == ".tsv" else None
-            return pacsv.read_csv(path, parse_options=options)
-        if suffix in (".arrow", ".feather", ".ipc"):
-            import pyarrow.feather as feather
-
-            return feather.read_table(path)
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise ParameterError(f"-p {pair!r}: cannot read {path} as a table: {str(e).splitlines()[0]}") from None
-    raise ParameterError(f"-p {pair!r}: {path} is not a table file this reads: give a .parquet, .csv, .tsv or "
-                         ".arrow file (or a digest of a recorded Dataset)")
 
 
 def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:

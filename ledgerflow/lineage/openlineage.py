@@ -75,6 +75,7 @@ from openlineage.client.serde import Serde
 from ledgerflow.engine import events as ev
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP
 from ledgerflow.lineage.values import ExecutionDetail
+from ledgerflow.types.handles import HANDLE_KINDS, Storage, storage_of
 
 log = logging.getLogger("ledgerflow.openlineage")
 
@@ -228,7 +229,7 @@ FACET_SCHEMA: dict = {
         "LedgerflowArtifactDatasetFacet": {
             "type": "object",
             "properties": {**_BASE, "digest": {"type": "string", "pattern": "^blake3:[0-9a-f]{64}$"},
-                           "kind": {"enum": ["value", "file", "directory", "dataset", "model"]},
+                           "kind": {"enum": ["value", *HANDLE_KINDS]},
                            "type": _S, "size": _I, "uri": _S, "value": _S},
             "required": ["_producer", "_schemaURL", "digest"],
             "additionalProperties": False,
@@ -410,9 +411,10 @@ class EventBuilder:
                 value=a.value if a.kind == "value" else None, producer=PRODUCER),
         }
         if a.kind:
+            kind = HANDLE_KINDS.get(a.kind)
             facets["datasetType"] = dataset_type_dataset.DatasetTypeDatasetFacet(
-                datasetType=a.kind.upper(), subType=a.type, producer=PRODUCER)
-        if a.kind == "dataset" and self.read_schemas:
+                datasetType=kind.openlineage_type if kind else a.kind.upper(), subType=a.type, producer=PRODUCER)
+        if storage_of(a.kind) is Storage.TABLE and self.read_schemas:  # its schema is in the stream
             schema = self._schema(a)
             if schema is not None:
                 facets["schema"] = schema

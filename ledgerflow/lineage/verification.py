@@ -9,6 +9,7 @@ import os
 from ledgerflow.lineage import chain
 from ledgerflow.lineage.schema import missing_tables
 from ledgerflow.lineage.values import ObjectProblem, SchemaProblem, VerifyReport
+from ledgerflow.types.handles import Storage, storage_of
 
 
 def verify(ledger, store: bool = True) -> VerifyReport:
@@ -181,7 +182,7 @@ def _missing_objects(ledger, url: str) -> tuple:
     for digest, kind, execution_id, step in rows:
         recorded_at = f"first recorded at {execution_id}:{step}"
         wanted = [(digest, recorded_at)]
-        if kind in ("directory", "model") and store.has(digest):
+        if storage_of(kind) is Storage.MANIFEST and store.has(digest):
             try:
                 entries = store.get_manifest(digest).entries
             except (LedgerflowError, ValueError):

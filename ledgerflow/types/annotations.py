@@ -128,7 +128,7 @@ def _check(tp: Any, whole: Any, seen: set) -> None:
     if tp is Any:
         refuse("Any cannot be digested or checked: name the type, e.g. int, dict[str, float], Dataset")
     if is_handle_type(tp):
-        if tp.kind == "handle":
+        if tp.base is None:  # `Handle` itself, not a kind
             refuse("declare the kind of handle, File, Directory, Dataset or Model (or a union of them)")
         if issubclass(tp, Dataset) and tp.schema is not None:
             from ledgerflow.types.tables import check_schema_class

@@ -38,7 +38,7 @@ from ledgerflow.types.annotations import (
     union_members,
 )
 from ledgerflow.types.conform import conform, identical
-from ledgerflow.types.handles import Dataset, Handle, HANDLE_KINDS
+from ledgerflow.types.handles import Handle, HANDLE_KINDS
 
 converter = cattrs.Converter()
 converter.register_unstructure_hook(dt.datetime, dt.datetime.isoformat)
@@ -55,10 +55,7 @@ def _unstructure_handle(h: Handle) -> dict[str, Any]:
     out: dict[str, Any] = {"$handle": h.kind, "digest": h.digest, "size": h.size}
     if h.tag is not None:
         out["tag"] = h.tag
-    if isinstance(h, Dataset):
-        out["num_rows"] = h.num_rows
-    if getattr(h, "flavor", None) is not None:
-        out["flavor"] = h.flavor
+    out.update(h.wire())
     return out
 
 
@@ -364,11 +361,10 @@ def _record_decoder(tp: type, lenient: bool) -> typing.Callable[[Any], Any]:
 
 
 _HANDLE_FIELDS = {"digest": str, "size": int}
-_HANDLE_EXTRA = {"dataset": {"num_rows": int}, "model": {"flavor": str}}
 
 
 def _handle_decoder(tp: type) -> typing.Callable[[Any], Any]:
-    allowed = {**_HANDLE_FIELDS, **_HANDLE_EXTRA.get(tp.kind, {})}
+    allowed = {**_HANDLE_FIELDS, **tp.wire_fields}
 
     def handle(v: Any) -> Handle:
         if type(v) is not dict or v.get("$handle") != tp.kind or type(v.get("digest")) is not str:
@@ -550,7 +546,7 @@ def _relation(a: Any, b: Any, seen: set) -> int:
     if ka == kb == "handle":
         if a.kind != b.kind:
             return _NONE
-        if a.kind == "dataset":
+        if not a.refinement_on_wire:
             return _CLASH  # two schemas (or one and none): the digest does not record which
         if a.tag is not None and b.tag is not None:
             return _NONE

@@ -17,6 +17,7 @@ from ledgerflow.types.annotations import (
     type_name,
     union_members,
 )
+from ledgerflow.types.handles import Dataset
 
 
 def accepts(expected: Any, given: Any) -> bool:
@@ -55,20 +56,9 @@ def accepts(expected: Any, given: Any) -> bool:
 
 
 def _handle_accepts(expected: type, given: type) -> bool:
-    if expected.kind == "directory" and given.kind == "model":
-        # A Model is a directory of files with a flavor: where a Directory is asked, it is one
-        # (the class hierarchy says so, and so does this rule; the reverse needs a flavor).
-        return expected.tag is None
-    if expected.kind != given.kind:
-        return False
-    if expected.kind == "dataset":
-        if expected.schema is None:
-            return True
-        if given.schema is None:
-            return False
-        want, have = record_fields(expected.schema), record_fields(given.schema)
-        return all(name in have and accepts(tp, have[name]) for name, tp in want.items())
-    return expected.tag is None or expected.tag == given.tag
+    if expected.base is None or given.base is None:  # bare `Handle`: refused by annotations
+        return expected is given
+    return expected.takes_kind_of(given)
 
 
 def schema_gap(expected: Any, given: Any) -> str | None:
@@ -82,8 +72,8 @@ def schema_gap(expected: Any, given: Any) -> str | None:
     >>> schema_gap(Dataset[A], Dataset[B])
     "column 'x' is float, not int; column 'y' is missing"
     """
-    if not (is_handle_type(expected) and is_handle_type(given) and expected.kind == given.kind == "dataset"
-            and expected.schema is not None and given.schema is not None):
+    if not (is_handle_type(expected) and is_handle_type(given) and issubclass(expected, Dataset)
+            and issubclass(given, Dataset) and expected.schema is not None and given.schema is not None):
         return None
     want, have = record_fields(expected.schema), record_fields(given.schema)
     gaps = [f"column {name!r} is missing" if name not in have else

@@ -226,48 +226,15 @@ def as_declared(value: Any, tp: Any) -> Any:
     anything else is returned as it is."""
     if not (isinstance(value, Handle) and is_handle_type(tp)) or type(value) is tp:
         return value
-    if (isinstance(value, Dataset) and issubclass(tp, Dataset) and tp.schema is not None) or (
-            value.kind == "model" and tp.kind == "directory" and tp.tag is None):
-        return tp(**{f.name: getattr(value, f.name) for f in attrs.fields(tp)})
+    if tp.takes_kind_of(type(value)) and (value.base is not tp.base or tp.refinement() is not None):
+        return tp._retyped(value)
     return value
 
 
 def _conform_handle(value: Any, tp: type, where: str) -> Handle:
-    if isinstance(value, Handle):
-        if value.kind == "model" and tp.kind == "directory" and tp.tag is None:
-            return as_declared(value, tp)
-        if value.kind != tp.kind:
-            raise TypeMismatch(where, tp, value)
-        if tp.kind == "dataset":
-            if tp.schema is not None and type(value).schema is not tp.schema:
-                from ledgerflow.types import tables
-
-                try:
-                    tables.check_schema(value.to_arrow(), tp.schema)
-                except TypeError as e:
-                    raise TypeMismatch(where, tp, value, str(e)) from None
-                return as_declared(value, tp)
-            return value
-        if tp.tag is not None and type(value).tag != tp.tag:
-            if type(value).tag is not None:
-                raise TypeMismatch(where, tp, value, f"tag {type(value).tag!r} is not {tp.tag!r}")
-            fields = {a.name: getattr(value, a.name) for a in attrs.fields(type(value)) if a.name != "flavor"}
-            if tp.kind == "model":
-                fields["flavor"] = tp.tag
-            return tp(**fields)
-        return value
-    if issubclass(tp, Dataset):
-        import pyarrow as pa  # only when a Dataset is conformed: `import ledgerflow` stays free of pyarrow
-
-        if isinstance(value, (pa.Table, pa.RecordBatch)) or type(value).__module__.split(".")[0] in ("pandas", "polars"):
-            try:
-                return tp.from_arrow(value)
-            except TypeError as e:
-                raise TypeMismatch(where, tp, value, str(e)) from None
-        raise TypeMismatch(where, tp, value, "return a pyarrow Table, a pandas or polars DataFrame, or a Dataset")
-    if isinstance(value, (str, os.PathLike)):
-        if issubclass(tp, Model):
-            return tp.from_path(value, flavor=tp.tag)
-        if issubclass(tp, (File, Directory)):
-            return tp.from_path(value)
-    raise TypeMismatch(where, tp, value, f"return a {tp.kind} handle or a path")
+    if isinstance(value, Handle) and not issubclass(value.base, tp.base):
+        raise TypeMismatch(where, tp, value)
+    try:
+        return tp.narrow(value) if isinstance(value, Handle) else tp.coerce(value)
+    except TypeError as e:
+        raise TypeMismatch(where, tp, value, str(e)) from None

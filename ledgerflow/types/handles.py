@@ -4,10 +4,24 @@ A handle is a small frozen value naming bytes in the store by digest. Handles co
 kind and digest, so the same content gives equal handles wherever it came from. A tag
 (`File["csv"]`, `Model["sklearn"]`) or a schema (`Dataset[Digits]`) refines the kind at
 the type level; tagged classes are made once and cached, so `File["csv"] is File["csv"]`.
+
+Each kind is declared once, by its class: its name in the ledger (`kind`), how its bytes are
+kept (`storage`), the fields it carries on the wire beyond digest and size (`wire_fields`), what
+a plain value or a command-line path becomes (`coerce`, `value_from_path`), how a handle of it
+is narrowed to a refined type (`narrow`), and its OpenLineage dataset type. The codec, conform,
+compat, the CLI, retention, verify and the OpenLineage export read these instead of testing
+kind names.
+
+The class hierarchy governs compatibility: a handle goes where its class's kind or a parent
+kind is declared (a `Model` is a `Directory` with a flavor, so it is accepted where an untagged
+`Directory` is asked for; a `Directory` is not a `Model`). A refinement narrows within one kind:
+`File["csv"]` takes only files tagged "csv", `Dataset[Schema]` takes datasets whose schema has
+its columns.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -20,6 +34,14 @@ from ledgerflow.store import Manifest, ManifestEntry, Store
 
 def _store_for(url: str | None) -> Store:
     return Store.open(url) if url else cas.current()
+
+
+class Storage(enum.Enum):
+    """How a kind's bytes are kept in the store, which says what else a digest reaches."""
+
+    BLOB = "blob"          # one object: the bytes themselves
+    MANIFEST = "manifest"  # a Merkle manifest object naming one object per file
+    TABLE = "table"        # one object: a canonical Arrow IPC stream (its schema is readable)
 
 
 @attrs.frozen(eq=False)
@@ -36,6 +58,19 @@ class Handle:
     kind: ClassVar[str] = "handle"
     tag: ClassVar[str | None] = None
     base: ClassVar[type] = None  # the untagged kind class, set on each kind below
+    storage: ClassVar[Storage] = Storage.BLOB
+    # Fields beyond digest and size that the encoded form carries (written when not None).
+    wire_fields: ClassVar[dict[str, type]] = {}
+    # Whether the encoded form names the refinement: a tag does; a schema does not (the
+    # digest does not say which of two schemas a table was written for).
+    refinement_on_wire: ClassVar[bool] = True
+    openlineage_type: ClassVar[str] = "HANDLE"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:  # a kind of its own, not a refinement (File["csv"]) of one
+            cls.base = cls
+            HANDLE_KINDS[cls.kind] = cls
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Handle) and other.kind == self.kind and other.digest == self.digest
@@ -59,7 +94,63 @@ class Handle:
     def store(self) -> Store:
         return _store_for(self.store_url)
 
+    def wire(self) -> dict[str, Any]:
+        """The kind's own fields for the encoded form (see `wire_fields`)."""
+        return {name: v for name in self.wire_fields if (v := getattr(self, name)) is not None}
 
+    @classmethod
+    def takes_kind_of(cls, given: type) -> bool:
+        """Whether a handle of class `given` may go where this class is declared, by kind and
+        refinement (the hierarchy governs kinds; see the module's docstring)."""
+        if not issubclass(given.base, cls.base):
+            return False
+        if cls.refinement() is None:
+            return True
+        return given.base is cls.base and cls._refinement_takes(given)
+
+    @classmethod
+    def _refinement_takes(cls, given: type) -> bool:
+        return given.refinement() == cls.refinement()
+
+    @classmethod
+    def narrow(cls, value: "Handle") -> "Handle":
+        """`value`, a handle of this class's kind or a child kind, as this class declares it.
+        TypeError saying why when its refinement does not fit."""
+        if type(value) is cls:
+            return value
+        if value.base is not cls.base:  # a child kind where a parent is declared: a Model as Directory
+            if cls.refinement() is not None:
+                raise TypeError(f"a {value.kind} is not a {cls.kind} tagged {cls.refinement()!r}")
+            return cls._retyped(value)
+        if cls.tag is None or type(value).tag == cls.tag:
+            return value
+        if type(value).tag is not None:
+            raise TypeError(f"tag {type(value).tag!r} is not {cls.tag!r}")
+        return cls._retyped(value)
+
+    @classmethod
+    def _retyped(cls, value: "Handle") -> "Handle":
+        return cls(**{f.name: getattr(value, f.name) for f in attrs.fields(cls) if hasattr(value, f.name)})
+
+    @classmethod
+    def coerce(cls, value: Any) -> "Handle":
+        """A handle of this class from what a task may return instead of one (a path for the
+        file kinds, a table for Dataset). TypeError saying what it takes otherwise."""
+        if isinstance(value, (str, os.PathLike)):
+            return cls.from_path(value)
+        raise TypeError(f"return a {cls.kind} handle or a path")
+
+    @classmethod
+    def value_from_path(cls, path: Path) -> Any:
+        """What an existing path given for this kind on the command line stands for (something
+        `coerce` takes). ValueError saying why not."""
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory; a {cls.__name__} parameter takes a file")
+        return path
+
+
+# Every kind by its name in the ledger; a class that declares `kind` adds itself.
+HANDLE_KINDS: dict[str, type] = {}
 _refined: dict[tuple[type, Any], type] = {}
 
 
@@ -98,6 +189,7 @@ class File(Handle):
     name: str | None = attrs.field(default=None, repr=False)  # the original file name, for display
 
     kind: ClassVar[str] = "file"
+    openlineage_type: ClassVar[str] = "FILE"
 
     @classmethod
     def _make_refined(cls, tag: Any) -> type:
@@ -138,6 +230,14 @@ class Directory(Handle):
     """
 
     kind: ClassVar[str] = "directory"
+    storage: ClassVar[Storage] = Storage.MANIFEST
+    openlineage_type: ClassVar[str] = "DIRECTORY"
+
+    @classmethod
+    def value_from_path(cls, path: Path) -> Any:
+        if not path.is_dir():
+            raise ValueError(f"{path} is a file; a {cls.__name__} parameter takes a directory")
+        return path
 
     @classmethod
     def _make_refined(cls, tag: Any) -> type:
@@ -169,10 +269,22 @@ class Model(Directory):
     flavor: str | None = None
 
     kind: ClassVar[str] = "model"
+    wire_fields: ClassVar[dict[str, type]] = {"flavor": str}
+    openlineage_type: ClassVar[str] = "MODEL"
 
     @classmethod
-    def refinement(cls) -> Any:
-        return cls.tag
+    def _retyped(cls, value: Handle) -> Handle:
+        return cls(**{**attrs.asdict(value, recurse=False), "flavor": cls.tag})
+
+    @classmethod
+    def coerce(cls, value: Any) -> Handle:
+        if isinstance(value, (str, os.PathLike)):
+            return cls.from_path(value, flavor=cls.tag)
+        raise TypeError(f"return a {cls.kind} handle or a path")
+
+    @classmethod
+    def value_from_path(cls, path: Path) -> Any:
+        return path  # a directory, or a single-file model (kept as a one-entry directory)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, flavor: str | None = None,
@@ -213,10 +325,46 @@ class Dataset(Handle):
 
     kind: ClassVar[str] = "dataset"
     schema: ClassVar[type | None] = None
+    storage: ClassVar[Storage] = Storage.TABLE
+    wire_fields: ClassVar[dict[str, type]] = {"num_rows": int}
+    refinement_on_wire: ClassVar[bool] = False
+    openlineage_type: ClassVar[str] = "DATASET"
 
     @classmethod
     def refinement(cls) -> Any:
         return cls.schema
+
+    @classmethod
+    def _refinement_takes(cls, given: type) -> bool:
+        from ledgerflow.types.compat import schema_gap
+
+        return given.schema is not None and schema_gap(cls, given) is None
+
+    @classmethod
+    def narrow(cls, value: Handle) -> Handle:
+        # A schema is checked against the table itself: the handle's type may not name one.
+        if cls.schema is None or type(value).schema is cls.schema:
+            return value
+        from ledgerflow.types import tables
+
+        tables.check_schema(value.to_arrow(), cls.schema)
+        return cls._retyped(value)
+
+    @classmethod
+    def coerce(cls, value: Any) -> Handle:
+        import pyarrow as pa  # only when a Dataset is conformed: `import ledgerflow` stays free of pyarrow
+
+        if isinstance(value, (pa.Table, pa.RecordBatch)) or type(value).__module__.split(".")[0] in ("pandas", "polars"):
+            return cls.from_arrow(value)
+        raise TypeError("return a pyarrow Table, a pandas or polars DataFrame, or a Dataset")
+
+    @classmethod
+    def value_from_path(cls, path: Path) -> Any:
+        from ledgerflow.types import tables
+
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory; a {cls.__name__} parameter takes a table file")
+        return tables.read_table_file(path)
 
     @classmethod
     def _make_refined(cls, schema: Any) -> type:
@@ -259,7 +407,13 @@ class Dataset(Handle):
         return pl.from_arrow(self.to_arrow())
 
 
-for _kind in (File, Directory, Model, Dataset):
-    _kind.base = _kind
 
-HANDLE_KINDS: dict[str, type] = {k.kind: k for k in (File, Directory, Model, Dataset)}
+
+def storage_of(kind: str | None) -> Storage | None:
+    """How a recorded artifact of `kind` (the ledger's text) is stored; None for a plain value.
+
+    >>> storage_of("model"), storage_of("value")
+    (<Storage.MANIFEST: 'manifest'>, None)
+    """
+    cls = HANDLE_KINDS.get(kind)
+    return cls.storage if cls is not None else None

@@ -93,6 +93,33 @@ _ARROW_CHECKS: dict[Any, tuple[str, Any]] = {
 }
 
 
+def read_table_file(path) -> pa.Table:
+    """A table from a Parquet, CSV, TSV or Arrow IPC (Feather) file, chosen by its suffix.
+    ValueError naming the file and what went wrong otherwise."""
+    from pathlib import Path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        if suffix in (".csv", ".tsv"):
+            import pyarrow.csv as pacsv
+
+            options = pacsv.ParseOptions(delimiter="\t") if suffix == ".tsv" else None
+            return pacsv.read_csv(path, parse_options=options)
+        if suffix in (".arrow", ".feather", ".ipc"):
+            import pyarrow.feather as feather
+
+            return feather.read_table(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"cannot read {path} as a table: {str(e).splitlines()[0]}") from None
+    raise ValueError(f"{path} is not a table file this reads: give a .parquet, .csv, .tsv or .arrow file "
+                     "(or a digest of a recorded Dataset)")
+
+
 def schema_columns(schema: type) -> dict[str, Any]:
     """Column name -> declared Python type (Optional unwrapped) of a schema class (attrs or dataclass)."""
     return {name: _unwrap_optional(tp) for name, tp in record_fields(schema).items()}
