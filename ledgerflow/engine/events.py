@@ -165,6 +165,22 @@ class StepFinished:
 
 
 @attrs.frozen
+class StepLogged:
+    """What one attempt of a step wrote to one stream (stdout, stderr with its `logging`
+    records), stored by content in the store (see `engine/capture.py`). Recorded before the
+    attempt's StepFinished; a stream the step never wrote to is not recorded."""
+
+    execution_id: str
+    step: str
+    attempt: int
+    stream: str  # "stdout" | "stderr"
+    digest: str
+    size: int
+    lines: int
+    at: datetime
+
+
+@attrs.frozen
 class MetricLogged:
     execution_id: str
     step: str
@@ -226,8 +242,8 @@ class NodeSeen:
     at: datetime
 
 
-Event = Union[ExecutionStarted, GraphRecorded, TaskIdentified, StepStarted, StepFinished, MetricLogged, ExecutionFinished,
-              ModelRegistered, AliasMoved, NodeSeen]
+Event = Union[ExecutionStarted, GraphRecorded, TaskIdentified, StepStarted, StepFinished, StepLogged, MetricLogged,
+              ExecutionFinished, ModelRegistered, AliasMoved, NodeSeen]
 
 
 @runtime_checkable

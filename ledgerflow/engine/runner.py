@@ -580,6 +580,9 @@ class _Run:
             self.recorder.record(ev.NodeSeen(self.id, outcome.node, outcome.environment, outcome.ended_at))
         for m in outcome.metrics:
             self.recorder.record(ev.MetricLogged(self.id, node.name, m.name, m.value, m.at, m.index))
+        for log in outcome.logs:
+            self.recorder.record(ev.StepLogged(self.id, node.name, outcome.attempt, log.stream, log.digest, log.size,
+                                               log.lines, outcome.ended_at))
         error_line = None if outcome.error is None else f"{type(outcome.error).__name__}: {outcome.error}"
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),

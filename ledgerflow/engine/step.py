@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from ledgerflow import home, store as cas
+from ledgerflow.engine.capture import StoredLog, captured
 from ledgerflow.engine.context import StepContext, entered, granted_gpus
 from ledgerflow.engine.events import ArtifactRef, FAILED, SUCCEEDED, TIMEOUT
 from ledgerflow.engine.reporting import Metric, Registration, collecting
@@ -41,6 +42,7 @@ class StepCall:
     attempt: int
     store_url: str
     home: str | None = None  # the driver's LEDGERFLOW_HOME, for code in the step that reads it
+    echo: bool = True  # echo what the step writes to this process's streams as well as keeping it
 
 
 @attrs.frozen
@@ -59,6 +61,7 @@ class StepOutcome:
     metrics: tuple[Metric, ...] = ()
     registrations: tuple[Registration, ...] = ()
     environment: str | None = None  # JSON; sent by a remote worker with its first outcome
+    logs: tuple[StoredLog, ...] = ()  # what it wrote to stdout and stderr, stored by content
 
 
 def artifact_ref(value: Any, tp: Any) -> ArtifactRef:
@@ -94,14 +97,19 @@ def run_step(call: StepCall) -> StepOutcome:
     status = SUCCEEDED
     ctx = StepContext(execution_id=call.execution_id, step=call.step, task=call.task.qualname, attempt=call.attempt,
                       home=call.home, resources=call.task.resources, gpu_ids=granted_gpus(), node=_hostname())
-    with cas.using(Store.open(call.store_url)), home.using(call.home), collecting() as reports, entered(ctx):
-        try:
-            result = call.task.fn(**dict(call.inputs))
-            outputs = conform_outputs(call.task, call.step, result)
-        except Exception as e:  # the step's failure is data for the ledger; KeyboardInterrupt passes
-            status = TIMEOUT if isinstance(e, StepTimeout) else FAILED
-            error, trace = e, "".join(tb.format_exception(e))
+    spool = None if call.home is None else (call.home, call.execution_id, call.attempt)
+    store = Store.open(call.store_url)
+    with cas.using(store), home.using(call.home), collecting() as reports, entered(ctx):
+        with captured(call.step, echo=call.echo, spool=spool) as streams:
+            try:
+                result = call.task.fn(**dict(call.inputs))
+                outputs = conform_outputs(call.task, call.step, result)
+            except Exception as e:  # the step's failure is data for the ledger; KeyboardInterrupt passes
+                status = TIMEOUT if isinstance(e, StepTimeout) else FAILED
+                error, trace = e, "".join(tb.format_exception(e))
+        logs = streams.store(store)
+        streams.remove_spools()
     return StepOutcome(step=call.step, attempt=call.attempt, status=status, started_at=started,
                        ended_at=datetime.now(timezone.utc), node=_hostname(), outputs=outputs,
                        error=error, traceback=trace, metrics=tuple(reports.metrics),
-                       registrations=tuple(reports.registrations) if status == SUCCEEDED else ())
+                       registrations=tuple(reports.registrations) if status == SUCCEEDED else (), logs=logs)

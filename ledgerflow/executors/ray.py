@@ -140,22 +140,24 @@ class RayExecutor:
             packed = self._tasks[id(task)] = (digest_bytes(blob), blob)
         return packed
 
-    def _remote_for(self, r: Resources) -> Any:
+    def _remote_for(self, r: Resources, step: str) -> Any:
         key = (r.num_cpus, r.num_gpus, r.memory, tuple(r.custom.items()))
-        remote = self._remote_options.get(key)
-        if remote is None:
-            options: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus}
+        options = self._remote_options.get(key)
+        if options is None:
+            options = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus}
             if r.memory:
                 options["memory"] = r.memory
             if r.custom:
                 options["resources"] = dict(r.custom)
-            remote = self._remote_options[key] = self._remote.options(**options)
-        return remote
+            self._remote_options[key] = options
+        # Named after the step: Ray prefixes what the task prints with its name, `(train pid=...)`.
+        return self._remote.options(**options, name=step)
 
     def submit(self, call: StepCall, *, timeout: float | None = None, resources: Resources | None = None) -> None:
         self._ray()
         key, blob = self._publish(call.task)
-        ref = self._remote_for(resources or Resources()).remote(key, blob, attrs.evolve(call, task=None), timeout)
+        remote = self._remote_for(resources or Resources(), call.step)
+        ref = remote.remote(key, blob, attrs.evolve(call, task=None), timeout)
         self._flights[ref] = _Flight(call, timeout, time.monotonic())
 
     def wait(self, timeout: float | None = None) -> StepOutcome | None:

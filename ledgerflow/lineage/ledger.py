@@ -58,6 +58,7 @@ from ledgerflow.lineage.values import (
     ExecutionSummary,
     RecordedGraph,
     Lineage,
+    StepLog,
     VerifyReport,
 )
 
@@ -422,6 +423,34 @@ class Ledger:
                            arts)
         return attrs.evolve(detail, nodes=nodes, graph=graph)
 
+    def logs(self, ref: str, attempt: int | None = None) -> tuple[StepLog, ...]:
+        """What steps wrote to stdout and stderr: every attempt of every step of an execution
+        (`ref` an execution id), or of one step (`EXECUTION_ID:step`); `attempt` picks one.
+        In the order they ran, stdout before stderr.
+
+        >>> for log in ledger.logs("01JD3Q8Z:train"):        # doctest: +SKIP
+        ...     print(log.attempt, log.stream, log.text)
+        """
+        with self._reader(views=False) as con:
+            resolved = refs.resolve(con, ref)
+            if resolved.kind == "artifact":
+                raise RefError(f"{ref!r} names an artifact; logs belong to a step: give EXECUTION_ID:step "
+                               "or an execution id")
+            if "step_streams" in missing_tables(con):
+                return ()
+            query = ("SELECT execution_id, step, attempt, stream, digest, size, lines FROM step_streams "
+                     "WHERE execution_id = ?")
+            params: list = [resolved.execution_id]
+            if resolved.step is not None:
+                query, params = query + " AND step = ?", params + [resolved.step]
+            if attempt is not None:
+                query, params = query + " AND attempt = ?", params + [attempt]
+            rows = con.execute(query + " ORDER BY seq", params).fetchall()
+        from ledgerflow.store import Store
+
+        store = Store.open(self.home.store_url)
+        return tuple(StepLog(*row, text=_stored_text(store, row[4])) for row in rows)
+
     def occurrence(self, ref: str) -> tuple[ArtifactInfo, str]:
         """An artifact and the occurrence that made it: (info, "EXECUTION_ID:step.slot").
 
@@ -677,6 +706,15 @@ class Ledger:
             return None
         with self._reader(fresh=False) as con:
             return retention.collected(con, digest)
+
+
+def _stored_text(store, digest: str) -> str | None:
+    from ledgerflow.errors import ObjectNotFound
+
+    try:
+        return store.get_bytes(digest).decode("utf-8", errors="replace")
+    except (ObjectNotFound, OSError):
+        return None
 
 
 def _utcnow():

@@ -41,13 +41,13 @@ from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
 from ledgerflow.lineage.values import CollectedObject, GcReport
 from ledgerflow.store import Manifest
+from ledgerflow.types.handles import Storage, storage_of
 
 
 KEEP = "keep"
 ADD, REMOVE = "add", "remove"
 UNKEPT, ORPHAN = "unkept", "orphan"
 ORPHAN_MIN_AGE_S = 3600.0
-_MANIFEST_KINDS = ("directory", "model")
 
 
 @attrs.frozen
@@ -170,17 +170,20 @@ def _references(con) -> _References:
         refs = by_execution.setdefault(eid, set())
         if kind != "value":  # plain values live in the ledger, not the store
             refs.add(digest)
-            if kind in _MANIFEST_KINDS:
+            if storage_of(kind) is Storage.MANIFEST:
                 manifests.add(digest)
         for _, inner_kind, inner, _ in handles_inside(value):
             refs.add(inner)
-            if inner_kind in _MANIFEST_KINDS:
+            if storage_of(inner_kind) is Storage.MANIFEST:
                 manifests.add(inner)
     for eid, code in con.execute(
         "SELECT execution_id, code_digest FROM executions WHERE code_digest IS NOT NULL"
     ).fetchall():
         by_execution.setdefault(eid, set()).add(code)
         manifests.add(code)
+    if "step_streams" not in missing_tables(con):  # what steps wrote (their logs) goes with their execution
+        for eid, digest in con.execute("SELECT DISTINCT execution_id, digest FROM step_streams").fetchall():
+            by_execution.setdefault(eid, set()).add(digest)
     return _References(by_execution, manifests)
 
 

@@ -17,7 +17,7 @@ import functools
 
 from blake3 import blake3 as _blake3
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 PARAMS_STEP = "@params"  # pseudo-step that "produces" an execution's parameters
 OUTPUTS_STEP = "@outputs"  # pseudo-step that "consumes" an execution's outputs
@@ -292,8 +292,26 @@ GRAPH_LOG = ChainedTable(
     ),
 )
 
+# Version 6: what each attempt wrote to stdout and stderr (its `logging` records included),
+# stored by content in the store: one row per stream the attempt wrote to (see
+# engine/capture.py). The text is in the store, not here: a chatty step costs a row.
+STEP_STREAMS = ChainedTable(
+    "step_streams",
+    (
+        _c("seq", "BIGINT"),
+        _c("execution_id", "VARCHAR"),
+        _c("step", "VARCHAR"),
+        _c("attempt", "INTEGER"),
+        _c("stream", "VARCHAR"),
+        _c("digest", "VARCHAR"),
+        _c("size", "BIGINT"),
+        _c("lines", "BIGINT"),
+        _c("logged_at", "TIMESTAMP"),
+    ),
+)
+
 CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERSIONS, ALIAS_LOG, TAG_LOG, GC_LOG,
-                  NODE_LOG, GRAPH_SPECS, GRAPH_LOG, TASK_IDENTITIES)
+                  NODE_LOG, GRAPH_SPECS, GRAPH_LOG, TASK_IDENTITIES, STEP_STREAMS)
 TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
 
 
@@ -452,10 +470,16 @@ def _migrate_4_to_5(con) -> None:
     con.execute(JOURNAL_MOVES_DDL).fetchall()
 
 
+def _migrate_5_to_6(con) -> None:
+    """Add the table of step streams (logs); nothing else changes."""
+    con.execute(_table_ddl(STEP_STREAMS)).fetchall()
+
+
 # Bumped-from -> function(con) upgrading the schema by one version, run by the next write
 # (inside its transaction); `ensure_schema` refuses a file newer than this code. A reader
 # of a file not yet migrated sees the new tables as absent (see `missing_tables`).
-MIGRATIONS: dict = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5}
+MIGRATIONS: dict = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5,
+                    5: _migrate_5_to_6}
 
 
 def missing_tables(con) -> set:

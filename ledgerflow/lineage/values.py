@@ -69,6 +69,22 @@ class ArtifactInfo(_Json):
 
 
 @attrs.frozen
+class StepLog(_Json):
+    """What one attempt of a step wrote to one stream (`stdout`, or `stderr` with its `logging`
+    records), as `Ledger.logs` returns it: the record, and the text read from the store (None
+    when the store no longer holds it: collected, or another machine's store)."""
+
+    execution_id: str
+    step: str
+    attempt: int
+    stream: str
+    digest: str
+    size: int
+    lines: int
+    text: str | None
+
+
+@attrs.frozen
 class Bound(_Json):
     """An artifact bound to a parameter or output name, and where it came from.
 

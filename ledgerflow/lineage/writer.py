@@ -27,6 +27,7 @@ from ledgerflow.engine.events import (
     ModelRegistered,
     NodeSeen,
     StepFinished,
+    StepLogged,
     StepStarted,
 )
 from ledgerflow.lineage import chain, liveness, registry, retention
@@ -43,6 +44,7 @@ from ledgerflow.lineage.schema import (
     NODE_LOG,
     OUTPUTS_STEP,
     PARAMS_STEP,
+    STEP_STREAMS,
     SCHEMA_VERSION,
     STEP_LOG,
     ensure_schema,
@@ -374,6 +376,11 @@ def _step_started(batch: _Batch, ev: StepStarted, start) -> None:
     )
 
 
+def _step_logged(batch: _Batch, ev: StepLogged, start) -> None:
+    batch.add(STEP_STREAMS, execution_id=ev.execution_id, step=ev.step, attempt=ev.attempt, stream=ev.stream,
+              digest=ev.digest, size=ev.size, lines=ev.lines, logged_at=utc_naive(ev.at))
+
+
 def _metric_logged(batch: _Batch, ev: MetricLogged, start) -> None:
     batch.add(METRICS, execution_id=ev.execution_id, step=ev.step, name=ev.name, value=float(ev.value),
               idx=ev.index, logged_at=utc_naive(ev.at), reused_from=ev.reused_from)
@@ -458,6 +465,7 @@ ROWS = {
     TaskIdentified: _task_identified,
     StepStarted: _step_started,
     StepFinished: _step_finished,
+    StepLogged: _step_logged,
     MetricLogged: _metric_logged,
     ExecutionFinished: _execution_finished,
     ModelRegistered: _registry_event,

@@ -143,7 +143,9 @@ def show(ctx, execution, as_json):
                 line = f"attempt {a.attempt}: {_status(a.status)} {_dur(a.duration_s)}"
                 if a.error:
                     line += f"  [red]{escape(a.error)}[/]"
-                node.add(line)
+                attempt = node.add(line)
+                if a.traceback:  # the whole of it: where it failed is what the reader came for
+                    attempt.add(f"[dim]{escape(a.traceback.rstrip())}[/]")
     if d.outputs:
         outs = root.add("outputs")
         for b in d.outputs:

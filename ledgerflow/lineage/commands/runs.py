@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
@@ -38,6 +39,12 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
 
 
+def _stdout_for_json_only(as_json: bool):
+    """With --json, stdout carries the JSON and nothing else: what steps (and Ray) print while
+    the run goes goes to stderr instead (and is kept in the ledger: `lineage logs`)."""
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+
+
 @cli.command("run")
 @click.argument("target")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -62,8 +69,9 @@ def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
         _fail(str(e).splitlines()[0], EXIT_USAGE)
     _log_to_stderr()
     try:
-        ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"],
-                          recompute=frozenset(recompute))
+        with _stdout_for_json_only(as_json):
+            ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"],
+                              recompute=frozenset(recompute))
     except ParameterError as e:  # an unknown --recompute step
         _fail(str(e).splitlines()[0], EXIT_USAGE)
     except ExecutionFailed as e:
@@ -92,7 +100,8 @@ def replay_cmd(ctx, execution, executor, as_json):
     from ledgerflow.lineage.replay import replay as replay_execution
 
     _log_to_stderr()
-    r = replay_execution(execution, executor=executor, home=ctx.obj["home"])
+    with _stdout_for_json_only(as_json):
+        r = replay_execution(execution, executor=executor, home=ctx.obj["home"])
     if as_json:
         _print_json({"original": r.original, "replay": r.id, "verdict": r.verdict, "identical": r.identical,
                      "reason": r.reason, "steps": r.steps, "artifacts": r.artifacts,

@@ -1,0 +1,102 @@
+"""What steps wrote: `lineage logs REF`, and `--follow` for a step that is still running."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger, _print_json, cli, echo
+
+FOLLOW_POLL_S = 0.5
+_DONE = ("succeeded", "failed", "cached", "skipped", "timeout", "cancelled", "interrupted")
+
+
+@cli.command("logs")
+@click.argument("ref")
+@click.option("--attempt", type=click.IntRange(min=1), help="Only this attempt (default: every attempt).")
+@click.option("--stream", type=click.Choice(["stdout", "stderr"]), help="Only this stream (default: both).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing what a running step writes, until it ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the recorded logs as JSON (not with --follow).")
+@click.pass_context
+@_guarded
+def logs_cmd(ctx, ref, attempt, stream, follow, as_json):
+    """What a step (EXECUTION_ID:step) or every step of an execution wrote to stdout and stderr.
+
+    Python `logging` records are in stderr. Each attempt of a retried step is kept apart.
+    """
+    if follow and as_json:
+        _fail("--follow prints text as it comes: leave out --json", EXIT_USAGE)
+    ledger = _ledger(ctx)
+    resolved = ledger.resolve(ref)
+    if resolved.kind == "artifact":
+        _fail(f"{ref!r} names an artifact; logs belong to a step: give EXECUTION_ID:step or an execution id",
+              EXIT_USAGE)
+    if follow:
+        _follow(ledger, resolved, attempt, stream)
+        return
+    logs = [g for g in ledger.logs(resolved.ref, attempt) if stream in (None, g.stream)]
+    if as_json:
+        _print_json(logs)
+        return
+    if not logs:
+        echo(f"{resolved.ref}: no output recorded"
+             + (f" for attempt {attempt}" if attempt else "") + (f" on {stream}" if stream else ""), err=True)
+        return
+    several = len({(g.step, g.attempt, g.stream) for g in logs}) > 1
+    for g in logs:
+        if several:
+            echo(f"==> {g.step} attempt {g.attempt} {g.stream} <==")
+        echo(g.text if g.text is not None else f"(the store no longer holds {g.digest}: collected, or recorded "
+             "in another store)\n", nl=False)
+
+
+def _follow(ledger, resolved, attempt: int | None, stream: str | None) -> None:
+    """Print spooled output as it grows, then what was recorded, until the step (or the whole
+    execution) has ended. Each (step, attempt, stream) is printed once, from where it left off."""
+    from ledgerflow.engine.capture import spool_path
+
+    eid, only_step = resolved.execution_id, resolved.step
+    spools = Path(spool_path(ledger.home.path, eid, "x", 1, "stdout")).parent
+    printed: dict[tuple, int] = {}
+    last: list = [None]
+
+    def show(key: tuple, text: str) -> None:
+        start = printed.get(key, 0)
+        if len(text) <= start:
+            return
+        new = text[start:]
+        printed[key] = len(text)
+        if only_step is None:  # a whole execution: every line says its step, as a live run shows it
+            new = "".join(f"[{key[0]}] {line}" for line in new.splitlines(keepends=True))
+        elif key != last[0]:
+            echo(f"==> {key[0]} attempt {key[1]} {key[2]} <==")
+        last[0] = key
+        echo(new, nl=False)
+
+    def wanted(step: str, n: int, s: str) -> bool:
+        return (only_step in (None, step)) and attempt in (None, n) and stream in (None, s)
+
+    while True:
+        detail = ledger.execution(eid)
+        for g in ledger.logs(resolved.ref, attempt):
+            if wanted(g.step, g.attempt, g.stream) and g.text is not None:
+                show((g.step, g.attempt, g.stream), g.text)
+        for path in sorted(spools.glob("*@*.*")) if spools.is_dir() else ():
+            step, _, rest = path.name.rpartition("@")
+            n, _, s = rest.partition(".")
+            if n.isdigit() and wanted(step, int(n), s):
+                try:
+                    show((step, int(n), s), path.read_text(encoding="utf-8", errors="replace"))
+                except OSError:
+                    pass  # removed as the attempt was recorded: the recorded copy is read next time
+        steps = [st for st in detail.steps if only_step in (None, st.step)]
+        ended = detail.summary.status != "running" or (only_step is not None and steps
+                                                        and all(st.status in _DONE for st in steps))
+        if ended:
+            for g in ledger.logs(resolved.ref, attempt):  # what was recorded as it ended
+                if wanted(g.step, g.attempt, g.stream) and g.text is not None:
+                    show((g.step, g.attempt, g.stream), g.text)
+            return
+        time.sleep(FOLLOW_POLL_S)
