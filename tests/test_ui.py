@@ -230,6 +230,9 @@ def test_json_endpoints(client, recorded):
 
     step = client.get("/api/step", params={"ref": f"{recorded.digits}:train[0]"}).json()
     assert step["why"]["verdict"] in ("first-run", "changed", "cache-hit", "same-key") and "logs" in step
+    logged = client.get("/api/step", params={"ref": f"{recorded.failed}:noisy"}).json()["logs"]
+    assert {(x["attempt"], x["stream"]) for x in logged} == {(1, "stdout"), (1, "stderr")}
+    assert "hello from noisy, n=3" in next(x["text"] for x in logged if x["stream"] == "stdout")
     assert client.get("/api/step", params={"ref": recorded.digits}).status_code == 404  # not a step
 
     walk = client.get("/api/lineage", params={"ref": recorded.model}).json()
@@ -426,9 +429,8 @@ def test_clicking_a_failed_step_shows_its_traceback_and_logs(server, page, recor
     expect(page.locator("#why")).to_be_visible()
     logs = page.locator("#logs")
     expect(logs).to_be_visible()
-    if Ledger.__dict__.get("logs") is not None:  # step-log capture (Ledger.logs) has landed
-        expect(logs.locator("pre[data-stream='stdout']")).to_contain_text("hello from noisy, n=3")
-        expect(logs.locator("pre[data-stream='stderr']")).to_contain_text("something went wrong")
+    expect(logs.locator("pre[data-stream='stdout']")).to_contain_text("hello from noisy, n=3")
+    expect(logs.locator("pre[data-stream='stderr']")).to_contain_text("something went wrong")
     expect(page.locator("#timeline svg g.bar[data-step='noisy']")).to_have_count(1)
     _shot(page, tmp_path, "execution-failed")
 
@@ -507,3 +509,41 @@ def test_browsing_every_page_leaves_the_ledger_file_unchanged(server, page, reco
     _ready(page)
     page.wait_for_selector("#logs")
     assert _sha256(ledger_file) == before
+
+
+def test_the_execution_page_follows_a_running_execution(server, page, recorded, tmp_path):
+    from playwright.sync_api import expect
+
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.setdefault("ex", run(slow, {"seconds": 2.5}, home=recorded.home,
+                                                                      cache=False)))
+    ledger = Ledger(recorded.home)
+    known = {s.id for s in ledger.executions()}
+    worker.start()
+    try:
+        page.goto(server.url + "/executions")
+        _ready(page)
+        running = page.locator("#executions tr[data-status='running']")
+        expect(running).to_have_count(1)
+        eid = running.get_attribute("data-id")
+        assert eid not in known
+        page.goto(server.url + f"/executions/{eid}")
+        _ready(page)
+        page.evaluate("window.__same_document = true")
+        expect(page.locator("#main")).to_have_attribute("data-status", "succeeded")
+        expect(page.locator(".node[data-step='slow_step']")).to_have_attribute("data-status", "succeeded")
+        expect(page.locator("#timeline svg g.bar[data-step='slow_step']")).to_have_count(1)
+        assert page.evaluate("window.__same_document") is True
+    finally:
+        worker.join(timeout=120)
+    assert done["ex"].id == eid
+
+
+def test_lineage_help_does_not_load_the_web_stack(tmp_path):
+    code = ("import sys\nfrom ledgerflow.lineage.cli import main\ntry:\n    main(['ui', '--help'])\n"
+            "except SystemExit as e:\n    assert e.code in (0, None)\n"
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'duckdb') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                         env={**os.environ, "LEDGERFLOW_HOME": str(tmp_path / "home")})
+    assert out.returncode == 0, out.stderr
+    assert "--host" in out.stdout and out.stdout.strip().splitlines()[-1] == "[]"

@@ -115,11 +115,9 @@ def step(ledger, ref: str) -> dict:
 
 
 def logs(ledger, ref: str) -> dict:
-    """The step's captured stdout and stderr, every attempt (`Ledger.logs`)."""
-    read = getattr(ledger, "logs", None)  # step-log capture lands in the Ledger separately
-    if read is None:
-        return {"logs": [], "logs_note": "this Ledgerflow does not capture step logs yet"}
-    return {"logs": [jsonable(entry) for entry in read(ref)], "logs_note": None}
+    """The step's captured stdout and stderr, every attempt, in the order they ran (`Ledger.logs`).
+    A text the store no longer holds (collected, or another machine's store) comes as None."""
+    return {"logs": [jsonable(entry) for entry in ledger.logs(ref)]}
 
 
 def lineage(ledger, ref: str, direction: str, depth: int | None) -> dict:

@@ -190,9 +190,10 @@
       }
       var logs = el("div"); logs.id = "logs";
       box.appendChild(el("h3", null, "Logs (" + s.logs.length + ")")); box.appendChild(logs);
-      if (!s.logs.length) logs.appendChild(el("div", "empty", s.logs_note || "nothing printed"));
+      if (!s.logs.length) logs.appendChild(el("div", "empty", n.status === "running" ? "nothing recorded yet (logs land when the attempt ends)" : "nothing printed"));
       s.logs.forEach(function (l) {
-        logs.appendChild(el("div", "log-stream", "attempt " + l.attempt + " \u00b7 " + l.stream + " \u00b7 " + LF.size(l.size)));
+        logs.appendChild(el("div", "log-stream", "attempt " + l.attempt + " \u00b7 " + l.stream + " \u00b7 " + l.lines + " lines \u00b7 " + LF.size(l.size)));
+        if (l.text === null) { logs.appendChild(el("div", "empty", "the store no longer holds it (" + LF.short(l.digest) + ")")); return; }
         var pre = el("pre", l.stream === "stderr" ? "err" : null, l.text);
         pre.setAttribute("data-stream", l.stream); pre.setAttribute("data-attempt", l.attempt);
         logs.appendChild(pre);
@@ -218,13 +219,6 @@
       ["attempts", n.attempts.length], ["map index", n.map_index], ["blocked by", n.blocked_by], ["condition", n.condition],
       ["ran on", n.node], ["resources", n.resources], ["lineage", LF.link("/lineage?ref=" + encodeURIComponent(D.execution.id + ":" + n.step), "upstream")]]));
     if (n.error) { panel.appendChild(el("h3", null, "Error")); panel.appendChild(el("pre", "err", n.error)); }
-    artifacts("Inputs", n.inputs);
-    artifacts("Outputs", n.outputs);
-    panel.appendChild(el("h3", null, "Metrics (" + n.metrics.length + ")"));
-    if (!n.metrics.length) panel.appendChild(el("div", "empty", "none"));
-    else panel.appendChild(LF.table(["name", "index", "value"], n.metrics.map(function (m) {
-      return [m.name + (m.reused_from ? " (reused from " + m.reused_from + ")" : ""), m.index === null ? "" : m.index, m.value];
-    })));
     panel.appendChild(el("h3", null, "Attempts (" + n.attempts.length + ")"));
     var attempts = el("div"); attempts.id = "attempts"; panel.appendChild(attempts);
     if (!n.attempts.length) attempts.appendChild(el("div", "empty", "none"));
@@ -236,6 +230,13 @@
     });
     var extras = el("div"); panel.appendChild(extras);
     stepExtras(n, extras);
+    artifacts("Inputs", n.inputs);
+    artifacts("Outputs", n.outputs);
+    panel.appendChild(el("h3", null, "Metrics (" + n.metrics.length + ")"));
+    if (!n.metrics.length) panel.appendChild(el("div", "empty", "none"));
+    else panel.appendChild(LF.table(["name", "index", "value"], n.metrics.map(function (m) {
+      return [m.name + (m.reused_from ? " (reused from " + m.reused_from + ")" : ""), m.index === null ? "" : m.index, m.value];
+    })));
     panel.appendChild(el("h3", null, "Keys"));
     panel.appendChild(LF.kv([["cache key", n.cache_key], ["fingerprint", n.task_fingerprint], ["started", LF.when(n.started_at)],
       ["ended", LF.when(n.ended_at)]]));
