@@ -412,10 +412,10 @@ def test_a_run_recorded_while_the_list_is_open_appears_without_a_reload(server, 
     expect(row).to_have_attribute("data-status", "succeeded")
     assert page.evaluate("window.__same_document") is True  # the page was not reloaded
     assert page.evaluate("performance.getEntriesByType('navigation').length") == before
+    _shot(page, tmp_path, "executions")
     page.select_option("#filter-status", "failed")
     expect(page.locator("#executions tbody tr")).to_have_count(1)
     expect(page.locator(f"tr[data-id='{recorded.failed}']")).to_be_visible()
-    _shot(page, tmp_path, "executions")
 
 
 def test_clicking_a_failed_step_shows_its_traceback_and_logs(server, page, recorded, tmp_path):
