@@ -60,6 +60,10 @@ class LedgerError(LedgerflowError):
     """The ledger could not be opened, read or written."""
 
 
+class NoLedger(LedgerError):
+    """A command that reads the ledger found none where it looked (`Home.looked_in`)."""
+
+
 class LedgerUnwritable(LedgerError):
     """The home refused a write (read-only, full, no permission): readers go on with what the
     ledger file holds; recording fails with this, naming the file."""

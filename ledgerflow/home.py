@@ -1,4 +1,9 @@
-"""Where Ledgerflow keeps its ledger and store: `LEDGERFLOW_HOME` and `LEDGERFLOW_STORE`."""
+"""Where Ledgerflow keeps its ledger and store: `LEDGERFLOW_HOME` and `LEDGERFLOW_STORE`.
+
+With neither a path nor `LEDGERFLOW_HOME`, the home is found the way git finds `.git`: the
+first `.ledgerflow` folder holding a ledger in this folder or one above it; if there is none,
+`./.ledgerflow` (where a first run creates one).
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,10 @@ class Home:
 
     path: Path
     store_url: str
+    # How the path was chosen: "given" (a path, the step's home, or LEDGERFLOW_HOME), "found"
+    # (a .ledgerflow with a ledger in the working folder or above) or "default" (none found:
+    # ./.ledgerflow). A reader with no ledger says where it looked (`looked_in`).
+    found_by: str = attrs.field(default="given", eq=False)
 
     @property
     def ledger_path(self) -> Path:
@@ -47,8 +56,44 @@ class Home:
         """Where recording processes append their events before they are moved into the ledger."""
         return self.path / "journal"
 
+    @property
+    def exists(self) -> bool:
+        """Whether this is a home: the ledger file, journals not yet moved into it, or the store."""
+        return _is_home(self.path)
+
+    @property
+    def looked_in(self) -> str:
+        """Where a home without a ledger was looked for, in words, for an error message."""
+        if self.found_by == "given":
+            return f"{self.path} (given by --home or LEDGERFLOW_HOME)"
+        return f"{DEFAULT_HOME}/ in {self.path.parent} and every folder above it"
+
     @classmethod
     def resolve(cls, path: str | os.PathLike | None = None, store: str | None = None) -> "Home":
-        root = Path(path or _active.get() or os.environ.get("LEDGERFLOW_HOME") or DEFAULT_HOME).expanduser().absolute()
+        given = path or _active.get() or os.environ.get("LEDGERFLOW_HOME")
+        if given:
+            root, found_by = Path(given).expanduser().absolute(), "given"
+        else:
+            found = discover(Path.cwd())
+            root, found_by = (found, "found") if found is not None else (Path.cwd() / DEFAULT_HOME, "default")
         store_url = store or os.environ.get("LEDGERFLOW_STORE") or str(root / "store")
-        return cls(path=root, store_url=store_url)
+        return cls(path=root, store_url=store_url, found_by=found_by)
+
+
+def discover(start: Path) -> Path | None:
+    """The first `.ledgerflow` holding a ledger, journals or a store in `start` or a folder above it.
+
+    >>> import tempfile; from pathlib import Path
+    >>> top = Path(tempfile.mkdtemp()); (top / ".ledgerflow" / "journal").mkdir(parents=True)
+    >>> (top / "a" / "b").mkdir(parents=True)
+    >>> discover(top / "a" / "b") == top / ".ledgerflow"
+    True
+    """
+    for folder in (start, *start.parents):
+        if _is_home(folder / DEFAULT_HOME):
+            return folder / DEFAULT_HOME
+    return None
+
+
+def _is_home(path: Path) -> bool:
+    return (path / "ledger.duckdb").exists() or (path / "journal").is_dir() or (path / "store").is_dir()

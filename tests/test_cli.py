@@ -115,10 +115,10 @@ def test_bad_sql_bad_ref_unknown_id(recorded):
 
 
 def test_missing_ledger(tmp_path):
-    line = _one_line_error(run("show", "X", home=tmp_path / "none"), 1)
-    assert "no ledger" in line
-    out = run("list", "--json", home=tmp_path / "none")
-    assert out.exit_code == 0 and json.loads(out.stdout) == []
+    """No ledger where the command looked: one line saying where, exit 2 (as an unknown id)."""
+    for args in (["show", "X"], ["list", "--json"], ["verify"], ["logs", "latest"]):
+        line = _one_line_error(run(*args, home=tmp_path / "none"), 2)
+        assert "no ledger found: looked for" in line and str(tmp_path / "none") in line
 
 
 def test_verify_exit_codes(recorded):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -109,6 +110,8 @@ def test_replay_and_diff(cli):
     assert "-    value = sum(xs) * scale\n" in diff["code"] and "+    value = sum(xs) * scale * 2\n" in diff["code"]
     assert [d["step"] for d in diff["outputs"]] == ["score"]  # make is the same, score differs
     assert diff["parameters"] == {}
+    shown = re.search(r"score return: (\S+) -> (\S+)", cli("diff", seeded, changed).stdout)
+    assert shown and float(shown.group(2)) == 2 * float(shown.group(1))  # the values, not their digests
     text = cli("diff", seeded, unseeded).stdout
     assert "seed: 1 -> -1" in text and "code: identical" in text
 

@@ -216,7 +216,7 @@ def test_models_cli(home, tmp_path, mod):
 
 def test_models_cli_on_an_empty_home(tmp_path):
     out = cli_run(tmp_path / "empty", "models", "--json")
-    assert out.exit_code == 0 and json.loads(out.stdout) == []
+    assert out.exit_code == 2 and "no ledger found" in out.stderr
 
 
 def test_chain_verifies_and_tampering_a_registry_row_is_caught(home, tmp_path, mod):

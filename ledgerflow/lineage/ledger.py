@@ -351,25 +351,47 @@ class Ledger:
             error=error,
         )
 
-    def executions(self, limit: int | None = None) -> tuple:
-        """Executions, newest first, as ExecutionSummary values.
-
-        A running execution whose process is gone (on this host) reads as `interrupted`.
+    def executions(self, limit: int | None = None, *, status: str | None = None, workflow: str | None = None,
+                   since=None, tag: str | None = None) -> tuple:
+        """Executions, newest first, as ExecutionSummary values; the filters narrow them: `status`
+        (as shown: a running execution whose process is gone on this host reads `interrupted`),
+        `workflow` (a part of "module:function"), `since` (a datetime: started at or after it, UTC
+        if naive) and `tag` (carried now).
 
         >>> import tempfile
-        >>> Ledger(tempfile.mkdtemp()).executions(limit=10)
+        >>> Ledger(tempfile.mkdtemp()).executions(limit=10, status="failed")
         ()
         """
         if not self._has_file():
             return ()
-        q = f"SELECT {self._SUMMARY_COLS} FROM executions ORDER BY started_at DESC, start_seq DESC"
-        params = []
-        if limit is not None:
-            q += " LIMIT ?"
-            params.append(int(limit))
+        where, params = [], []
+        if workflow:
+            where.append("contains(workflow, ?)")
+            params.append(workflow)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(writer.utc_naive(since))
+        # A live or interrupted run is recorded `running`: which one it is, liveness says below.
+        live = status in ("running", "interrupted")
+        if status:
+            where.append("status = ?")
+            params.append("running" if live else status)
         with self._reader(fresh=False) as con:
+            if tag:
+                if "tag_log" in missing_tables(con):
+                    return ()
+                where.append("execution_id IN (SELECT execution_id FROM tags WHERE tag = ?)")
+                params.append(tag)
+            q = f"SELECT {self._SUMMARY_COLS} FROM executions"
+            q += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at DESC, start_seq DESC"
+            if limit is not None and not live:
+                q += " LIMIT ?"
+                params.append(int(limit))
             rows = con.execute(q, params).fetchall()
-        return tuple(self._summary(r) for r in rows)
+        found = tuple(self._summary(r) for r in rows)
+        if live:
+            found = tuple(e for e in found if e.status == status)[:limit]
+        return found
 
     def resolve(self, ref: str) -> refs.Resolved:
         """What a REF names (see `ledgerflow.lineage.refs`); RefError if nothing or several things."""
@@ -460,6 +482,9 @@ class Ledger:
         from ledgerflow.engine.runner import parse_origin
 
         with self._reader() as con:
+            head, colon, rest = ref.partition(":")
+            if colon and head.startswith("latest"):  # latest:step.output names the latest run's occurrence
+                ref = f"{refs.resolve_execution(con, head)}:{rest}"
             origin = parse_origin(ref)
             if origin is None and ":" in ref and not ref.startswith("blake3:"):
                 origin = parse_origin(ref + ".return")  # EXECUTION_ID:step names what the step returned

@@ -1,7 +1,8 @@
 """REF resolution: what a user may type to name something in the ledger.
 
 A REF is a full artifact digest, a unique digest prefix (with or without "blake3:", as
-with git), an execution id or a unique prefix of one, or `EXECUTION_ID:step`.
+with git), an execution id or a unique prefix of one, `latest` (the execution started last)
+or `latest~N` (the one started N before it), or `EXECUTION:step` with any of those.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _FULL_DIGEST = re.compile(r"^[a-z0-9]+:[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _ALGO = "blake3:"
 _MAX_LISTED = 10
+_LATEST = re.compile(r"^latest(?:~(\d+))?$")
 
 
 @attrs.frozen
@@ -54,8 +56,27 @@ def _ambiguous(ref: str, candidates: list) -> RefError:
     return RefError(f"ambiguous ref {ref!r}: it matches {shown}")
 
 
+def _latest(con, ref: str) -> str | None:
+    """The execution `latest` or `latest~N` names, by start time; None if `ref` is neither."""
+    m = _LATEST.match(ref)
+    if m is None:
+        return None
+    back = int(m.group(1) or 0)
+    rows = con.execute(
+        "SELECT execution_id FROM execution_log GROUP BY execution_id ORDER BY min(changed_at) DESC, execution_id DESC "
+        "LIMIT 1 OFFSET ?", [back]).fetchall()
+    if not rows:
+        total = con.execute("SELECT count(DISTINCT execution_id) FROM execution_log").fetchall()[0][0]
+        raise RefError(f"{ref!r}: the ledger holds {total} execution(s), so there is no " +
+                       ("latest one" if back == 0 else f"execution {back} before the latest"))
+    return rows[0][0]
+
+
 def resolve_execution(con, ref: str) -> str:
-    """The execution id that `ref` (an id or unique prefix) names."""
+    """The execution id that `ref` (an id, a unique prefix, `latest` or `latest~N`) names."""
+    latest = _latest(con, ref)
+    if latest is not None:
+        return latest
     exact = con.execute("SELECT 1 FROM execution_log WHERE execution_id = ? LIMIT 1", [ref]).fetchall()
     if exact:
         return ref
@@ -90,6 +111,9 @@ def resolve(con, ref: str) -> Resolved:
         return Resolved("step", execution_id=execution_id, step=step)
     if con.execute("SELECT 1 FROM execution_log WHERE execution_id = ? LIMIT 1", [ref]).fetchall():
         return Resolved("execution", execution_id=ref)
+    latest = _latest(con, ref)
+    if latest is not None:
+        return Resolved("execution", execution_id=latest)
     candidates: list = []
     hexpart = ref[len(_ALGO) :] if ref.startswith(_ALGO) else ref
     if _HEX.match(hexpart):

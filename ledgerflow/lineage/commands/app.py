@@ -1,11 +1,13 @@
 """The `lineage` command group and what its commands share: errors, JSON, formatting.
 
-Exit codes, for scripts:
+Exit codes, for scripts (one table, `EXIT_CODES`, maps error classes to them; README.md
+lists it):
   0  done; for `verify`, the ledger and the store are intact
   1  a problem was found (`verify`, a failed run or replay), or the ledger could not be read
-  2  bad input: an unknown id or ref, an ambiguous prefix, bad or writing SQL, bad options
+  2  bad input: a usage mistake, an unknown id or ref, an ambiguous prefix, bad or writing
+     SQL, or no ledger where the command looked
 
-Errors are one line on stderr, never a traceback. `--json` prints stable, machine-readable
+Errors are one line on stderr, usage mistakes included, never a traceback. `--json` prints stable, machine-readable
 JSON on stdout (the shape of each value's `to_json()`, documented in docs/ledger.md).
 """
 
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ledgerflow.errors import LedgerflowError, RefError
+from ledgerflow.errors import LedgerflowError, NoLedger, RefError
 from ledgerflow.lineage.display import format_duration
 from ledgerflow.printable import SafeStream, printable
 
@@ -45,10 +47,24 @@ def echo(text: str = "", *, err: bool = False, **options) -> None:
     click.echo(printable(text), err=err, **options)
 
 
+# Columns that hold what a reader copies into the next command: never cut nor wrapped.
+WHOLE_COLUMNS = frozenset({"id", "ref", "execution", "digest"})
+
+
 def Table(*columns, **options):  # noqa: N802 - stands in for rich.table.Table
+    """A rich table whose id, ref, execution and digest columns are kept whole (the other
+    columns wrap to make room): the thing a reader copies must never be the thing cut."""
     from rich.table import Table as RichTable
 
-    return RichTable(*columns, **options)
+    class WholeIdTable(RichTable):
+        def add_row(self, *cells, **kwargs):
+            super().add_row(*cells, **kwargs)
+            for column, cell in zip(self.columns, cells):
+                if str(column.header) in WHOLE_COLUMNS and isinstance(cell, str):
+                    column.no_wrap = True
+                    column.min_width = max(column.min_width or 0, len(cell))
+
+    return WholeIdTable(*columns, **options)
 
 _STATUS_STYLE = {
     "succeeded": "green",
@@ -73,19 +89,65 @@ def _version() -> str:
         return getattr(ledgerflow, "__version__", "unknown")
 
 
+# Piped output is read by programs and pasted into tickets: wide enough that nothing wraps.
+_PIPED_WIDTH = 1000
+
+
 def _console() -> Console:
     from rich.console import Console
 
     # Wide when piped, so tables aren't cut to 80 columns in logs. Whatever a cell holds, no
     # control character reaches the terminal but rich's own colours.
     tty = sys.stdout.isatty()
-    return Console(file=SafeStream(sys.stdout, styled=tty), width=None if tty else 160, highlight=False,
+    return Console(file=SafeStream(sys.stdout, styled=tty), width=None if tty else _PIPED_WIDTH, highlight=False,
                    force_terminal=tty)
+
+
+def _taller_than_terminal(text: str) -> bool:
+    import shutil
+
+    return sys.stdout.isatty() and text.count("\n") >= shutil.get_terminal_size().lines - 1
+
+
+def page(text: str) -> None:
+    """Print `text`; on a terminal, through the pager ($PAGER, else less) when it would not fit."""
+    if _taller_than_terminal(text):
+        click.echo_via_pager(text)
+    else:
+        click.echo(text)
+
+
+def print_paged(renderable) -> None:
+    """Print a rich renderable (a tree, a table) like `page`."""
+    console = _console()
+    if not sys.stdout.isatty():
+        console.print(renderable)
+        return
+    with console.capture() as captured:
+        console.print(renderable)
+    text = captured.get()
+    if _taller_than_terminal(text):
+        click.echo_via_pager(text)
+    else:
+        click.echo(text, nl=False)
 
 
 def _fail(message: str, code: int) -> None:
     click.echo(f"lineage: error: {printable(message)}", err=True)
     sys.exit(code)
+
+
+# Error class -> exit code, most specific first; any other LedgerflowError is a problem (1).
+EXIT_CODES: tuple = ((RefError, EXIT_USAGE), (NoLedger, EXIT_USAGE))
+
+
+def _exit_code(exc: LedgerflowError) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    text = str(exc)
+    # readonly_sql says what was wrong with a query in its message; it is the user's input.
+    return EXIT_USAGE if text.startswith(("query sql is read-only", "bad SQL", "SQL error")) else EXIT_PROBLEM
 
 
 def _guarded(fn):
@@ -95,12 +157,8 @@ def _guarded(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except RefError as exc:
-            _fail(str(exc), EXIT_USAGE)
         except LedgerflowError as exc:
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            bad_input = text.startswith(("query sql is read-only", "bad SQL", "SQL error"))
-            _fail(text, EXIT_USAGE if bad_input else EXIT_PROBLEM)
+            _fail(_first_line(exc), _exit_code(exc))
         except OSError as exc:
             # The machine said no (a name too long, a path under /proc, a full disk): say what and where.
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
@@ -165,14 +223,49 @@ def _print_version(ctx: click.Context, param, value) -> None:
     ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _home_after_verb(ctx: click.Context, param, value) -> None:
+    if value is not None:  # `lineage list --home X` is `lineage --home X list`
+        ctx.find_root().obj["home"] = value
+
+
+class LineageGroup(click.Group):
+    """The `lineage` group: every command also takes `--home` after its verb, and a usage
+    mistake is one line on stderr, like every other error."""
+
+    group_class = type  # `query`, `model`, ... are LineageGroups too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not isinstance(cmd, click.Group):
+            cmd.params.append(click.Option(
+                ["--home"], type=click.Path(file_okay=False), expose_value=False, callback=_home_after_verb,
+                help="Ledgerflow home (as `lineage --home`; default: $LEDGERFLOW_HOME, or the .ledgerflow "
+                     "found here or above)."))
+        super().add_command(cmd, name)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else (prog_name or "lineage")
+            _fail(f"{e.format_message()} (see '{where} --help')", EXIT_USAGE)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except click.Abort:
+            _fail("aborted", EXIT_PROBLEM)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)  # `ctx.exit(n)` comes back as n
+
+
+@click.group(cls=LineageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and exit.")
 @click.option(
     "--home",
     envvar="LEDGERFLOW_HOME",
     type=click.Path(file_okay=False),
-    help="Ledgerflow home holding ledger.duckdb (default: $LEDGERFLOW_HOME or ./.ledgerflow).",
+    help="Ledgerflow home holding ledger.duckdb (default: $LEDGERFLOW_HOME, or the .ledgerflow found in this "
+         "folder or the nearest one above it, as git finds .git).",
 )
 @click.pass_context
 def cli(ctx: click.Context, home: str | None) -> None:
@@ -180,7 +273,14 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.obj = {"home": home}
 
 
-def _ledger(ctx: click.Context) -> Ledger:
+def _ledger(ctx: click.Context, *, must_exist: bool = True) -> Ledger:
+    """The ledger of the home the command was given or found; NoLedger, saying where it
+    looked, when nothing was ever recorded there (unless the command creates one)."""
+    from ledgerflow.home import Home
     from ledgerflow.lineage.ledger import Ledger
 
-    return Ledger(ctx.obj["home"])
+    home = Home.resolve(ctx.obj["home"])
+    if must_exist and not home.exists:
+        raise NoLedger(f"no ledger found: looked for {home.looked_in}; run a workflow first, or give --home or "
+                       "LEDGERFLOW_HOME")
+    return Ledger(home)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from datetime import datetime
 
 import click
 
@@ -11,29 +13,63 @@ from ledgerflow.lineage.commands.app import (
     echo,
     Table, escape,
     EXIT_PROBLEM, STATUS_COLORS, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
+    page, print_paged,
 )
 
 
+LIST_LIMIT = 20
+STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
+
+
+def _since(ctx, param, value):
+    """An ISO date or time (UTC if it names no zone), or an age: 30m, 12h, 7d, 2w."""
+    if value is None:
+        return None
+    from datetime import timedelta, timezone
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", value.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+        return datetime.now(timezone.utc) - timedelta(**{unit: float(m.group(1))})
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither an age (30m, 12h, 7d, 2w) nor an ISO date or time "
+                                 "(2026-11-30, 2026-11-30T14:00)") from None
+
+
 @cli.command("list")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N executions.")
+@click.option("--limit", type=click.IntRange(min=0), default=LIST_LIMIT, show_default=True,
+              help="Show at most N executions (0: all).")
+@click.option("--status", type=click.Choice(STATUSES), help="Only executions with this status.")
+@click.option("--workflow", metavar="TEXT", help="Only workflows whose module:function contains TEXT.")
+@click.option("--since", callback=_since, metavar="WHEN", help="Only those started since WHEN: an age (30m, 12h, "
+              "7d, 2w) or an ISO date or time (UTC unless it says otherwise).")
+@click.option("--tag", help="Only executions carrying this tag.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 @_guarded
-def list_cmd(ctx, limit, as_json):
+def list_cmd(ctx, limit, status, workflow, since, tag, as_json):
     """Executions, newest first: id, workflow, status, start, duration."""
-    rows = _ledger(ctx).executions(limit=limit)
+    rows = _ledger(ctx).executions(limit=limit + 1 if limit else None, status=status, workflow=workflow,
+                                   since=since, tag=tag)
+    more = bool(limit) and len(rows) > limit
+    rows = rows[:limit] if limit else rows
     if as_json:
         _print_json(rows)
         return
+    filtered = any(x is not None for x in (status, workflow, since, tag))
     if not rows:
-        echo("no executions recorded")
+        echo("no executions match" if filtered else "no executions recorded")
         return
     from ledgerflow.lineage.commands.columns import render
 
-    click.echo(render(("id", "workflow", "status", "started (UTC)", "duration"),
-                      [(r.id, r.workflow or "", r.status or "-", _when(r.started_at), _dur(r.duration_s))
-                       for r in rows],
-                      styles={2: STATUS_COLORS}, color=sys.stdout.isatty()))
+    page(render(("id", "workflow", "status", "started (UTC)", "duration"),
+                [(r.id, r.workflow or "", r.status or "-", _when(r.started_at), _dur(r.duration_s))
+                 for r in rows],
+                styles={2: STATUS_COLORS}, color=sys.stdout.isatty()))
+    if more:
+        echo(f"(the {limit} newest shown: --limit N for more, --limit 0 for all)", err=True)
 
 
 def _python_rows(table) -> list:
@@ -151,7 +187,7 @@ def show(ctx, execution, as_json):
         for b in d.outputs:
             outs.add(f"{escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
                      f"{_came_from(b, s.id)}")
-    _console().print(root)
+    print_paged(root)
 
 
 @cli.command("why")

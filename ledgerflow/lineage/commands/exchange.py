@@ -81,7 +81,7 @@ def import_cmd(ctx, directory, as_json):
     from ledgerflow.lineage.exchange import import_export
 
     try:
-        report = import_export(_ledger(ctx), directory)
+        report = import_export(_ledger(ctx, must_exist=False), directory)
     except ExchangeError as exc:
         _fail(str(exc), EXIT_USAGE)
     if as_json:

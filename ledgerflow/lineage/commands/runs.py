@@ -209,8 +209,27 @@ def diff_cmd(ctx, first, second, as_json):
         for e in graph[key]:
             out.print(f"  [{style}]{sign} {escape(_edge_text(e))}[/]")
     out.print("[bold]step outputs[/]" + ("" if steps else ": identical"))
+    values_a, values_b = _output_values(a), _output_values(b)
     for d in steps:
-        out.print(f"  {escape(d.step)} {escape(d.output)}: {_short(d.original)} -> {_short(d.replayed)}")
+        before = _shown(values_a.get((d.step, d.output)), d.original)
+        after = _shown(values_b.get((d.step, d.output)), d.replayed)
+        out.print(f"  {escape(d.step)} {escape(d.output)}: {escape(before)} -> {escape(after)}")
+
+
+_SHOWN_VALUE_CHARS = 60
+
+
+def _output_values(detail) -> dict:
+    """(step, output) -> the recorded plain value's JSON text, for the outputs that are values."""
+    return {(st.step, b.name): b.artifact.value for st in detail.steps for b in st.outputs
+            if b.artifact.kind == "value" and b.artifact.value is not None}
+
+
+def _shown(value: str | None, digest: str | None) -> str:
+    """A short plain value as itself (`0.9911`); a long one or a handle by its short digest."""
+    if value is not None and len(value) <= _SHOWN_VALUE_CHARS:
+        return value
+    return _short(digest)
 
 
 def _metric_rows(detail) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ledgerflow.lineage.commands.app import EXIT_PROBLEM, EXIT_USAGE, _fail, _guarded, cli, echo
+from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger, cli, echo
 
 
 @cli.command("ui")
@@ -21,12 +21,7 @@ def ui_cmd(ctx, host, port, open_browser):
 
     Read-only: no page changes the ledger. Serves until Ctrl-C.
     """
-    from ledgerflow.home import Home
-
-    home = Home.resolve(ctx.obj["home"])
-    if not home.ledger_path.exists() and not home.journal_path.is_dir():
-        _fail(f"no ledger at {home.ledger_path} (nothing recorded there yet); run a workflow first, or point "
-              "--home or LEDGERFLOW_HOME at a Ledgerflow home", EXIT_PROBLEM)
+    home = _ledger(ctx).home  # NoLedger, saying where it looked, when there is none
     # Imported here, not at the top: starlette and uvicorn would slow every `lineage` command.
     from ledgerflow.lineage.ui import serving
     from ledgerflow.lineage.ui.app import make_app
