@@ -64,6 +64,11 @@ class NoLedger(LedgerError):
     """A command that reads the ledger found none where it looked (`Home.looked_in`)."""
 
 
+class CancelError(LedgerflowError):
+    """An execution could not be cancelled: it is not running, runs on another host, or did not
+    stop in time. The message says which, and what to do."""
+
+
 class LedgerUnwritable(LedgerError):
     """The home refused a write (read-only, full, no permission): readers go on with what the
     ledger file holds; recording fails with this, naming the file."""

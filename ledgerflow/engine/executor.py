@@ -12,9 +12,13 @@ class Executor(Protocol):
     """Runs step attempts; the runner decides what to submit and when to retry.
 
     `wait` returns the next finished attempt, or None if `timeout` seconds pass first.
+    `capacity`: how many attempts it runs at once (None: as many as it is given, its own
+    scheduler queues the rest, as Ray's does). The runner submits no more than that, so what
+    is recorded as started has started, and a cancelled run cancels only what was running.
     """
 
     name: str
+    capacity: int | None
 
     def submit(self, call: StepCall, *, timeout: float | None, resources) -> None: ...
 

@@ -24,7 +24,10 @@ class Progress:
     """Steps pending, running, cached, done and failed, with the elapsed time.
 
     On a terminal, one rich line redrawn in place; otherwise each finished step is a line on
-    the `ledgerflow` logger (INFO, errors as WARNING), which suits CI and pipes.
+    the `ledgerflow` logger (INFO, errors as WARNING), which suits CI and pipes. Where nobody
+    configured logging, those lines are written to the stream (stderr) themselves, so a run
+    whose output is piped (`python train.py | tee log`) still shows how it goes, on stderr,
+    and leaves stdout to what the program prints.
 
     >>> run(pipeline, progress=True)   # doctest: +SKIP
     """
@@ -32,12 +35,15 @@ class Progress:
     def __init__(self, total_steps: int, *, stream: IO[str] | None = None, live: bool | None = None):
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
+        self.auto = live is None  # progress=False: no lines of our own either
         self.total = total_steps
         self.state: dict[str, str] = {}  # step -> label of its latest event
         self.started = time.monotonic()
         self.workflow = ""
         self._lock = threading.Lock()
         self._live = None
+        self._plain = None  # a handler of our own while logging is unconfigured (see `_update`)
+        self._level = logging.NOTSET
 
     def line(self) -> str:
         counts = Counter(self.state.values())
@@ -64,10 +70,19 @@ class Progress:
                 from rich.live import Live
 
                 # Live redraws 8 times a second from __rich__, so the elapsed time keeps moving
-                # while a long step runs, not only when an event arrives.
-                self._live = Live(self, console=Console(file=self.stream, highlight=False), refresh_per_second=8)
+                # while a long step runs, not only when an event arrives. What the program prints
+                # is shown above the line only when stdout is a terminal too: piped, it stays in
+                # the pipe (`| tee log`), not moved to the terminal.
+                self._live = Live(self, console=Console(file=self.stream, highlight=False), refresh_per_second=8,
+                                  redirect_stdout=_is_terminal(sys.stdout), redirect_stderr=False)
                 self._live.start()
             else:
+                if self.auto and not log.hasHandlers():
+                    self._plain = logging.StreamHandler(self.stream)
+                    self._plain.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+                    self._level = log.level
+                    log.addHandler(self._plain)
+                    log.setLevel(logging.INFO)
                 log.info("execution %s of %s started", event.execution_id, self.workflow)
             return
         if isinstance(event, (ev.StepStarted, ev.StepFinished)):
@@ -93,3 +108,14 @@ class Progress:
             self._live.refresh()
             self._live.stop()
             self._live = None
+        if self._plain is not None:
+            log.removeHandler(self._plain)
+            log.setLevel(self._level)
+            self._plain = None
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -244,16 +244,17 @@ class _Run:
         self.add_nodes(self.wf.graph.nodes)
         ready = self.ready
         while True:
-            while (ready or self.completed) and self.failure is None:
+            while (self.completed or (ready and self.has_room())) and self.failure is None:
                 while self.completed:
                     finished = self.completed.popleft()
                     for child in self.dependents.get(finished, ()):
                         self.waiting[child].discard(finished)
                         if not self.waiting[child]:
                             ready.append(child)
-                if ready:
+                if ready and self.has_room():
                     self.start(self.nodes[ready.popleft()])
-            while self.retry_at and self.failure is None and self.retry_at[0][0] <= time.monotonic():
+            while (self.retry_at and self.failure is None and self.retry_at[0][0] <= time.monotonic()
+                   and self.has_room()):
                 self.submit(self.nodes[heapq.heappop(self.retry_at)[1]])
             pending_retry = self.retry_at[0][0] - time.monotonic() if self.retry_at and self.failure is None else None
             if self.executor.in_flight() == 0:
@@ -264,6 +265,10 @@ class _Run:
             outcome = self.executor.wait(None if pending_retry is None else max(0.0, pending_retry))
             if outcome is not None:
                 self.finish(self.nodes[outcome.step], outcome)
+
+    def has_room(self) -> bool:
+        """Whether the executor can start another attempt now (see `Executor.capacity`)."""
+        return self.executor.capacity is None or self.executor.in_flight() < self.executor.capacity
 
     def handle_failure(self, handler: Any) -> None:
         """Run the workflow's on_failure task, once, with what failed; the failure stands whatever
@@ -627,6 +632,19 @@ class _Run:
                     sources=self.call_sources.get(name, ())))
         self.executor.close()
 
+    def record_not_started(self, why: str) -> None:
+        """After the run was stopped: every step of the graph that never started is recorded as
+        skipped, saying why, so the record holds the whole graph."""
+        stamp = now()
+        for name, node in list(self.nodes.items()):
+            if name in self.results or name in self.started or name in self.map_elements:
+                continue
+            self.results[name] = StepResult(name, node.task.qualname, ev.SKIPPED, 0, {}, error=why)
+            self.recorder.record(ev.StepFinished(
+                execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
+                attempt=0, status=ev.SKIPPED, started_at=stamp, ended_at=stamp, resources=node.task.resources_json,
+                condition=why, map_index=node.map_index))
+
     def record_unreached(self) -> None:
         """After a step failed for good: every step that never ran is recorded as skipped, with
         the failed step that kept it from running, so the record holds the whole graph."""
@@ -796,9 +814,11 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         # says so before the error goes on.
         run.cancel_in_flight()
         if isinstance(e, KeyboardInterrupt):
-            status, reason = ev.CANCELLED, "interrupted by the user (Ctrl-C)"
+            status, reason = ev.CANCELLED, "interrupted (Ctrl-C, or lineage cancel)"
         else:
             status, reason = ev.FAILED, f"the run stopped: {type(e).__name__}: {e}"
+        run.record_not_started("not started: the execution was " + ("cancelled" if status == ev.CANCELLED
+                                                                      else "stopped by an error of the runner"))
         recorder.record(ev.ExecutionFinished(run.id, status, now(), error=reason))
         recorder.flush()
         raise

@@ -82,6 +82,8 @@ class RayExecutor:
 
     name = "ray"
 
+    capacity = None  # Ray schedules what it is given by resources, and queues the rest
+
     def __init__(self, address: str | None = None, *, init: dict[str, Any] | None = None):
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.init_options = dict(init or {})

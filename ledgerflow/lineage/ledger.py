@@ -30,7 +30,7 @@ from ledgerflow.engine.events import (
     StepFinished,
     StepStarted,
 )
-from ledgerflow.errors import LedgerError, LedgerUnwritable, RefError, RegistryError
+from ledgerflow.errors import CancelError, LedgerError, LedgerUnwritable, RefError, RegistryError
 from ledgerflow.home import Home
 from ledgerflow.lineage import journal, liveness, moving, readonly_sql, refs, registry, retention, verification, writer
 from ledgerflow.lineage.action_cache import CacheIndex
@@ -392,6 +392,59 @@ class Ledger:
         if live:
             found = tuple(e for e in found if e.status == status)[:limit]
         return found
+
+    def cancel(self, ref: str, *, wait: float = 30.0) -> ExecutionSummary:
+        """Stop a running execution from any process on the host it runs on, as Ctrl-C in its
+        terminal would: the steps running are recorded cancelled, the rest not started. Waits up
+        to `wait` seconds for the record to say it ended and returns its summary.
+
+        >>> ledger.cancel("latest").status          # doctest: +SKIP
+        'cancelled'
+        """
+        import os
+        import signal
+        import time
+
+        with self._reader() as con:
+            eid = refs.resolve_execution(con, ref)
+            host, pid, start = con.execute(
+                "SELECT host, pid, process_start FROM executions WHERE execution_id = ?", [eid]).fetchall()[0]
+        summary = self._one_summary(eid)
+        if summary.status != "running":
+            raise CancelError(f"execution {eid} is {summary.status}: there is nothing to cancel")
+        alive = liveness.is_alive(host, pid, start)
+        if alive is None:
+            raise CancelError(f"execution {eid} runs on host {host} (pid {pid}), not this one "
+                              f"({liveness.this_host()}): cancel it there")
+        if not alive:
+            raise CancelError(f"execution {eid}: its process {pid} is gone; it is recorded as interrupted")
+        try:
+            os.kill(pid, signal.SIGINT)
+        except PermissionError:
+            raise CancelError(f"execution {eid} runs as another user (pid {pid}): only they (or root) can "
+                              "cancel it") from None
+        except ProcessLookupError:
+            pass  # it ended as we asked: the record says how
+        deadline = time.monotonic() + wait
+        while True:
+            summary = self._one_summary(eid)
+            if summary.status == "interrupted":
+                # Its process ended between the move of its journal and the look at its pid: what
+                # it wrote as it ended is moved by the next read.
+                summary = self._one_summary(eid)
+            if summary.status != "running":
+                return summary
+            if time.monotonic() >= deadline:
+                raise CancelError(f"execution {eid} was asked to stop (SIGINT to pid {pid}) but still runs after "
+                                  f"{wait:g} s: a step in native code may not see it until it returns; run "
+                                  "`lineage cancel` again with --wait, or end the process (it is then recorded "
+                                  "interrupted)")
+            time.sleep(0.2)
+
+    def _one_summary(self, eid: str) -> ExecutionSummary:
+        with self._reader() as con:
+            rows = con.execute(f"SELECT {self._SUMMARY_COLS} FROM executions WHERE execution_id = ?", [eid]).fetchall()
+        return self._summary(rows[0])
 
     def resolve(self, ref: str) -> refs.Resolved:
         """What a REF names (see `ledgerflow.lineage.refs`); RefError if nothing or several things."""

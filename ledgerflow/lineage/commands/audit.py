@@ -118,24 +118,10 @@ def _metric_line(m, execution_id: str) -> str:
     return line
 
 
-@cli.command()
-@click.argument("execution")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-@_guarded
-def show(ctx, execution, as_json):
-    """One execution's steps as a tree: status, duration, attempts, cache, inputs and outputs.
-
-    Each input says where it came from (`<- split.return[0]`; from another execution, its
-    id's prefix first), as the ledger recorded it.
-    """
+def execution_tree(ledger, d):
+    """One execution as a rich Tree: what `show` prints and `watch` redraws."""
     from rich.tree import Tree
 
-    ledger = _ledger(ctx)
-    d = ledger.execution(execution)
-    if as_json:
-        _print_json(d)
-        return
     from ledgerflow.lineage.why import reasons_of
 
     why = reasons_of(ledger, d)
@@ -187,7 +173,26 @@ def show(ctx, execution, as_json):
         for b in d.outputs:
             outs.add(f"{escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
                      f"{_came_from(b, s.id)}")
-    print_paged(root)
+    return root
+
+
+@cli.command()
+@click.argument("execution")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@_guarded
+def show(ctx, execution, as_json):
+    """One execution's steps as a tree: status, duration, attempts, cache, inputs and outputs.
+
+    Each input says where it came from (`<- split.return[0]`; from another execution, its
+    id's prefix first), as the ledger recorded it.
+    """
+    ledger = _ledger(ctx)
+    d = ledger.execution(execution)
+    if as_json:
+        _print_json(d)
+        return
+    print_paged(execution_tree(ledger, d))
 
 
 @cli.command("why")

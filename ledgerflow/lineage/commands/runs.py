@@ -74,6 +74,9 @@ def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
                               recompute=frozenset(recompute))
     except ParameterError as e:  # an unknown --recompute step
         _fail(str(e).splitlines()[0], EXIT_USAGE)
+    except KeyboardInterrupt:  # Ctrl-C here, or `lineage cancel` from elsewhere: the record says so
+        _fail("cancelled: the steps that were running are recorded cancelled, the rest not started",
+              EXIT_PROBLEM)
     except ExecutionFailed as e:
         if as_json and e.execution is not None:
             _print_json({"id": e.execution.id, "status": e.execution.status, "error": e.execution.error})

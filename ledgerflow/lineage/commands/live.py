@@ -1,0 +1,79 @@
+"""Running executions, from any terminal on the machine: watch and cancel."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from ledgerflow.lineage.commands.app import EXIT_OK, EXIT_PROBLEM, _console, _guarded, _ledger, _print_json, cli, echo
+
+WATCH_POLL_S = 1.0
+
+
+@cli.command("watch")
+@click.argument("execution")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=WATCH_POLL_S, show_default=True,
+              help="Seconds between looks at the ledger.")
+@click.pass_context
+@_guarded
+def watch_cmd(ctx, execution, interval):
+    """Follow a running execution live (the tree `show` prints, redrawn), until it ends.
+
+    On a terminal the tree is redrawn in place; piped, each step's change of state is a line.
+    Exit 0 when it succeeded, 1 when it failed, was cancelled or interrupted.
+    """
+    from ledgerflow.lineage.commands.audit import execution_tree
+
+    ledger = _ledger(ctx)
+    eid = ledger.resolve(execution).execution_id
+    if sys.stdout.isatty():
+        from rich.live import Live
+
+        with Live(console=_console(), refresh_per_second=4, auto_refresh=False) as live:
+            while True:
+                d = _execution(ledger, eid)
+                live.update(execution_tree(ledger, d), refresh=True)
+                if d.summary.status != "running":
+                    break
+                time.sleep(interval)
+    else:
+        seen: dict[str, str] = {}
+        while True:
+            d = _execution(ledger, eid)
+            for st in d.steps:
+                if seen.get(st.step) != st.status:
+                    seen[st.step] = st.status
+                    echo(f"{time.strftime('%H:%M:%S')} {st.step} {st.status}")
+            if d.summary.status != "running":
+                break
+            time.sleep(interval)
+        echo(f"execution {eid} {d.summary.status}" + (f": {d.summary.error}" if d.summary.error else ""))
+    sys.exit(EXIT_OK if d.summary.status == "succeeded" else EXIT_PROBLEM)
+
+
+def _execution(ledger, eid: str):
+    d = ledger.execution(eid)
+    if d.summary.status == "interrupted":
+        # Its process may have ended between the move of its journal and the look at its pid:
+        # the next read moves what it wrote as it ended.
+        d = ledger.execution(eid)
+    return d
+
+
+@cli.command("cancel")
+@click.argument("execution")
+@click.option("--wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds to wait for it to stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the execution's summary once it stopped, as JSON.")
+@click.pass_context
+@_guarded
+def cancel_cmd(ctx, execution, wait, as_json):
+    """Stop a running execution started anywhere on this machine, as Ctrl-C in its terminal
+    would: the steps running are recorded cancelled, the rest not started."""
+    summary = _ledger(ctx).cancel(execution, wait=wait)
+    if as_json:
+        _print_json(summary)
+        return
+    echo(f"execution {summary.id}: {summary.status}")
