@@ -103,31 +103,45 @@ def _console() -> Console:
                    force_terminal=tty)
 
 
-def _taller_than_terminal(text: str) -> bool:
+def _needs_pager(text: str) -> bool:
     import shutil
 
-    return sys.stdout.isatty() and text.count("\n") >= shutil.get_terminal_size().lines - 1
+    if not sys.stdout.isatty():
+        return False
+    size = shutil.get_terminal_size()
+    return text.count("\n") >= size.lines - 1 or any(len(line) > size.columns for line in text.splitlines())
+
+
+def _pager(text: str) -> None:
+    # As git does: quit if it fits, keep colours, cut long lines (scroll sideways), leave the screen.
+    os.environ.setdefault("LESS", "FRSX")
+    click.echo_via_pager(text, color=True)
 
 
 def page(text: str) -> None:
     """Print `text`; on a terminal, through the pager ($PAGER, else less) when it would not fit."""
-    if _taller_than_terminal(text):
-        click.echo_via_pager(text)
+    if _needs_pager(text):
+        _pager(text)
     else:
         click.echo(text)
 
 
-def print_paged(renderable) -> None:
-    """Print a rich renderable (a tree, a table) like `page`."""
+def print_paged(renderable, *, wide: bool = False) -> None:
+    """Print a rich renderable (a tree, a table) like `page`; `wide`: at its natural width,
+    however wide, rather than squeezed to the terminal's."""
     console = _console()
     if not sys.stdout.isatty():
         console.print(renderable)
         return
+    if wide:
+        console.width = _PIPED_WIDTH
     with console.capture() as captured:
         console.print(renderable)
     text = captured.get()
-    if _taller_than_terminal(text):
-        click.echo_via_pager(text)
+    if wide:
+        text = "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+    if _needs_pager(text):
+        _pager(text)
     else:
         click.echo(text, nl=False)
 

@@ -321,10 +321,14 @@ def sql_cmd(ctx, statement, as_json, timeout, memory):
         return
     from ledgerflow.lineage.values import jsonable
 
-    table = Table(*[escape(c) for c in result.column_names], box=None)
+    # Every column at its own width: a wide result scrolls sideways in the pager (less -S)
+    # rather than squeezing 19 columns to a few characters each.
+    from rich.table import Column
+
+    table = Table(*[Column(escape(c), no_wrap=True) for c in result.column_names], box=None)
     for row in rows:
         table.add_row(*[escape("NULL" if v is None else str(jsonable(v))) for v in row.values()])
-    _console().print(table)
+    print_paged(table, wide=True)
 
 
 @cli.command()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger, _print_json, cli, echo
+from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger, _print_json, cli, echo, page
+from ledgerflow.printable import printable
 
 FOLLOW_POLL_S = 0.5
 _DONE = ("succeeded", "failed", "cached", "skipped", "timeout", "cancelled", "interrupted")
@@ -45,11 +46,13 @@ def logs_cmd(ctx, ref, attempt, stream, follow, as_json):
              + (f" for attempt {attempt}" if attempt else "") + (f" on {stream}" if stream else ""), err=True)
         return
     several = len({(g.step, g.attempt, g.stream) for g in logs}) > 1
+    parts = []
     for g in logs:
         if several:
-            echo(f"==> {g.step} attempt {g.attempt} {g.stream} <==")
-        echo(g.text if g.text is not None else f"(the store no longer holds {g.digest}: collected, or recorded "
-             "in another store)\n", nl=False)
+            parts.append(f"==> {g.step} attempt {g.attempt} {g.stream} <==\n")
+        parts.append(g.text if g.text is not None else f"(the store no longer holds {g.digest}: collected, or "
+                     "recorded in another store)\n")
+    page(printable("".join(parts)).removesuffix("\n"))
 
 
 def _follow(ledger, resolved, attempt: int | None, stream: str | None) -> None:
