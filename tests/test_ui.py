@@ -279,8 +279,8 @@ def test_artifact_previews_and_downloads(client, recorded):
 
 def test_ui_command_refuses_a_missing_ledger_saying_where_it_looked(tmp_path):
     result = CliRunner().invoke(cli, ["--home", str(tmp_path / "nothing"), "ui"])
-    assert result.exit_code == 1
-    assert str(tmp_path / "nothing" / "ledger.duckdb") in result.output
+    assert result.exit_code == 2  # as every command that reads the ledger and finds none
+    assert f"no ledger found: looked for {tmp_path / 'nothing'}" in result.output
 
 
 def test_only_loopback_goes_without_a_warning():
