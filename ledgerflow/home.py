@@ -96,4 +96,7 @@ def discover(start: Path) -> Path | None:
 
 
 def _is_home(path: Path) -> bool:
-    return (path / "ledger.duckdb").exists() or (path / "journal").is_dir() or (path / "store").is_dir()
+    try:
+        return (path / "ledger.duckdb").exists() or (path / "journal").is_dir() or (path / "store").is_dir()
+    except OSError:  # a folder above this one that we may not read: not our home
+        return False

@@ -22,6 +22,7 @@ SCRIPT = textwrap.dedent('''
 
     @task
     def wait_for_go(name: str) -> str:
+        print(f"waiting as {name}", flush=True)
         Path(os.environ["STARTED"], name).touch()
         while not Path(os.environ["GO"]).exists():
             time.sleep(0.05)
@@ -79,6 +80,9 @@ def test_watch_and_cancel_from_other_processes(tmp_path):
     assert statuses == ["cancelled", "skipped", "skipped"], statuses
     assert all(st.condition == "not started: the execution was cancelled" for st in detail.steps
                if st.status == "skipped")
+    # What the cancelled step wrote is recorded (from its spool), and no spool is left behind.
+    assert [(g.step, g.text) for g in Ledger(home).logs(eid)] == [("wait_for_go", "waiting as a\n")]
+    assert not list((home / "logs").rglob("*@*"))
     again = subprocess.run(_lineage(home, "cancel", eid), capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "is cancelled: there is nothing to cancel" in again.stderr
 

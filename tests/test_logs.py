@@ -162,8 +162,13 @@ def test_follow_prints_a_running_steps_output_as_it_comes(home, tmp_path):
 
 @given(writes=st.lists(st.text(max_size=40), max_size=20))
 def test_a_stream_keeps_and_echoes_exactly_what_was_written(writes):
-    echo = io.StringIO()
-    tee = _Tee("stdout", echo, "[s] ", None)
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    echo = Terminal()
+    tee = _Tee("stdout", echo, True, None)
+    tee.prefix_lines_with("[s] ")
     for w in writes:
         tee.write(w)
     text = "".join(writes)
@@ -180,3 +185,36 @@ def test_capture_restores_the_streams_and_logging(monkeypatch):
         raise RuntimeError
     assert (sys.stdout, sys.stderr, logging.getLogger().level, list(logging.getLogger().handlers)) == before
     assert c.out.text() == "kept\n"
+
+
+@task
+def sleepy(n: int) -> int:
+    print(f"start {n}")
+    sys.stdout.buffer.write(f"bytes {n}\n".encode())  # binary writes are kept too
+    time.sleep(0.3 * n)
+    print(f"done {n}")
+    return n
+
+
+@workflow
+def one_sleepy(n: int = 1) -> int:
+    return sleepy(n=n)
+
+
+def test_two_runs_in_two_threads_keep_their_output_apart(home):
+    import threading
+
+    ids = {}
+
+    def go(n):
+        ids[n] = run(one_sleepy, {"n": n}, home=home, progress=False).id
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n, eid in ids.items():
+        assert [g.text for g in Ledger(home).logs(eid)] == [f"start {n}\nbytes {n}\ndone {n}\n"]
+    print("the streams are ours again")  # would raise on a closed capture left in sys.stdout
+    assert type(sys.stdout).__name__ != "_Router"

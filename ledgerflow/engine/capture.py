@@ -1,30 +1,38 @@
 """What a step writes while it runs: its stdout, its stderr and its `logging` records.
 
-Each attempt's streams are kept whole (up to `KEEP_CHARS` characters each: beyond that the head and the
-tail, with a line saying how much was cut), stored in the store by content when the attempt
-ends, and linked from the ledger (`StepLogged`), so `lineage logs` can print them long after
-the terminal that ran the step is gone. While the step runs, each line is also:
+Each attempt's streams are kept whole (up to `KEEP_CHARS` characters each: beyond that the head
+and the tail, with a line saying how much was cut), stored in the store by content when the
+attempt ends, and linked from the ledger (`StepLogged`), so `lineage logs` can print them long
+after the terminal that ran the step is gone. While the step runs, each line is also:
 
 - echoed to the stream it was written to (on a terminal, prefixed with the step's name, so
-  the output of steps that run side by side can be told apart), unless the caller asked for
-  quiet; and
+  the output of steps can be told apart), unless the caller asked for quiet; and
 - appended to a spool file under the home (`logs/EXECUTION/STEP@ATTEMPT.STREAM`), which
-  `lineage logs --follow` reads from another terminal; it is removed once the stored copy is
-  recorded.
+  `lineage logs --follow` reads from another terminal. The attempt removes it once its copy is
+  stored; if the attempt never ends normally (cancelled, its worker killed), the runner adopts
+  what the spool holds (`adopt_spools`), so that output is recorded too.
 
-The capture swaps `sys.stdout` and `sys.stderr` for the step's duration: what a task writes
-through Python is kept; what native code or a child process writes to the file descriptors
-directly is echoed but not kept.
+`sys.stdout` and `sys.stderr` are replaced, once, by routers that send what a thread writes to
+the capture that thread is running, and everything else to the real stream: two runs in two
+threads keep their output apart, and nothing depends on captures ending in the order they began.
+What the task's own thread writes through Python is kept; what other threads, native code or a
+child process write to the file descriptors is echoed but not kept. A `logging` handler on the
+root logger keeps each record the step's thread emits in its stderr (echoing it only where no
+other handler prints it), so `logging.basicConfig()` called inside a task finds a handler there
+and does nothing: configure logging before the run.
 """
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
 import io
 import logging
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -34,6 +42,7 @@ from ledgerflow.store import Store
 
 STDOUT, STDERR = "stdout", "stderr"
 KEEP_CHARS = 8_000_000
+_SPOOL_FLUSH_S = 0.1  # a spool is flushed at a newline, or this long after its last flush
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
@@ -53,17 +62,19 @@ def spool_path(home: str | os.PathLike, execution_id: str, step: str, attempt: i
 
 
 class _Tee(io.TextIOBase):
-    """A text stream that keeps what is written, echoes it, and spools it, line-prefixed."""
+    """One stream of one attempt: keeps what is written, echoes it (line-prefixed), spools it."""
 
-    def __init__(self, stream: str, echo: IO[str] | None, prefix: str, spool: Path | None) -> None:
+    def __init__(self, stream: str, real: IO[str] | None, echo: bool, spool: Path | None) -> None:
         self.stream = stream
-        self._echo = echo
-        self._prefix = prefix
+        self._real = real
+        self._echo = real if echo else None
+        self._prefix = ""
         self._head: list[str] = []
         self._tail: collections.deque[str] = collections.deque()
         self._head_size = self._tail_size = self._cut = 0
         self._at_line_start = True
         self._spool = None
+        self._flushed_at = 0.0
         if spool is not None:
             try:
                 spool.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +82,11 @@ class _Tee(io.TextIOBase):
             except OSError:  # a worker on another node: no home here to spool into
                 self._spool = None
         self.spool_path = spool if self._spool is not None else None
+        self._binary = _BinaryWriter(self)
+
+    def prefix_lines_with(self, prefix: str) -> None:
+        if self._echo is not None and _is_terminal(self._echo):
+            self._prefix = prefix
 
     def writable(self) -> bool:
         return True
@@ -78,6 +94,22 @@ class _Tee(io.TextIOBase):
     @property
     def encoding(self) -> str:
         return "utf-8"
+
+    @property
+    def errors(self) -> str:
+        return "replace"
+
+    @property
+    def buffer(self) -> "_BinaryWriter":
+        """For tasks that write bytes (`sys.stdout.buffer.write`): decoded as UTF-8 and kept."""
+        return self._binary
+
+    def fileno(self) -> int:
+        # The real descriptor: what is written to it directly (a child process, native code) is
+        # echoed by the terminal, not kept.
+        if self._real is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._real.fileno()
 
     def isatty(self) -> bool:
         return False  # what a step writes is kept as text: no colours meant for a terminal
@@ -87,16 +119,24 @@ class _Tee(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if not text:
             return 0
+        self.keep(text)
+        if self._echo is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or broken terminal: still kept
+                self._echo.write(self._prefixed(text) if self._prefix else text)
+        return len(text)
+
+    def keep(self, text: str) -> None:
+        """Keep and spool `text`, without echoing it."""
         self._keep(text)
         if self._spool is not None:
             try:
                 self._spool.write(text)
-                self._spool.flush()
-            except OSError:
+                now = time.monotonic()
+                if "\n" in text or now - self._flushed_at > _SPOOL_FLUSH_S:
+                    self._spool.flush()
+                    self._flushed_at = now
+            except (OSError, ValueError):
                 pass  # a full disk stops the live view, never the step
-        if self._echo is not None:
-            self._echo.write(self._prefixed(text) if self._prefix else text)
-        return len(text)
 
     def flush(self) -> None:
         if self._echo is not None:
@@ -128,8 +168,30 @@ class _Tee(io.TextIOBase):
 
     def close_spool(self) -> None:
         if self._spool is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 self._spool.close()
+            self._spool = None
+
+
+class _BinaryWriter(io.RawIOBase):
+    """`sys.stdout.buffer` of a captured step: bytes decoded (UTF-8, incrementally) into its tee."""
+
+    def __init__(self, tee: _Tee) -> None:
+        self._tee = tee
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._tee.write(self._decoder.decode(bytes(data)))
+        return len(data)
+
+    def flush(self) -> None:
+        self._tee.flush()
+
+    def fileno(self) -> int:
+        return self._tee.fileno()
 
 
 class Capture:
@@ -140,22 +202,170 @@ class Capture:
 
     def store(self, store: Store) -> tuple[StoredLog, ...]:
         """Put each stream that has text into the store; what to record."""
-        logs = []
-        for tee in (self.out, self.err):
-            text = tee.text()
-            if text:
-                data = text.encode("utf-8", errors="replace")
-                digest = store.put_bytes(data)
-                logs.append(StoredLog(tee.stream, digest, len(data), text.count("\n") + (not text.endswith("\n"))))
-        return tuple(logs)
+        return tuple(log for tee in (self.out, self.err) if (log := _store_text(store, tee.stream, tee.text())))
 
     def remove_spools(self) -> None:
         for tee in (self.out, self.err):
+            tee.close_spool()
             if tee.spool_path is not None:
-                with contextlib.suppress(OSError):
-                    tee.spool_path.unlink()
-                with contextlib.suppress(OSError):
-                    tee.spool_path.parent.rmdir()  # the execution's folder, once its last spool is gone
+                _remove_spool(tee.spool_path)
+
+
+def _store_text(store: Store, stream: str, text: str) -> StoredLog | None:
+    if not text:
+        return None
+    data = text.encode("utf-8", errors="replace")
+    return StoredLog(stream, store.put_bytes(data), len(data), text.count("\n") + (not text.endswith("\n")))
+
+
+def _remove_spool(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()  # the execution's folder, once its last spool is gone
+
+
+def adopt_spools(home: str | os.PathLike, execution_id: str, step: str, attempt: int,
+                 store: Store) -> tuple[StoredLog, ...]:
+    """What an attempt that never ended normally (cancelled, its worker killed) had spooled:
+    stored, and the spools removed. Empty where there are none (another node's worker)."""
+    logs = []
+    for stream in (STDOUT, STDERR):
+        path = spool_path(home, execution_id, step, attempt, stream)
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        log = _store_text(store, stream, text)
+        if log is not None:
+            logs.append(log)
+        _remove_spool(path)
+    return tuple(logs)
+
+
+# -- the routers: installed once, they send each thread's writes to its capture -----------------
+
+_lock = threading.Lock()
+_by_thread: dict[int, list[Capture]] = {}  # a stack: a step may run a workflow of its own
+_routers: dict[str, "_Router"] = {}
+_log_handler: "_LogRouter | None" = None
+_root_level = logging.NOTSET
+
+
+class _Router(io.TextIOBase):
+    """Stands in for sys.stdout or sys.stderr: a thread running a step writes to its capture,
+    every other thread to the stream that was there before."""
+
+    def __init__(self, stream: str, real: IO[str]) -> None:
+        self.stream = stream
+        self.real = real
+
+    def _target(self):
+        stack = _by_thread.get(threading.get_ident())
+        if not stack:
+            return self.real
+        return stack[-1].out if self.stream == STDOUT else stack[-1].err
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        with contextlib.suppress(Exception):
+            self._target().flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._target().isatty()
+
+    def fileno(self) -> int:
+        return self._target().fileno()
+
+    @property
+    def buffer(self):
+        return self._target().buffer
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._target(), "encoding", "utf-8")
+
+    @property
+    def errors(self) -> str:
+        return getattr(self._target(), "errors", "strict")
+
+
+class _LogRouter(logging.Handler):
+    """On the root logger while steps run: a record from a step's thread is kept in its stderr,
+    and echoed only where no other handler prints it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stack = _by_thread.get(threading.get_ident())
+        if not stack:
+            return
+        capture = stack[-1]
+        try:
+            text = self.format(record) + "\n"
+        except Exception:
+            return
+        others = [h for h in logging.getLogger().handlers if h is not self]
+        if others:
+            capture.err.keep(text)
+        else:
+            capture.err.write(text)
+
+
+def _router(stream: str) -> _Router:
+    current = sys.stdout if stream == STDOUT else sys.stderr
+    router = _routers.get(stream)
+    if router is None or current is not router:  # first use, or someone (a test's capsys) swapped it
+        router = _routers[stream] = _Router(stream, current)
+        if stream == STDOUT:
+            sys.stdout = router
+        else:
+            sys.stderr = router
+    return router
+
+
+def _enter(capture: Capture) -> None:
+    global _log_handler, _root_level
+    with _lock:
+        if not _by_thread:
+            _log_handler = _LogRouter()
+            _log_handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+            root = logging.getLogger()
+            _root_level = root.level
+            if not root.handlers and root.level > logging.INFO:
+                # Logging nobody configured: keep INFO records too (a configured one keeps its level).
+                root.setLevel(logging.INFO)
+            root.addHandler(_log_handler)
+        _by_thread.setdefault(threading.get_ident(), []).append(capture)
+
+
+def _leave(capture: Capture) -> None:
+    global _log_handler
+    with _lock:
+        stack = _by_thread.get(threading.get_ident(), [])
+        if capture in stack:
+            stack.remove(capture)
+        if not stack:
+            _by_thread.pop(threading.get_ident(), None)
+        if not _by_thread and _log_handler is not None:
+            root = logging.getLogger()
+            root.removeHandler(_log_handler)
+            root.setLevel(_root_level)
+            _log_handler = None
+            # Put the real streams back, unless someone replaced our routers meanwhile.
+            for stream, router in list(_routers.items()):
+                if stream == STDOUT and sys.stdout is router:
+                    sys.stdout = router.real
+                elif stream == STDERR and sys.stderr is router:
+                    sys.stderr = router.real
+            _routers.clear()
 
 
 @contextlib.contextmanager
@@ -169,37 +379,26 @@ def captured(step: str, *, echo: bool = True, spool: tuple | None = None) -> Ite
     >>> c.out.text()
     'hi\\n'
     """
-    real_out, real_err = sys.stdout, sys.stderr
+    with _lock:
+        out_router, err_router = _router(STDOUT), _router(STDERR)
     paths = (None, None) if spool is None else tuple(spool_path(spool[0], spool[1], step, spool[2], s)
                                                       for s in (STDOUT, STDERR))
-
-    def tee(stream: str, real: IO[str] | None, path: Path | None) -> _Tee:
-        target = real if echo and real is not None else None
-        prefix = f"[{step}] " if target is not None and _is_terminal(target) else ""
-        return _Tee(stream, target, prefix, path)
-
-    out, err = tee(STDOUT, real_out, paths[0]), tee(STDERR, real_err, paths[1])
-    handler = logging.StreamHandler(err)
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    root = logging.getLogger()
-    level = root.level
-    if not root.handlers and level > logging.INFO:
-        # Logging nobody configured: keep INFO records too (a configured one keeps its own level).
-        root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    sys.stdout, sys.stderr = out, err
+    out = _Tee(STDOUT, out_router.real, echo, paths[0])
+    err = _Tee(STDERR, err_router.real, echo, paths[1])
+    for tee in (out, err):
+        tee.prefix_lines_with(f"[{step}] ")
+    capture = Capture(out, err)
+    _enter(capture)
     try:
-        yield Capture(out, err)
+        yield capture
     finally:
-        sys.stdout, sys.stderr = real_out, real_err
-        root.removeHandler(handler)
-        root.setLevel(level)
+        _leave(capture)
         out.close_spool()
         err.close_spool()
 
 
 def _lines(text: str) -> list[str]:
-    """`text` cut after each newline (only "\n": a "\r" redraws a progress bar in place)."""
+    """`text` cut after each newline (only "\\n": a "\\r" redraws a progress bar in place)."""
     parts = text.split("\n")
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 

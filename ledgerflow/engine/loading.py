@@ -89,7 +89,7 @@ def workflow_in(module, qualname: str, target: str) -> Workflow:
 
 # A handle parameter given by reference: a digest (or prefix), or the occurrence that made it
 # (`EXEC:step.output`, or `EXEC:step` for its `return`).
-_REFERENCE = re.compile(r"^(blake3:[0-9a-f]+|[0-9A-Z]{4,26}:[\w.@\[\]-]+)$")
+_REFERENCE = re.compile(r"^(blake3:[0-9a-f]+|(?:[0-9A-Z]{4,26}|latest(?:~\d{1,9})?):[\w.@\[\]-]+)$")
 
 
 def _handle_from_text(text: str, tp: Any, pair: str) -> Any:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import heapq
 import json
+import logging
 import math
 import os
 import re
+import signal
 import socket
+import threading
 import time
 import warnings
 from collections import deque
@@ -23,6 +26,7 @@ import attrs
 from ledgerflow.engine import blueprint
 from ledgerflow.engine import environment as env
 from ledgerflow.engine import events as ev
+from ledgerflow.engine.capture import adopt_spools
 from ledgerflow.engine.executor import Executor
 from ledgerflow.engine.failure import HANDLER_STEP, Failure
 from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source, upstream_steps
@@ -38,6 +42,8 @@ from ledgerflow.types.codec import decode, handles_inside, value_digest
 
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 30.0
+
+log = logging.getLogger("ledgerflow")
 
 
 def now() -> datetime:
@@ -268,7 +274,9 @@ class _Run:
 
     def has_room(self) -> bool:
         """Whether the executor can start another attempt now (see `Executor.capacity`)."""
-        return self.executor.capacity is None or self.executor.in_flight() < self.executor.capacity
+        # An executor written before `capacity` existed takes what it is given, as Ray does.
+        capacity = getattr(self.executor, "capacity", None)
+        return capacity is None or self.executor.in_flight() < capacity
 
     def handle_failure(self, handler: Any) -> None:
         """Run the workflow's on_failure task, once, with what failed; the failure stands whatever
@@ -452,9 +460,7 @@ class _Run:
         self.started[node.name] = now()
         if not elements:
             self.element_ended(node.name, count=False)
-        for name in elements:
-            if self.failure is None:
-                self.start(self.nodes[name])
+        self.ready.extend(elements)  # started by the loop as the executor has room (`has_room`)
 
     def element_origin(self, src: Source, i: int) -> ev.Origin | None:
         """Where element i of a mapped list came from: the i-th item of a list written in the
@@ -585,9 +591,8 @@ class _Run:
             self.recorder.record(ev.NodeSeen(self.id, outcome.node, outcome.environment, outcome.ended_at))
         for m in outcome.metrics:
             self.recorder.record(ev.MetricLogged(self.id, node.name, m.name, m.value, m.at, m.index))
-        for log in outcome.logs:
-            self.recorder.record(ev.StepLogged(self.id, node.name, outcome.attempt, log.stream, log.digest, log.size,
-                                               log.lines, outcome.ended_at))
+        self.record_logs(node.name, outcome.attempt, outcome.logs or self.adopted_logs(node.name, outcome.attempt),
+                         outcome.ended_at)
         error_line = None if outcome.error is None else f"{type(outcome.error).__name__}: {outcome.error}"
         self.recorder.record(ev.StepFinished(
             execution_id=self.id, step=node.name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
@@ -618,19 +623,36 @@ class _Run:
             elif self.failure is None:
                 self.failure = (node.name, outcome.error)
 
+    def record_logs(self, step: str, attempt: int, logs, at) -> None:
+        for kept in logs:
+            self.recorder.record(ev.StepLogged(self.id, step, attempt, kept.stream, kept.digest, kept.size, kept.lines,
+                                               at))
+
+    def adopted_logs(self, step: str, attempt: int) -> tuple:
+        """What an attempt that did not store its own output (cancelled, its worker killed, the
+        store failing as it ended) left in its spool files on this host, stored now."""
+        if self.home is None:
+            return ()
+        try:
+            return adopt_spools(self.home, self.id, step, attempt, self.store)
+        except Exception as e:  # the record of the attempt matters more than its output
+            log.warning("step %s attempt %d: its output could not be kept (%s)", step, attempt, e)
+            return ()
+
     def cancel_in_flight(self) -> None:
         """Record every started step that has not finished as cancelled, then stop the executor."""
         stamp = now()
+        self.executor.close()  # stopped first, so what the steps wrote up to now is all there is
         for name, started in self.started.items():
             if name not in self.results and name not in self.map_elements:
                 node = self.nodes[name]
+                self.record_logs(name, self.attempts[name], self.adopted_logs(name, self.attempts[name]), stamp)
                 self.recorder.record(ev.StepFinished(
                     execution_id=self.id, step=name, task=node.task.qualname, task_fingerprint=self.fingerprint(node.task),
                     attempt=self.attempts[name], status=ev.CANCELLED, started_at=started, ended_at=stamp,
                     inputs=self.call_inputs[name], cache_key=self.keys[name], resources=node.task.resources_json,
                     error="cancelled: the execution was interrupted", map_index=node.map_index,
                     sources=self.call_sources.get(name, ())))
-        self.executor.close()
 
     def record_not_started(self, why: str) -> None:
         """After the run was stopped: every step of the graph that never started is recorded as
@@ -772,6 +794,21 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+class _interruptible:
+    """For the run's duration, SIGINT raises KeyboardInterrupt even in a process that ignores it
+    (a job a script started with `&` does), so `lineage cancel` can stop any run."""
+
+    def __init__(self) -> None:
+        self.previous = None
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            self.previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def close(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
 def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Executor, recorder: ev.Recorder,
             store: Store, cache: bool = True, replay_of: str | None = None, code_digest: str | None = None,
             environment: str | None = None, home: str | None = None, recompute=(),
@@ -807,6 +844,7 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         sources=param_sources(bound, replay_of, sources)))
     recorder.record(ev.GraphRecorded(run.id, "workflow", blueprint.workflow_spec(wf.graph, wf.on_failure, wf.site),
                                      started))
+    interruptible = _interruptible()
     try:
         run.go()
     except BaseException as e:
@@ -822,6 +860,8 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         recorder.record(ev.ExecutionFinished(run.id, status, now(), error=reason))
         recorder.flush()
         raise
+    finally:
+        interruptible.close()
     if run.failure is not None:
         run.record_unreached()
         if wf.on_failure is not None:

@@ -42,7 +42,6 @@ class StepCall:
     attempt: int
     store_url: str
     home: str | None = None  # the driver's LEDGERFLOW_HOME, for code in the step that reads it
-    echo: bool = True  # echo what the step writes to this process's streams as well as keeping it
 
 
 @attrs.frozen
@@ -100,15 +99,19 @@ def run_step(call: StepCall) -> StepOutcome:
     spool = None if call.home is None else (call.home, call.execution_id, call.attempt)
     store = Store.open(call.store_url)
     with cas.using(store), home.using(call.home), collecting() as reports, entered(ctx):
-        with captured(call.step, echo=call.echo, spool=spool) as streams:
+        with captured(call.step, spool=spool) as streams:
             try:
                 result = call.task.fn(**dict(call.inputs))
                 outputs = conform_outputs(call.task, call.step, result)
             except Exception as e:  # the step's failure is data for the ledger; KeyboardInterrupt passes
                 status = TIMEOUT if isinstance(e, StepTimeout) else FAILED
                 error, trace = e, "".join(tb.format_exception(e))
-        logs = streams.store(store)
-        streams.remove_spools()
+        try:
+            logs = streams.store(store)
+        except Exception:  # the store failing, or the step's deadline firing now: the spools stay, and
+            logs = ()      # the runner adopts them (`capture.adopt_spools`) as it records this attempt
+        else:
+            streams.remove_spools()
     return StepOutcome(step=call.step, attempt=call.attempt, status=status, started_at=started,
                        ended_at=datetime.now(timezone.utc), node=_hostname(), outputs=outputs,
                        error=error, traceback=trace, metrics=tuple(reports.metrics),

@@ -373,9 +373,11 @@ class Ledger:
             params.append(writer.utc_naive(since))
         # A live or interrupted run is recorded `running`: which one it is, liveness says below.
         live = status in ("running", "interrupted")
-        if status:
+        if live:  # recorded running, or interrupted (by a reader that found its process gone)
+            where.append("status IN ('running', 'interrupted')")
+        elif status:
             where.append("status = ?")
-            params.append("running" if live else status)
+            params.append(status)
         with self._reader(fresh=False) as con:
             if tag:
                 if "tag_log" in missing_tables(con):
@@ -418,6 +420,9 @@ class Ledger:
                               f"({liveness.this_host()}): cancel it there")
         if not alive:
             raise CancelError(f"execution {eid}: its process {pid} is gone; it is recorded as interrupted")
+        if liveness.ignores_sigint(pid):
+            raise CancelError(f"execution {eid}: its process {pid} ignores SIGINT (Ctrl-C), as a job started "
+                              "with `&` from a script does: end it with `kill` (it is then recorded interrupted)")
         try:
             os.kill(pid, signal.SIGINT)
         except PermissionError:
@@ -432,8 +437,10 @@ class Ledger:
                 # Its process ended between the move of its journal and the look at its pid: what
                 # it wrote as it ended is moved by the next read.
                 summary = self._one_summary(eid)
-            if summary.status != "running":
+            if summary.status == "cancelled":
                 return summary
+            if summary.status != "running":
+                raise CancelError(f"execution {eid} ended {summary.status} before it could be cancelled")
             if time.monotonic() >= deadline:
                 raise CancelError(f"execution {eid} was asked to stop (SIGINT to pid {pid}) but still runs after "
                                   f"{wait:g} s: a step in native code may not see it until it returns; run "

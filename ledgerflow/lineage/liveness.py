@@ -75,3 +75,16 @@ def is_alive(host: str | None, pid: int | None, start: str | None) -> bool | Non
     except PermissionError:
         return True
     return True
+
+
+def ignores_sigint(pid: int) -> bool:
+    """Whether process `pid` ignores SIGINT (a job a script started with `&` does), from
+    /proc/PID/status; False where that can't be read."""
+    try:
+        text = (_PROC / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (2 - 1)))  # bit signum-1; SIGINT is 2
+    return False

@@ -19,7 +19,7 @@ _FULL_DIGEST = re.compile(r"^[a-z0-9]+:[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _ALGO = "blake3:"
 _MAX_LISTED = 10
-_LATEST = re.compile(r"^latest(?:~(\d+))?$")
+_LATEST = re.compile(r"^latest(?:~(\d{1,9}))?$")
 
 
 @attrs.frozen

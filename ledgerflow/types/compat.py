@@ -58,7 +58,11 @@ def accepts(expected: Any, given: Any) -> bool:
 def _handle_accepts(expected: type, given: type) -> bool:
     if expected.base is None or given.base is None:  # bare `Handle`: refused by annotations
         return expected is given
-    return expected.takes_kind_of(given)
+    if not expected.takes_kind_of(given):
+        return False
+    if issubclass(expected, Dataset) and expected.schema is not None:  # columns, compared by type
+        return issubclass(given, Dataset) and given.schema is not None and schema_gap(expected, given) is None
+    return True
 
 
 def schema_gap(expected: Any, given: Any) -> str | None:

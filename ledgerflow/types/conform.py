@@ -226,7 +226,7 @@ def as_declared(value: Any, tp: Any) -> Any:
     anything else is returned as it is."""
     if not (isinstance(value, Handle) and is_handle_type(tp)) or type(value) is tp:
         return value
-    if tp.takes_kind_of(type(value)) and (value.base is not tp.base or tp.refinement() is not None):
+    if issubclass(value.base, tp.base) and (value.base is not tp.base or tp.refinement() is not None):
         return tp._retyped(value)
     return value
 

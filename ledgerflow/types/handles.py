@@ -101,16 +101,11 @@ class Handle:
     @classmethod
     def takes_kind_of(cls, given: type) -> bool:
         """Whether a handle of class `given` may go where this class is declared, by kind and
-        refinement (the hierarchy governs kinds; see the module's docstring)."""
+        tag (the hierarchy governs kinds; see the module's docstring). A Dataset's schema is
+        compared column by column by `types.compat`, which knows column types."""
         if not issubclass(given.base, cls.base):
             return False
-        if cls.refinement() is None:
-            return True
-        return given.base is cls.base and cls._refinement_takes(given)
-
-    @classmethod
-    def _refinement_takes(cls, given: type) -> bool:
-        return given.refinement() == cls.refinement()
+        return cls.tag is None or (given.base is cls.base and given.tag == cls.tag)
 
     @classmethod
     def narrow(cls, value: "Handle") -> "Handle":
@@ -333,12 +328,6 @@ class Dataset(Handle):
     @classmethod
     def refinement(cls) -> Any:
         return cls.schema
-
-    @classmethod
-    def _refinement_takes(cls, given: type) -> bool:
-        from ledgerflow.types.compat import schema_gap
-
-        return given.schema is not None and schema_gap(cls, given) is None
 
     @classmethod
     def narrow(cls, value: Handle) -> Handle:

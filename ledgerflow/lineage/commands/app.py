@@ -249,7 +249,7 @@ class LineageGroup(click.Group):
     group_class = type  # `query`, `model`, ... are LineageGroups too
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        if not isinstance(cmd, click.Group):
+        if not any(p.name == "home" for p in cmd.params):  # commands and groups (`lineage query --home X`)
             cmd.params.append(click.Option(
                 ["--home"], type=click.Path(file_okay=False), expose_value=False, callback=_home_after_verb,
                 help="Ledgerflow home (as `lineage --home`; default: $LEDGERFLOW_HOME, or the .ledgerflow "
@@ -261,6 +261,9 @@ class LineageGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # `lineage`, `lineage query`: the help, as asked
+            click.echo(e.ctx.get_help())
+            sys.exit(EXIT_OK)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else (prog_name or "lineage")
             _fail(f"{e.format_message()} (see '{where} --help')", EXIT_USAGE)

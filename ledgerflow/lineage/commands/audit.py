@@ -55,6 +55,8 @@ def list_cmd(ctx, limit, status, workflow, since, tag, as_json):
                                    since=since, tag=tag)
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
+    if more:  # on stderr, so that a script counting JSON rows is told too
+        echo(f"(the {limit} newest shown: --limit N for more, --limit 0 for all)", err=True)
     if as_json:
         _print_json(rows)
         return
@@ -68,8 +70,6 @@ def list_cmd(ctx, limit, status, workflow, since, tag, as_json):
                 [(r.id, r.workflow or "", r.status or "-", _when(r.started_at), _dur(r.duration_s))
                  for r in rows],
                 styles={2: STATUS_COLORS}, color=sys.stdout.isatty()))
-    if more:
-        echo(f"(the {limit} newest shown: --limit N for more, --limit 0 for all)", err=True)
 
 
 def _python_rows(table) -> list:

@@ -27,7 +27,7 @@ def watch_cmd(ctx, execution, interval):
     from ledgerflow.lineage.commands.audit import execution_tree
 
     ledger = _ledger(ctx)
-    eid = ledger.resolve(execution).execution_id
+    eid = ledger.execution(execution).summary.id  # an execution ref; RefError (one line) for anything else
     if sys.stdout.isatty():
         from rich.live import Live
 

@@ -11,7 +11,7 @@ from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger
 from ledgerflow.printable import printable
 
 FOLLOW_POLL_S = 0.5
-_DONE = ("succeeded", "failed", "cached", "skipped", "timeout", "cancelled", "interrupted")
+_FINAL = ("succeeded", "cached", "skipped", "cancelled", "interrupted")
 
 
 @cli.command("logs")
@@ -95,8 +95,9 @@ def _follow(ledger, resolved, attempt: int | None, stream: str | None) -> None:
                 except OSError:
                     pass  # removed as the attempt was recorded: the recorded copy is read next time
         steps = [st for st in detail.steps if only_step in (None, st.step)]
+        # While the execution runs, a failed step may yet be retried: only these states are final.
         ended = detail.summary.status != "running" or (only_step is not None and steps
-                                                        and all(st.status in _DONE for st in steps))
+                                                        and all(st.status in _FINAL for st in steps))
         if ended:
             for g in ledger.logs(resolved.ref, attempt):  # what was recorded as it ended
                 if wanted(g.step, g.attempt, g.stream) and g.text is not None:
