@@ -64,6 +64,11 @@ class NoLedger(LedgerError):
     """A command that reads the ledger found none where it looked (`Home.looked_in`)."""
 
 
+class RayClusterError(LedgerflowError, ConnectionError):
+    """The Ray cluster a run was pointed at cannot be reached or joined (the message names it),
+    or the warm local runtime could not be started or stopped."""
+
+
 class CancelError(LedgerflowError):
     """An execution could not be cancelled: it is not running, runs on another host, or did not
     stop in time. The message says which, and what to do."""

@@ -19,6 +19,7 @@ class Executor(Protocol):
 
     name: str
     capacity: int | None
+    where: str  # the machine or cluster the steps run on, in words: recorded with the execution
 
     def submit(self, call: StepCall, *, timeout: float | None, resources) -> None: ...
 

@@ -794,6 +794,14 @@ def who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def _with_where(environment: str, executor: Executor) -> str:
+    """The environment JSON with where the steps ran (`executor_where`): on Ray, a private local
+    runtime or the cluster joined and who chose it, so the record says which."""
+    # An executor written before `where` existed says only its name.
+    where = getattr(executor, "where", executor.name)
+    return json.dumps({**json.loads(environment), "executor_where": where}, sort_keys=True)
+
+
 class _interruptible:
     """For the run's duration, SIGINT raises KeyboardInterrupt even in a process that ignores it
     (a job a script started with `&` does), so `lineage cancel` can stop any run."""
@@ -840,7 +848,7 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
         params=json.dumps({k: json.loads(r.value) for k, r in run.input_refs.items()}, sort_keys=True),
         inputs=tuple(run.input_refs.items()), executor=executor.name, started_at=started,
         host=socket.gethostname(), pid=os.getpid(), code_digest=code_digest,
-        environment=environment or env.capture_json(), replay_of=replay_of,
+        environment=_with_where(environment or env.capture_json(), executor), replay_of=replay_of,
         sources=param_sources(bound, replay_of, sources)))
     recorder.record(ev.GraphRecorded(run.id, "workflow", blueprint.workflow_spec(wf.graph, wf.on_failure, wf.site),
                                      started))

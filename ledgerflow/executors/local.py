@@ -17,6 +17,7 @@ class LocalExecutor:
 
     name = "local"
     capacity = 1  # one step at a time, in this process
+    where = "this process"
 
     def __init__(self) -> None:
         self._queue: deque[tuple[StepCall, float | None]] = deque()

@@ -23,6 +23,7 @@ from ledgerflow.engine.resources import Resources
 from ledgerflow.engine.step import StepCall, StepOutcome, run_step
 from ledgerflow.errors import ResourceError
 from ledgerflow.store import digest_bytes
+from ledgerflow.executors import ray_cluster
 from ledgerflow.executors.deadline import deadline
 
 
@@ -74,8 +75,10 @@ def _fits(asked: Resources, node: dict[str, float]) -> bool:
 class RayExecutor:
     """Runs steps as Ray tasks with `num_cpus`, `num_gpus`, `memory` and custom resources.
 
-    Connects to `address` (or `RAY_ADDRESS`), else reuses a runtime this process already
-    started, else starts a local one for the run and shuts it down afterwards.
+    Joins `address` (or `RAY_ADDRESS`; `auto` for the cluster last started on this host) on
+    purpose, else reuses a runtime this process already started, else starts a private local
+    one for the run and shuts it down afterwards (never the host's "current" cluster: see
+    `ray_cluster`). `where` says which, for the record.
 
     >>> run(pipeline, executor=RayExecutor(address="ray://head:10001"))   # doctest: +SKIP
     """
@@ -85,7 +88,8 @@ class RayExecutor:
     capacity = None  # Ray schedules what it is given by resources, and queues the rest
 
     def __init__(self, address: str | None = None, *, init: dict[str, Any] | None = None):
-        self.address = address or os.environ.get("RAY_ADDRESS")
+        self.cluster = ray_cluster.choose(address)
+        self.address = self.cluster.address
         self.init_options = dict(init or {})
         self._owns_runtime = False
         self._flights: dict[Any, _Flight] = {}
@@ -97,12 +101,20 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
+            # Only what Ledgerflow uses: no dashboard (nor its agent's HTTP server), no usage report.
             options = {"include_dashboard": False, **self.init_options}
-            ray.init(address=self.address, **options)
-            self._owns_runtime = True
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            self._owns_runtime = ray_cluster.connect(self.cluster, options)
+        elif self.cluster.source == "private":
+            self.cluster = ray_cluster.Cluster(None, "this process")  # a runtime this process started before
         if self._remote is None:
             self._remote = ray.remote(max_retries=0)(_run_remote)
         return ray
+
+    @property
+    def where(self) -> str:
+        """Which Ray runtime the steps run on, in words (recorded with the execution)."""
+        return self.cluster.description
 
     def check(self, nodes: Any, store: Any = None) -> None:
         """Refuse, before anything runs, what cannot work: a step that no node of the cluster could

@@ -35,7 +35,7 @@ import attrs
 
 from ledgerflow.engine.events import ArtifactRef, Binding, Origin, Sources
 from ledgerflow.errors import LedgerError
-from ledgerflow.lineage import liveness
+from ledgerflow import liveness
 from ledgerflow.regular_files import NotARegularFile, open_regular
 
 SUFFIX = ".jrnl"

@@ -32,7 +32,8 @@ from ledgerflow.engine.events import (
 )
 from ledgerflow.errors import CancelError, LedgerError, LedgerUnwritable, RefError, RegistryError
 from ledgerflow.home import Home
-from ledgerflow.lineage import journal, liveness, moving, readonly_sql, refs, registry, retention, verification, writer
+from ledgerflow import liveness
+from ledgerflow.lineage import journal, moving, readonly_sql, refs, registry, retention, verification, writer
 from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
 from ledgerflow.lineage.detail import assemble, parse_json, read_graph

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 import attrs
 
 from ledgerflow.errors import IntegrityError, ObjectNotFound, RetentionError
-from ledgerflow.lineage import liveness
+from ledgerflow import liveness
 from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
 from ledgerflow.lineage.values import CollectedObject, GcReport

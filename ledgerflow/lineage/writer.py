@@ -30,7 +30,8 @@ from ledgerflow.engine.events import (
     StepLogged,
     StepStarted,
 )
-from ledgerflow.lineage import chain, liveness, registry, retention
+from ledgerflow import liveness
+from ledgerflow.lineage import chain, registry, retention
 from ledgerflow.lineage.rows import lookup_by_key
 from ledgerflow.lineage.schema import (
     ARTIFACTS,

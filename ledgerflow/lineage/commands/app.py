@@ -176,7 +176,7 @@ def _guarded(fn):
         except OSError as exc:
             # The machine said no (a name too long, a path under /proc, a full disk): say what and where.
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-            _fail(f"{exc.strerror or type(exc).__name__}{where}", EXIT_PROBLEM)
+            _fail(f"{exc.strerror or _first_line(exc)}{where}", EXIT_PROBLEM)
         except RecursionError:
             _fail("the input is nested too deeply to handle", EXIT_USAGE)
         except Exception as exc:
