@@ -74,8 +74,8 @@ def main() -> None:
     rows = []
     for label, wf, direct, steps in (("chain", chain, direct_chain, N), ("fan-out", fan_out, direct_fan_out, N + 1)):
         base = timed(direct, args.repeats)
-        mem = timed(lambda: run(wf, home=home, recorder=MemoryRecorder()), args.repeats)
-        ledger = timed(lambda: run(wf, home=home, cache=False), args.repeats)
+        mem = timed(lambda: run(wf, home=home, recorder=MemoryRecorder(), progress=False), args.repeats)
+        ledger = timed(lambda: run(wf, home=home, cache=False, progress=False), args.repeats)
         rows.append((label, steps, base, mem, ledger))
     lines = ["| workload | steps | direct calls | engine (memory recorder) | engine + ledger | "
              "overhead / step, engine | overhead / step, with ledger |", "|---|---|---|---|---|---|---|"]

@@ -92,19 +92,19 @@ EXPECT = {fan_map: list(range(1, FAN + 1)), fan_calls: list(range(1, FAN + 1)), 
 
 
 def on_ray(wf, home: str):
-    ex = ledgerflow.run(wf, home=home, executor=RayExecutor())
+    ex = ledgerflow.run(wf, home=home, executor=RayExecutor(), progress=False)
     assert ex.outputs == EXPECT[wf], "wrong result"
     return ex
 
 
 def on_ray_memory(wf, home: str):
-    ex = ledgerflow.run(wf, home=home, executor=RayExecutor(), recorder=ledgerflow.MemoryRecorder())
+    ex = ledgerflow.run(wf, home=home, executor=RayExecutor(), recorder=ledgerflow.MemoryRecorder(), progress=False)
     assert ex.outputs == EXPECT[wf], "wrong result"
     return ex
 
 
 def on_local(wf, home: str):
-    ex = ledgerflow.run(wf, home=home, executor="local")
+    ex = ledgerflow.run(wf, home=home, executor="local", progress=False)
     assert ex.outputs == EXPECT[wf], "wrong result"
     return ex
 

@@ -74,14 +74,9 @@ class _Tee(io.TextIOBase):
         self._head_size = self._tail_size = self._cut = 0
         self._at_line_start = True
         self._spool = None
+        self._spool_at = spool  # opened at the first write: most steps write nothing, and pay nothing
+        self.spool_path: Path | None = None  # set once the spool file exists
         self._flushed_at = 0.0
-        if spool is not None:
-            try:
-                spool.parent.mkdir(parents=True, exist_ok=True)
-                self._spool = open(spool, "a", encoding="utf-8", errors="replace")
-            except OSError:  # a worker on another node: no home here to spool into
-                self._spool = None
-        self.spool_path = spool if self._spool is not None else None
         self._binary = _BinaryWriter(self)
 
     def prefix_lines_with(self, prefix: str) -> None:
@@ -128,6 +123,8 @@ class _Tee(io.TextIOBase):
     def keep(self, text: str) -> None:
         """Keep and spool `text`, without echoing it."""
         self._keep(text)
+        if self._spool_at is not None:
+            self._open_spool()
         if self._spool is not None:
             try:
                 self._spool.write(text)
@@ -137,6 +134,15 @@ class _Tee(io.TextIOBase):
                     self._flushed_at = now
             except (OSError, ValueError):
                 pass  # a full disk stops the live view, never the step
+
+    def _open_spool(self) -> None:
+        path, self._spool_at = self._spool_at, None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._spool = open(path, "a", encoding="utf-8", errors="replace")
+            self.spool_path = path
+        except OSError:  # a worker on another node: no home here to spool into
+            self._spool = None
 
     def flush(self) -> None:
         if self._echo is not None:
@@ -167,6 +173,7 @@ class _Tee(io.TextIOBase):
         return "".join(self._head) + middle + "".join(self._tail)
 
     def close_spool(self) -> None:
+        self._spool_at = None  # nothing more is written: never open it now
         if self._spool is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._spool.close()

@@ -6,6 +6,7 @@ Ray is how Ledgerflow scales: the same workflow runs on a local Ray runtime or o
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import pickle
@@ -96,6 +97,7 @@ class RayExecutor:
         self._tasks: dict[int, tuple[str, bytes]] = {}
         self._remote = None
         self._remote_options: dict[tuple, Any] = {}
+        self._done: collections.deque[StepOutcome] = collections.deque()  # came back, not yet handed out
 
     def _ray(self):
         import ray
@@ -175,15 +177,36 @@ class RayExecutor:
         self._flights[ref] = _Flight(call, timeout, time.monotonic())
 
     def wait(self, timeout: float | None = None) -> StepOutcome | None:
+        if self._done:
+            return self._done.popleft()
         if not self._flights:
             return None
         ray = self._ray()
-        ready, _ = ray.wait(list(self._flights), num_returns=1, timeout=timeout)
+        refs = list(self._flights)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
         if not ready:
             return None
-        flight = self._flights.pop(ready[0])
+        if rest:
+            # Completions come in batches: take every one that is done now, in one call, rather
+            # than one wait over all the flights per step (a fan-out of n would cost n² there).
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        self._done.extend(self._outcomes(ray, ready))
+        return self._done.popleft()
+
+    def _outcomes(self, ray, refs: list) -> list[StepOutcome]:
         try:
-            return ray.get(ready[0])
+            values = ray.get(refs)
+        except Exception:  # one of them failed to come back: take them one by one
+            return [self._outcome(ray, ref) for ref in refs]
+        for ref in refs:
+            self._flights.pop(ref)
+        return values
+
+    def _outcome(self, ray, ref) -> StepOutcome:
+        flight = self._flights.pop(ref)
+        try:
+            return ray.get(ref)
         except Exception as e:  # the worker died (os._exit, SIGKILL, OOM) or the task was cancelled
             elapsed = time.monotonic() - flight.submitted
             timed_out = flight.timeout is not None and elapsed >= flight.timeout
@@ -196,9 +219,10 @@ class RayExecutor:
                                traceback=f"{type(e).__name__}: {e}")
 
     def in_flight(self) -> int:
-        return len(self._flights)
+        return len(self._flights) + len(self._done)
 
     def close(self) -> None:
+        self._done.clear()
         if self._flights:
             import ray
 
