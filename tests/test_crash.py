@@ -19,7 +19,10 @@ import pytest
 from ledgerflow import Dataset, Directory, File, Ledger, map_task, run, task, workflow
 from ledgerflow.store import Store
 
-KILLS = 50
+# Kill points per test: enough to land in every phase of a run on every CI run; LEDGERFLOW_SOAK=N
+# multiplies them for a longer hunt by hand.
+SOAK = int(os.environ.get("LEDGERFLOW_SOAK", "1"))
+KILLS = 30 * SOAK
 SEED = 20261123
 
 
@@ -123,7 +126,7 @@ def test_kill_9_anywhere_loses_nothing(tmp_path):
 
 # -- kill -9 of writers and movers over the journal ---------------------------------------------
 
-JOURNAL_KILLS = 60
+JOURNAL_KILLS = 36 * SOAK
 CHAIN = 80
 
 

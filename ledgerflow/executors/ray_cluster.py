@@ -74,7 +74,9 @@ def connect(cluster: Cluster, options: dict[str, Any]) -> bool:
         ray.init(address=cluster.address, **options)
     except Exception as e:  # ConnectionError, ray.exceptions.AuthenticationError, RuntimeError, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RayClusterError(f"cannot join {cluster.description}: {type(e).__name__}: {first}") from None
+        hint = ("; if it uses token authentication (`lineage ray up` does), set RAY_AUTH_MODE=token"
+                if os.environ.get(_AUTH_MODE) != "token" else "")
+        raise RayClusterError(f"cannot join {cluster.description}: {type(e).__name__}: {first}{hint}") from None
     return False
 
 

@@ -62,8 +62,12 @@ def up(home: Home, *, num_cpus: int | None = None, num_gpus: int | None = None) 
         args += ["--num-gpus", str(num_gpus)]
     log = open(home.path / "ray.log", "ab")
     # A session of its own: the terminal's Ctrl-C and hang-up do not reach it.
+    # Its raylet starts workers for each driver that joins as the driver registers (Ray's workers
+    # belong to one job: without this, every run waits for fresh workers to boot).
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token"),
+           "RAY_enable_worker_prestart": os.environ.get("RAY_enable_worker_prestart", "1")}
     holder = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                              env={**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")})
+                              env=env)
     log.close()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -25,14 +25,17 @@ def _home(ctx):
 @click.pass_context
 @_guarded
 def up_cmd(ctx, num_cpus, num_gpus, as_json):
-    """Start the warm runtime (or find it running) and print how runs join it."""
+    """Start the warm runtime (or find it running) and print how runs join it:
+    `eval "$(lineage ray up)"` sets RAY_ADDRESS (and RAY_AUTH_MODE=token: it uses Ray's token
+    authentication, and Ray makes the token in ~/.ray/auth_token)."""
     from ledgerflow.executors import warm
 
     found = warm.up(_home(ctx), num_cpus=num_cpus, num_gpus=num_gpus)
     if as_json:
         _print_json(found)
         return
-    echo(f"export RAY_ADDRESS={found['address']}")
+    # The runtime uses Ray's token authentication: a driver joining it says so (RAY_AUTH_MODE).
+    echo(f"export RAY_ADDRESS={found['address']} RAY_AUTH_MODE=token")
     echo(f"# a warm Ray runtime (pid {found['pid']}, {found['num_cpus']:g} CPUs, {found['num_gpus']:g} GPUs); runs "
          "with RAY_ADDRESS set join it; `lineage ray down` stops it", err=True)
 
