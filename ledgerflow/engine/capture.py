@@ -27,6 +27,7 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -64,7 +65,7 @@ def spool_path(home: str | os.PathLike, execution_id: str, step: str, attempt: i
 class _Tee(io.TextIOBase):
     """One stream of one attempt: keeps what is written, echoes it (line-prefixed), spools it."""
 
-    def __init__(self, stream: str, real: IO[str] | None, echo: bool, spool: Path | None) -> None:
+    def __init__(self, stream: str, real: IO[str] | None, echo: bool, spool: tuple | None) -> None:
         self.stream = stream
         self._real = real
         self._echo = real if echo else None
@@ -74,7 +75,9 @@ class _Tee(io.TextIOBase):
         self._head_size = self._tail_size = self._cut = 0
         self._at_line_start = True
         self._spool = None
-        self._spool_at = spool  # opened at the first write: most steps write nothing, and pay nothing
+        # (home, execution, step, attempt): the spool is made at the first write, so the many
+        # steps that write nothing pay nothing for it.
+        self._spool_at = spool
         self.spool_path: Path | None = None  # set once the spool file exists
         self._flushed_at = 0.0
         self._binary = _BinaryWriter(self)
@@ -136,7 +139,8 @@ class _Tee(io.TextIOBase):
                 pass  # a full disk stops the live view, never the step
 
     def _open_spool(self) -> None:
-        path, self._spool_at = self._spool_at, None
+        (home, execution_id, step, attempt), self._spool_at = self._spool_at, None
+        path = spool_path(home, execution_id, step, attempt, self.stream)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._spool = open(path, "a", encoding="utf-8", errors="replace")
@@ -326,6 +330,15 @@ class _LogRouter(logging.Handler):
             capture.err.write(text)
 
 
+@functools.lru_cache(maxsize=1)
+def _the_log_router() -> _LogRouter:
+    """One handler for the process, put on the root logger while steps run (made once: a handler
+    registers itself with `logging` for shutdown, which a handler a step would not need)."""
+    handler = _LogRouter()
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    return handler
+
+
 def _router(stream: str) -> _Router:
     current = sys.stdout if stream == STDOUT else sys.stderr
     router = _routers.get(stream)
@@ -342,8 +355,7 @@ def _enter(capture: Capture) -> None:
     global _log_handler, _root_level
     with _lock:
         if not _by_thread:
-            _log_handler = _LogRouter()
-            _log_handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+            _log_handler = _the_log_router()
             root = logging.getLogger()
             _root_level = root.level
             if not root.handlers and root.level > logging.INFO:
@@ -388,10 +400,9 @@ def captured(step: str, *, echo: bool = True, spool: tuple | None = None) -> Ite
     """
     with _lock:
         out_router, err_router = _router(STDOUT), _router(STDERR)
-    paths = (None, None) if spool is None else tuple(spool_path(spool[0], spool[1], step, spool[2], s)
-                                                      for s in (STDOUT, STDERR))
-    out = _Tee(STDOUT, out_router.real, echo, paths[0])
-    err = _Tee(STDERR, err_router.real, echo, paths[1])
+    at = None if spool is None else (spool[0], spool[1], step, spool[2])
+    out = _Tee(STDOUT, out_router.real, echo, at)
+    err = _Tee(STDERR, err_router.real, echo, at)
     for tee in (out, err):
         tee.prefix_lines_with(f"[{step}] ")
     capture = Capture(out, err)
@@ -410,7 +421,9 @@ def _lines(text: str) -> list[str]:
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
+@functools.lru_cache(maxsize=16)
 def _is_terminal(stream: IO[str]) -> bool:
+    # Asked for every step of every run, of the same few streams: one system call each, once.
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

@@ -591,7 +591,8 @@ class _Run:
             self.recorder.record(ev.NodeSeen(self.id, outcome.node, outcome.environment, outcome.ended_at))
         for m in outcome.metrics:
             self.recorder.record(ev.MetricLogged(self.id, node.name, m.name, m.value, m.at, m.index))
-        self.record_logs(node.name, outcome.attempt, outcome.logs or self.adopted_logs(node.name, outcome.attempt),
+        self.record_logs(node.name, outcome.attempt,
+                         outcome.logs if outcome.logs_stored else self.adopted_logs(node.name, outcome.attempt),
                          outcome.ended_at)
         error_line = None if outcome.error is None else f"{type(outcome.error).__name__}: {outcome.error}"
         self.recorder.record(ev.StepFinished(

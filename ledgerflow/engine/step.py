@@ -61,6 +61,7 @@ class StepOutcome:
     registrations: tuple[Registration, ...] = ()
     environment: str | None = None  # JSON; sent by a remote worker with its first outcome
     logs: tuple[StoredLog, ...] = ()  # what it wrote to stdout and stderr, stored by content
+    logs_stored: bool = False  # False: the attempt did not store its output (see `capture.adopt_spools`)
 
 
 def artifact_ref(value: Any, tp: Any) -> ArtifactRef:
@@ -107,12 +108,13 @@ def run_step(call: StepCall) -> StepOutcome:
                 status = TIMEOUT if isinstance(e, StepTimeout) else FAILED
                 error, trace = e, "".join(tb.format_exception(e))
         try:
-            logs = streams.store(store)
+            logs, stored = streams.store(store), True
         except Exception:  # the store failing, or the step's deadline firing now: the spools stay, and
-            logs = ()      # the runner adopts them (`capture.adopt_spools`) as it records this attempt
+            logs, stored = (), False  # the runner adopts them (`capture.adopt_spools`) with the attempt
         else:
             streams.remove_spools()
     return StepOutcome(step=call.step, attempt=call.attempt, status=status, started_at=started,
                        ended_at=datetime.now(timezone.utc), node=_hostname(), outputs=outputs,
                        error=error, traceback=trace, metrics=tuple(reports.metrics),
-                       registrations=tuple(reports.registrations) if status == SUCCEEDED else (), logs=logs)
+                       registrations=tuple(reports.registrations) if status == SUCCEEDED else (), logs=logs,
+                       logs_stored=stored)
