@@ -230,12 +230,19 @@ three are fixed in the executor and runner measured above (first version: fan-ou
 - `map_task`: each finished element rescanned every element (O(n²)); now counters.
 - `Resources.to_json()` per event, `.options(...)` per submit, `Task.fingerprint` per event:
   now computed once per task.
-- Left: the DuckDB ledger, ~0.4 s per 1,000-step run here (ledger off vs on): the flush thread
-  reopens the file every 0.25 s (~20-40 ms before any row is written, so that other processes
-  can read and write between flushes) and competes with the workers for the two cores. With the
-  ledger off the fan-out is about 1.6x raw Ray (the context rows); the rest is Ledgerflow's per-step work on both
-  sides (events, artifact digests, the step wrapper in the worker) on a machine with no core
-  to spare for it.
+- Since then the ledger journals its events (a run never opens the file; ledger on and off now
+  differ by less than the run-to-run spread), so what is left is Ledgerflow's per-step work on
+  both sides (events, artifact digests, and since issue 16 each step's stdout and stderr capture
+  in the worker) on a machine with no core to spare for it.
+
+Issue 17 (targets: fan-out of 1,000 and chain of 200 within 1.3x of raw Ray). The driver now
+takes completions in batches (one `ray.wait` and one `ray.get` for every step done within 5 ms,
+where it waited over all flights once per step: 769 waits of ~0.7 ms each for a fan-out of
+1,000 under cProfile). Measured in this run: fan-out 1.74-1.84x, chain 1.45x: **both missed**.
+Per step the driver still builds a call, pickles its inputs, submits a Ray task (Ray's own
+`remote()` costs ~0.2 ms of it), and records two events; on 2 cores that CPU is taken from the
+workers. Moving the recording of events to a thread of its own (done: the journal) did not
+close the gap; submitting in batches is next.
 """
 
 
