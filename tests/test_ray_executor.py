@@ -83,7 +83,9 @@ def test_request_larger_than_cluster_fails_before_running(home, ray_runtime):
     rec = MemoryRecorder()
     with pytest.raises(ResourceError, match=r"step 'greedy' asks for num_cpus=1, num_gpus=2.*GPU=1"):
         run(too_big, executor="ray", recorder=rec)
-    assert rec.events == []  # nothing ran, nothing was recorded as started
+    # Checked as the first step was about to start: no step started; the execution says why it stopped.
+    assert not [e for e in rec.events if isinstance(e, ev.StepStarted)]
+    assert "ResourceError" in rec.events[-1].error and rec.events[-1].status == "failed"
 
 
 @task(resources=Resources(num_cpus=1, custom={"tpu_pod": 1}))

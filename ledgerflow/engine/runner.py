@@ -142,6 +142,7 @@ class _Run:
     call_values: dict[str, tuple] = attrs.Factory(dict)
     keys: dict[str, str | None] = attrs.Factory(dict)
     retry_at: list = attrs.Factory(list)  # heap of (monotonic time, step)
+    checked: bool = False  # whether the executor checked the graph (`check`, at the first submit)
     completed: deque = attrs.Factory(deque)  # graph nodes just done, whose dependents may be ready
     map_elements: dict[str, list[str]] = attrs.Factory(dict)  # map node -> its element steps
     map_open: dict[str, int] = attrs.Factory(dict)  # map node -> elements not yet ended
@@ -519,6 +520,13 @@ class _Run:
             self.failure = (element or node.name, error)
 
     def submit(self, node: Node) -> None:
+        if not self.checked:
+            # A step asking for more GPUs than the cluster has fails here, not hangs; asked at the
+            # first step to run (not when the run starts), so a run of cache hits never starts Ray.
+            self.checked = True
+            check = getattr(self.executor, "check", None)
+            if check is not None:
+                check(self.wf.graph.nodes, self.store)
         attempt = self.attempts.get(node.name, 0) + 1
         self.attempts[node.name] = attempt
         self.started[node.name] = now()
@@ -837,9 +845,6 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
     if unknown:
         raise ParameterError(f"recompute: workflow {wf.name!r} has no step {unknown[0]!r}; its steps are: "
                              + ", ".join(sorted(steps)))
-    check = getattr(executor, "check", None)
-    if check is not None:
-        check(wf.graph.nodes, store)  # a step asking for more GPUs than the cluster has: fail now, not hang
     run = _Run(wf=wf, params=bound, executor=executor, recorder=recorder, store=store, use_cache=cache, id=new_id(),
                home=home, recompute=recompute)
     run.input_refs = {p.name: artifact_ref(bound[p.name], p.type) for p in wf.params}

@@ -121,7 +121,8 @@ class RayExecutor:
 
     def check(self, nodes: Any, store: Any = None) -> None:
         """Refuse, before anything runs, what cannot work: a step that no node of the cluster could
-        ever run, or a store on this machine's disk that other nodes cannot reach."""
+        ever run, or a store on this machine's disk that other nodes cannot reach. (The runner asks
+        at its first submit: a run of cache hits never starts Ray.)"""
         ray = self._ray()
         alive = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
         if store is not None and store.is_local and len(alive) > 1 and not os.environ.get("LEDGERFLOW_SHARED_STORE"):
