@@ -236,14 +236,17 @@ class Ledger:
             except Exception as exc:  # noqa: BLE001 - the run goes on; the next reader moves them, or says why not
                 log.warning("the journals of %s stay unmoved: %s", self.home.path, exc)
 
-    def _catch_up(self) -> None:
+    def _catch_up(self) -> bool:
         """Before a read: what this ledger and every other recording process appended is moved
-        into the file, so the reader sees it. A home this process can't write is read as it is."""
+        into the file, so the reader sees it. A home this process can't write is read as it is.
+        True when it moved anything."""
         self.flush()
         try:
-            moving.move(self.path, self.journal_dir, timeout=self.lock_timeout)
+            moved = moving.move(self.path, self.journal_dir, timeout=self.lock_timeout)
         except LedgerUnwritable as exc:
             log.warning("reading %s without the events still in its journals: %s", self.path, exc)
+            return False
+        return moved is not None and moved.events > 0
 
     def close(self) -> None:
         """Append what is buffered, close the journal and stop the background thread.
@@ -365,6 +368,14 @@ class Ledger:
         """
         if not self._has_file():
             return ()
+        found = self._select_executions(limit, status, workflow, since, tag)
+        if any(e.status == "interrupted" for e in found) and self._catch_up():
+            # A process that ended between the move of its journal and the look at its pid: what it
+            # wrote as it ended is in now, so read once more rather than call it interrupted.
+            found = self._select_executions(limit, status, workflow, since, tag)
+        return found
+
+    def _select_executions(self, limit, status, workflow, since, tag) -> tuple:
         where, params = [], []
         if workflow:
             where.append("contains(workflow, ?)")
@@ -434,10 +445,8 @@ class Ledger:
         deadline = time.monotonic() + wait
         while True:
             summary = self._one_summary(eid)
-            if summary.status == "interrupted":
-                # Its process ended between the move of its journal and the look at its pid: what
-                # it wrote as it ended is moved by the next read.
-                summary = self._one_summary(eid)
+            if summary.status == "interrupted" and self._catch_up():
+                summary = self._one_summary(eid)  # (see `executions`: it had just ended)
             if summary.status == "cancelled":
                 return summary
             if summary.status != "running":
@@ -464,6 +473,12 @@ class Ledger:
 
         `ref` is an execution id or a unique prefix of one.
         """
+        detail = self._read_execution(ref)
+        if detail.summary.status == "interrupted" and self._catch_up():
+            detail = self._read_execution(detail.summary.id)  # (see `executions`: it had just ended)
+        return detail
+
+    def _read_execution(self, ref: str) -> ExecutionDetail:
         with self._reader() as con:
             eid = refs.resolve_execution(con, ref)
             row = con.execute(

@@ -33,7 +33,7 @@ def watch_cmd(ctx, execution, interval):
 
         with Live(console=_console(), refresh_per_second=4, auto_refresh=False) as live:
             while True:
-                d = _execution(ledger, eid)
+                d = ledger.execution(eid)
                 live.update(execution_tree(ledger, d), refresh=True)
                 if d.summary.status != "running":
                     break
@@ -41,7 +41,7 @@ def watch_cmd(ctx, execution, interval):
     else:
         seen: dict[str, str] = {}
         while True:
-            d = _execution(ledger, eid)
+            d = ledger.execution(eid)
             for st in d.steps:
                 if seen.get(st.step) != st.status:
                     seen[st.step] = st.status
@@ -51,15 +51,6 @@ def watch_cmd(ctx, execution, interval):
             time.sleep(interval)
         echo(f"execution {eid} {d.summary.status}" + (f": {d.summary.error}" if d.summary.error else ""))
     sys.exit(EXIT_OK if d.summary.status == "succeeded" else EXIT_PROBLEM)
-
-
-def _execution(ledger, eid: str):
-    d = ledger.execution(eid)
-    if d.summary.status == "interrupted":
-        # Its process may have ended between the move of its journal and the look at its pid:
-        # the next read moves what it wrote as it ended.
-        d = ledger.execution(eid)
-    return d
 
 
 @cli.command("cancel")
