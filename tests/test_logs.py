@@ -218,3 +218,16 @@ def test_two_runs_in_two_threads_keep_their_output_apart(home):
         assert [g.text for g in Ledger(home).logs(eid)] == [f"start {n}\nbytes {n}\ndone {n}\n"]
     print("the streams are ours again")  # would raise on a closed capture left in sys.stdout
     assert type(sys.stdout).__name__ != "_Router"
+
+
+def test_a_running_steps_output_so_far_is_readable(home, tmp_path):
+    from ledgerflow.engine.capture import captured
+
+    ledger = Ledger(home)
+    ex = run(one_sleepy, {"n": 0}, home=home, progress=False)
+    # An attempt of that execution still running, as a worker would spool it:
+    with captured("late", spool=(str(home), ex.id, 1)):
+        print("halfway there")
+        live = [g for g in ledger.logs(ex.id, spooled=True) if g.step == "late"]
+        assert [(g.attempt, g.stream, g.digest, g.text) for g in live] == [(1, "stdout", None, "halfway there\n")]
+    assert not [g for g in ledger.logs(ex.id) if g.step == "late"]  # not recorded: only spooled

@@ -521,10 +521,11 @@ class Ledger:
                            arts)
         return attrs.evolve(detail, nodes=nodes, graph=graph)
 
-    def logs(self, ref: str, attempt: int | None = None) -> tuple[StepLog, ...]:
+    def logs(self, ref: str, attempt: int | None = None, *, spooled: bool = False) -> tuple[StepLog, ...]:
         """What steps wrote to stdout and stderr: every attempt of every step of an execution
         (`ref` an execution id), or of one step (`EXECUTION_ID:step`); `attempt` picks one.
-        In the order they ran, stdout before stderr.
+        In the order they ran, stdout before stderr. `spooled`: also what attempts still running
+        on this host have written so far (from their spool files; `digest` None), after those.
 
         >>> for log in ledger.logs("01JD3Q8Z:train"):        # doctest: +SKIP
         ...     print(log.attempt, log.stream, log.text)
@@ -547,7 +548,13 @@ class Ledger:
         from ledgerflow.store import Store
 
         store = Store.open(self.home.store_url)
-        return tuple(StepLog(*row, text=_stored_text(store, row[4])) for row in rows)
+        recorded = tuple(StepLog(*row, text=_stored_text(store, row[4])) for row in rows)
+        if not spooled:
+            return recorded
+        done = {(g.step, g.attempt, g.stream) for g in recorded}
+        return recorded + tuple(g for g in _spooled(self.home.path, resolved.execution_id)
+                                if (g.step, g.attempt, g.stream) not in done and resolved.step in (None, g.step)
+                                and attempt in (None, g.attempt))
 
     def occurrence(self, ref: str) -> tuple[ArtifactInfo, str]:
         """An artifact and the occurrence that made it: (info, "EXECUTION_ID:step.slot").
@@ -807,6 +814,25 @@ class Ledger:
             return None
         with self._reader(fresh=False) as con:
             return retention.collected(con, digest)
+
+
+def _spooled(home: Path, execution_id: str) -> list:
+    """What the attempts of `execution_id` still running on this host have written so far."""
+    from ledgerflow.engine.capture import spool_path
+
+    folder = spool_path(home, execution_id, "-", 1, "stdout").parent
+    found = []
+    for path in sorted(folder.glob("*@*.*")) if folder.is_dir() else ():
+        step, _, rest = path.name.rpartition("@")
+        number, _, stream = rest.partition(".")
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue  # stored and removed as we looked: the recorded copy is read next time
+        if number.isdigit() and text:
+            found.append(StepLog(execution_id, step, int(number), stream, None, len(text.encode()),
+                                 text.count("\n"), text))
+    return found
 
 
 def _stored_text(store, digest: str) -> str | None:

@@ -72,13 +72,14 @@ class ArtifactInfo(_Json):
 class StepLog(_Json):
     """What one attempt of a step wrote to one stream (`stdout`, or `stderr` with its `logging`
     records), as `Ledger.logs` returns it: the record, and the text read from the store (None
-    when the store no longer holds it: collected, or another machine's store)."""
+    when the store no longer holds it: collected, or another machine's store). `digest` is None
+    for the text so far of an attempt still running (`spooled=True`)."""
 
     execution_id: str
     step: str
     attempt: int
     stream: str
-    digest: str
+    digest: str | None
     size: int
     lines: int
     text: str | None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
@@ -56,12 +55,10 @@ def logs_cmd(ctx, ref, attempt, stream, follow, as_json):
 
 
 def _follow(ledger, resolved, attempt: int | None, stream: str | None) -> None:
-    """Print spooled output as it grows, then what was recorded, until the step (or the whole
-    execution) has ended. Each (step, attempt, stream) is printed once, from where it left off."""
-    from ledgerflow.engine.capture import spool_path
-
+    """Print what was recorded and what running attempts have spooled so far, as it grows, until
+    the step (or the whole execution) has ended. Each (step, attempt, stream) is printed once,
+    from where it left off."""
     eid, only_step = resolved.execution_id, resolved.step
-    spools = Path(spool_path(ledger.home.path, eid, "x", 1, "stdout")).parent
     printed: dict[tuple, int] = {}
     last: list = [None]
 
@@ -83,17 +80,9 @@ def _follow(ledger, resolved, attempt: int | None, stream: str | None) -> None:
 
     while True:
         detail = ledger.execution(eid)
-        for g in ledger.logs(resolved.ref, attempt):
+        for g in ledger.logs(resolved.ref, attempt, spooled=True):
             if wanted(g.step, g.attempt, g.stream) and g.text is not None:
                 show((g.step, g.attempt, g.stream), g.text)
-        for path in sorted(spools.glob("*@*.*")) if spools.is_dir() else ():
-            step, _, rest = path.name.rpartition("@")
-            n, _, s = rest.partition(".")
-            if n.isdigit() and wanted(step, int(n), s):
-                try:
-                    show((step, int(n), s), path.read_text(encoding="utf-8", errors="replace"))
-                except OSError:
-                    pass  # removed as the attempt was recorded: the recorded copy is read next time
         steps = [st for st in detail.steps if only_step in (None, st.step)]
         # While the execution runs, a failed step may yet be retried: only these states are final.
         ended = detail.summary.status != "running" or (only_step is not None and steps

@@ -117,7 +117,7 @@ def step(ledger, ref: str) -> dict:
 def logs(ledger, ref: str) -> dict:
     """The step's captured stdout and stderr, every attempt, in the order they ran (`Ledger.logs`).
     A text the store no longer holds (collected, or another machine's store) comes as None."""
-    return {"logs": [jsonable(entry) for entry in ledger.logs(ref)]}
+    return {"logs": [jsonable(entry) for entry in ledger.logs(ref, spooled=True)]}
 
 
 def lineage(ledger, ref: str, direction: str, depth: int | None) -> dict:

@@ -190,9 +190,9 @@
       }
       var logs = el("div"); logs.id = "logs";
       box.appendChild(el("h3", null, "Logs (" + s.logs.length + ")")); box.appendChild(logs);
-      if (!s.logs.length) logs.appendChild(el("div", "empty", n.status === "running" ? "nothing recorded yet (logs land when the attempt ends)" : "nothing printed"));
+      if (!s.logs.length) logs.appendChild(el("div", "empty", n.status === "running" ? "nothing printed yet" : "nothing printed"));
       s.logs.forEach(function (l) {
-        logs.appendChild(el("div", "log-stream", "attempt " + l.attempt + " \u00b7 " + l.stream + " \u00b7 " + l.lines + " lines \u00b7 " + LF.size(l.size)));
+        logs.appendChild(el("div", "log-stream", "attempt " + l.attempt + " \u00b7 " + l.stream + " \u00b7 " + l.lines + " lines \u00b7 " + LF.size(l.size) + (l.digest === null ? " \u00b7 so far (running)" : "")));
         if (l.text === null) { logs.appendChild(el("div", "empty", "the store no longer holds it (" + LF.short(l.digest) + ")")); return; }
         var pre = el("pre", l.stream === "stderr" ? "err" : null, l.text);
         pre.setAttribute("data-stream", l.stream); pre.setAttribute("data-attempt", l.attempt);
