@@ -92,6 +92,13 @@ class RayExecutor:
     def __init__(self, address: str | None = None, *, init: dict[str, Any] | None = None):
         self.cluster = ray_cluster.choose(address)
         self.address = self.cluster.address
+        if self.address is not None:
+            import ray
+
+            if not ray.is_initialized():
+                # A cluster asked for by name is checked now, before a run records anything: gone,
+                # it is one line naming it (Ray starts, or joins, later: at the first step to run).
+                ray_cluster.reachable(self.cluster)
         self.init_options = dict(init or {})
         self._owns_runtime = False
         self._flights: dict[Any, _Flight] = {}

@@ -66,10 +66,9 @@ def connect(cluster: Cluster, options: dict[str, Any]) -> bool:
         _token_auth()
         ray.init(address="local", **options)
         return True
-    target = _bootstrap(cluster)
+    target = reachable(cluster)
     if _is_warm_runtime(target):
         _token_auth()
-    _reachable(cluster, target)
     try:
         ray.init(address=cluster.address, **options)
     except Exception as e:  # ConnectionError, ray.exceptions.AuthenticationError, RuntimeError, ...
@@ -92,6 +91,14 @@ def _token_auth() -> None:
     except ImportError:  # a Ray without token authentication (before 2.52): nothing to turn on
         return
     _enable_token_auth()
+
+
+def reachable(cluster: Cluster) -> str:
+    """The host:port of a cluster joined on purpose, checked with a TCP connect (seconds at most);
+    RayClusterError naming the address when it cannot be reached."""
+    target = _bootstrap(cluster)
+    _reachable(cluster, target)
+    return target
 
 
 def _bootstrap(cluster: Cluster) -> str:
