@@ -65,6 +65,7 @@ def test_a_stale_current_cluster_record_does_not_touch_a_run_without_address(pla
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["outputs"] == 2
     assert where(place) == "a private local Ray runtime"
+    assert "executor=ray (a private local Ray runtime)" in lineage(place, "show", "latest").stdout
     assert "Token authentication is enabled" not in out.stderr  # set the documented way: no warning
 
 

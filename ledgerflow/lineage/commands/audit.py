@@ -126,9 +126,11 @@ def execution_tree(ledger, d):
 
     why = reasons_of(ledger, d)
     s = d.summary
+    where = (d.environment or {}).get("executor_where")
     root = Tree(
         f"[bold]{s.id}[/]  {escape(s.workflow or '')}  {_status(s.status)}  "
         f"started {_when(s.started_at)}  {_dur(s.duration_s)}  executor={s.executor}"
+        + (f" ({escape(where)})" if where and where != "this process" else "")
     )
     if s.error:
         root.add(f"[red]error: {escape(s.error)}[/]")
