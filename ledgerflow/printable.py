@@ -10,6 +10,7 @@ JSON output needs none of this: `json.dumps` escapes them itself and keeps the d
 
 from __future__ import annotations
 
+import functools
 import re
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides and
@@ -53,3 +54,13 @@ class SafeStream:
 
     def __getattr__(self, name):  # flush, isatty, encoding, fileno: the stream's own
         return getattr(self._stream, name)
+
+
+@functools.lru_cache(maxsize=16)
+def is_terminal(stream) -> bool:
+    """Whether `stream` is a terminal (False for anything that cannot say). Asked for every step
+    of every run, of the same few streams: one system call each, once."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -39,6 +39,7 @@ from typing import IO, Iterator
 
 import attrs
 
+from ledgerflow.printable import is_terminal
 from ledgerflow.store import Store
 
 STDOUT, STDERR = "stdout", "stderr"
@@ -62,6 +63,19 @@ def spool_path(home: str | os.PathLike, execution_id: str, step: str, attempt: i
     return Path(home) / "logs" / execution_id / f"{step.replace('/', '_')}@{attempt}.{stream}"
 
 
+def spools(home: str | os.PathLike, execution_id: str) -> list[tuple[str, int, str, Path]]:
+    """(step, attempt, stream, path) of every spool of `execution_id` on this host, as named by
+    `spool_path`: the attempts still running here (or that never stored their output)."""
+    folder = Path(home) / "logs" / execution_id
+    found = []
+    for path in sorted(folder.glob("*@*.*")) if folder.is_dir() else ():
+        step, _, rest = path.name.rpartition("@")
+        attempt, _, stream = rest.partition(".")
+        if attempt.isdigit() and stream in (STDOUT, STDERR):
+            found.append((step, int(attempt), stream, path))
+    return found
+
+
 class _Tee(io.TextIOBase):
     """One stream of one attempt: keeps what is written, echoes it (line-prefixed), spools it."""
 
@@ -83,7 +97,7 @@ class _Tee(io.TextIOBase):
         self._binary = _BinaryWriter(self)
 
     def prefix_lines_with(self, prefix: str) -> None:
-        if self._echo is not None and _is_terminal(self._echo):
+        if self._echo is not None and is_terminal(self._echo):
             self._prefix = prefix
 
     def writable(self) -> bool:
@@ -419,12 +433,3 @@ def _lines(text: str) -> list[str]:
     """`text` cut after each newline (only "\\n": a "\\r" redraws a progress bar in place)."""
     parts = text.split("\n")
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-
-
-@functools.lru_cache(maxsize=16)
-def _is_terminal(stream: IO[str]) -> bool:
-    # Asked for every step of every run, of the same few streams: one system call each, once.
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

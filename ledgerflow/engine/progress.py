@@ -13,6 +13,7 @@ from collections import Counter
 from typing import IO
 
 from ledgerflow.engine import events as ev
+from ledgerflow.printable import is_terminal
 
 log = logging.getLogger("ledgerflow")
 
@@ -74,7 +75,7 @@ class Progress:
                 # is shown above the line only when stdout is a terminal too: piped, it stays in
                 # the pipe (`| tee log`), not moved to the terminal.
                 self._live = Live(self, console=Console(file=self.stream, highlight=False), refresh_per_second=8,
-                                  redirect_stdout=_is_terminal(sys.stdout), redirect_stderr=False)
+                                  redirect_stdout=is_terminal(sys.stdout), redirect_stderr=False)
                 self._live.start()
             else:
                 if self.auto and not log.hasHandlers():
@@ -113,9 +114,3 @@ class Progress:
             log.setLevel(self._level)
             self._plain = None
 
-
-def _is_terminal(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

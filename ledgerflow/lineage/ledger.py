@@ -368,12 +368,17 @@ class Ledger:
         """
         if not self._has_file():
             return ()
-        found = self._select_executions(limit, status, workflow, since, tag)
-        if any(e.status == "interrupted" for e in found) and self._catch_up():
-            # A process that ended between the move of its journal and the look at its pid: what it
-            # wrote as it ended is in now, so read once more rather than call it interrupted.
-            found = self._select_executions(limit, status, workflow, since, tag)
-        return found
+        return self._settled(lambda: self._select_executions(limit, status, workflow, since, tag),
+                             lambda found: [e.status for e in found])
+
+    def _settled(self, read, statuses):
+        """`read()`; once more, after moving the journals, when it called an execution interrupted
+        (`statuses(result)`) and there was something to move: a process that ended between the move
+        of its journal and the look at its pid is read as it ended, not as interrupted."""
+        result = read()
+        if "interrupted" in statuses(result) and self._catch_up():
+            result = read()
+        return result
 
     def _select_executions(self, limit, status, workflow, since, tag) -> tuple:
         where, params = [], []
@@ -423,7 +428,7 @@ class Ledger:
             eid = refs.resolve_execution(con, ref)
             host, pid, start = con.execute(
                 "SELECT host, pid, process_start FROM executions WHERE execution_id = ?", [eid]).fetchall()[0]
-        summary = self._one_summary(eid)
+        summary = self._settled(lambda: self._one_summary(eid), lambda summary: [summary.status])
         if summary.status != "running":
             raise CancelError(f"execution {eid} is {summary.status}: there is nothing to cancel")
         alive = liveness.is_alive(host, pid, start)
@@ -444,9 +449,7 @@ class Ledger:
             pass  # it ended as we asked: the record says how
         deadline = time.monotonic() + wait
         while True:
-            summary = self._one_summary(eid)
-            if summary.status == "interrupted" and self._catch_up():
-                summary = self._one_summary(eid)  # (see `executions`: it had just ended)
+            summary = self._settled(lambda: self._one_summary(eid), lambda summary: [summary.status])
             if summary.status == "cancelled":
                 return summary
             if summary.status != "running":
@@ -473,10 +476,7 @@ class Ledger:
 
         `ref` is an execution id or a unique prefix of one.
         """
-        detail = self._read_execution(ref)
-        if detail.summary.status == "interrupted" and self._catch_up():
-            detail = self._read_execution(detail.summary.id)  # (see `executions`: it had just ended)
-        return detail
+        return self._settled(lambda: self._read_execution(ref), lambda detail: [detail.summary.status])
 
     def _read_execution(self, ref: str) -> ExecutionDetail:
         with self._reader() as con:
@@ -818,20 +818,17 @@ class Ledger:
 
 def _spooled(home: Path, execution_id: str) -> list:
     """What the attempts of `execution_id` still running on this host have written so far."""
-    from ledgerflow.engine.capture import spool_path
+    from ledgerflow.engine.capture import spools
 
-    folder = spool_path(home, execution_id, "-", 1, "stdout").parent
     found = []
-    for path in sorted(folder.glob("*@*.*")) if folder.is_dir() else ():
-        step, _, rest = path.name.rpartition("@")
-        number, _, stream = rest.partition(".")
+    for step, attempt, stream, path in spools(home, execution_id):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue  # stored and removed as we looked: the recorded copy is read next time
-        if number.isdigit() and text:
-            found.append(StepLog(execution_id, step, int(number), stream, None, len(text.encode()),
-                                 text.count("\n"), text))
+        if text:
+            found.append(StepLog(execution_id, step, attempt, stream, None, len(text.encode()), text.count("\n"),
+                                 text))
     return found
 
 
