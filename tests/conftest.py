@@ -114,3 +114,17 @@ def s3_server():
     finally:
         mp.undo()
         server.stop()
+
+
+def wait_until(done, process, what: str, timeout: float = 120.0) -> None:
+    """Poll `done()` until it is true, failing (with the process's output) if `process` ends or
+    `timeout` seconds pass first: the waits of tests that drive a run in another process."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not done():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended before {what}: {process.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.05)

@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from conftest import wait_until
 
 from ledgerflow import Ledger
 
@@ -48,11 +49,7 @@ def test_watch_and_cancel_from_other_processes(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watcher = None
     try:
-        deadline = time.monotonic() + 120
-        while not any((tmp_path / "started").iterdir()):
-            assert runner.poll() is None, runner.communicate()
-            assert time.monotonic() < deadline, "no step started"
-            time.sleep(0.05)
+        wait_until(lambda: any((tmp_path / "started").iterdir()), runner, "a step started")
         ledger = Ledger(home)
         eid = ledger.executions()[0].id
         steps = {st.step: st.status for st in ledger.execution(eid).steps}

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
+from conftest import wait_until
 from ledgerflow import ExecutionFailed, Ledger, run, task, workflow
 from ledgerflow.engine.capture import _lines, _Tee, captured
 from ledgerflow.lineage.cli import cli
@@ -134,11 +135,7 @@ def test_follow_prints_a_running_steps_output_as_it_comes(home, tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     follower = None
     try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "started").exists():
-            assert runner.poll() is None, runner.stderr.read()
-            assert time.monotonic() < deadline, "the step never started"
-            time.sleep(0.05)
+        wait_until((tmp_path / "started").exists, runner, "the step started")
         eid = Ledger(home).executions()[0].id
         follower = subprocess.Popen(_lineage(home, "logs", f"{eid}:slow", "--follow"), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
