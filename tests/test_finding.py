@@ -149,3 +149,42 @@ def test_a_narrow_terminal_wraps_other_columns_not_ids():
     console = Console(width=80, record=True)
     console.print(table)
     assert ref in console.export_text()
+
+
+def test_long_output_on_a_terminal_goes_through_the_pager(project, monkeypatch):
+    """On a terminal, a listing taller than it goes to $PAGER (here one that marks its lines);
+    piped, it is printed as it is."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, ids = project
+    lineage_bin = Path(sys.executable).with_name("lineage")
+    cmd = [str(lineage_bin)] if lineage_bin.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    env = {**os.environ, "PAGER": "sed s/^/PAGED:/", "LINES": "3", "COLUMNS": "200"}
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(cmd + ["list"], cwd=root, env=env, stdin=follower, stdout=follower,
+                              stderr=subprocess.PIPE, timeout=60)
+        os.close(follower)
+        follower = None
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0, proc.stderr
+    text = out.decode(errors="replace")
+    assert all(f"PAGED:{i}" in text for i in ids), text  # every row, through the pager
+    piped = lineage("list")
+    assert "PAGED" not in piped.stdout and all(i in piped.stdout for i in ids)
