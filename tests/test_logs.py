@@ -228,3 +228,25 @@ def test_a_running_steps_output_so_far_is_readable(home, tmp_path):
         live = [g for g in ledger.logs(ex.id, spooled=True) if g.step == "late"]
         assert [(g.attempt, g.stream, g.digest, g.text) for g in live] == [(1, "stdout", None, "halfway there\n")]
     assert not [g for g in ledger.logs(ex.id) if g.step == "late"]  # not recorded: only spooled
+
+
+def test_a_capture_that_stays_installed_keeps_steps_apart_and_prints_warnings_between_them():
+    # How a Ray worker runs: the capture stays up between steps. A step's records stay its own,
+    # and a warning logged between steps is printed as logging's last resort would print it.
+    script = textwrap.dedent("""
+        import logging, sys
+        from ledgerflow.engine import capture
+        capture.stay_installed()
+        with capture.captured("one", echo=False) as c:
+            logging.getLogger("user").info("inside")
+        logging.getLogger("user").info("between, info")
+        logging.getLogger("user").warning("between, warning")
+        with capture.captured("two", echo=False) as d:
+            print("second")
+        print(repr(c.err.text()), repr(d.out.text()), repr(d.err.text()))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    one_err, two_out, two_err = done.stdout.strip().rsplit(" ", 2)
+    assert "inside" in one_err and two_out == "'second\\n'" and two_err == "''"
+    assert "between, warning" in done.stderr and "between, info" not in done.stderr + done.stdout

@@ -182,3 +182,31 @@ def test_each_node_that_ran_steps_has_its_environment_recorded(tmp_path, ray_run
     assert ran_on and ran_on <= set(detail.nodes)
     env = next(iter(detail.nodes.values()))
     assert env["python"] and "ledgerflow" in env["packages"] and "ray" in env["packages"]
+
+
+def test_values_of_classes_only_the_driver_can_name_cross_both_ways(home, ray_runtime):
+    # A class made inside a function cannot be pickled by reference: the call to the worker and
+    # the outcome back both fall back to pickling it by value, as Ray itself would.
+    import attrs
+
+    @attrs.frozen
+    class Point:
+        x: int
+        y: int
+
+    @task
+    def make(n: int) -> Point:
+        return Point(n, n + 1)
+
+    @task
+    def total(p: Point) -> int:
+        return p.x + p.y
+
+    @workflow
+    def points(n: int = 2) -> tuple[Point, int]:
+        p = make(n=n)
+        return p, total(p=p)
+
+    ex = run(points, home=home, executor="ray")
+    point, total_ = ex.outputs
+    assert (point.x, point.y, total_) == (2, 3, 5)

@@ -275,6 +275,7 @@ _by_thread: dict[int, list[Capture]] = {}  # a stack: a step may run a workflow 
 _routers: dict[str, "_Router"] = {}
 _log_handler: "_LogRouter | None" = None
 _root_level = logging.NOTSET
+_stays = False  # see stay_installed
 
 
 class _Router(io.TextIOBase):
@@ -331,6 +332,10 @@ class _LogRouter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         stack = _by_thread.get(threading.get_ident())
         if not stack:
+            if _stays and record.levelno >= max(_root_level, logging.WARNING) and len(logging.getLogger().handlers) == 1:
+                # Between steps, in a process whose capture stays: what logging's last resort would print.
+                with contextlib.suppress(Exception):
+                    _routers[STDERR].real.write(self.format(record) + "\n")
             return
         capture = stack[-1]
         try:
@@ -368,7 +373,7 @@ def _router(stream: str) -> _Router:
 def _enter(capture: Capture) -> None:
     global _log_handler, _root_level
     with _lock:
-        if not _by_thread:
+        if not _by_thread and _log_handler is None:
             _log_handler = _the_log_router()
             root = logging.getLogger()
             _root_level = root.level
@@ -379,6 +384,18 @@ def _enter(capture: Capture) -> None:
         _by_thread.setdefault(threading.get_ident(), []).append(capture)
 
 
+def stay_installed() -> None:
+    """Keep the stream routers and the log handler in place after the last step ends.
+
+    For a process that exists to run steps (a Ray worker): putting them up and taking them down
+    around every step costs a root-logger level change each time, which clears every logger's
+    cache. Outside steps, the routers pass writes through and the handler prints what logging's
+    last resort would have.
+    """
+    global _stays
+    _stays = True
+
+
 def _leave(capture: Capture) -> None:
     global _log_handler
     with _lock:
@@ -387,7 +404,7 @@ def _leave(capture: Capture) -> None:
             stack.remove(capture)
         if not stack:
             _by_thread.pop(threading.get_ident(), None)
-        if not _by_thread and _log_handler is not None:
+        if not _by_thread and _log_handler is not None and not _stays:
             root = logging.getLogger()
             root.removeHandler(_log_handler)
             root.setLevel(_root_level)

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from ledgerflow.engine import environment
+from ledgerflow.engine import capture, environment
 from ledgerflow.engine.events import FAILED, TIMEOUT
 from ledgerflow.engine.fingerprint import is_user_code
 from ledgerflow.engine.resources import Resources
@@ -41,25 +41,51 @@ def _node_name() -> str:
     return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
 
-def _run_remote(task_key: str, task_bytes: bytes, call: StepCall, timeout: float | None) -> StepOutcome:
+def _pack(value: Any, *, by_reference_first: bool = False) -> bytes:
+    """One step's call, or its outcome, as the single bytes object that crosses Ray.
+
+    Ray serialises every argument of a task on its own: measured, a call passed as four
+    arguments cost 0.08 ms a step more than the same pickled into one bytes object, and an
+    outcome returned as an object 0.05 ms more than as bytes. Cloudpickle, as Ray would, so that
+    a value of a class defined in the driver's script travels by value. An outcome goes back to
+    the driver, which has the classes a worker could name: plain pickle first (several times
+    faster), cloudpickle for what it cannot pickle (a class the worker got by value).
+    """
     import ray
 
+    if by_reference_first:
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            pass
+    return ray.cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _run_remote(packed: bytes) -> bytes:
+    """In a Ray worker: run one attempt packed by the driver, and return its packed outcome."""
+    import ray
+
+    task_key, task_bytes, call, timeout = pickle.loads(packed)
     task = _TASKS.get(task_key)
     if task is None:
         task = _TASKS[task_key] = ray.cloudpickle.loads(task_bytes)
+        # This process runs steps only: its capture of stdout, stderr and logging stays put
+        # between steps instead of being put up and taken down for each (a root-logger level
+        # change, which clears every logger's cache: ~30 µs a step in a Ray worker).
+        capture.stay_installed()
     with deadline(timeout, call.step, kill_process=True):
         outcome = run_step(attrs.evolve(call, task=task))
-    outcome = attrs.evolve(outcome, node=_node_name())
+    changes: dict[str, Any] = {"node": _node_name()}
     if call.execution_id not in _ENVIRONMENT_SENT:
         # Once per worker and execution: the driver records each node's environment per execution.
         _ENVIRONMENT_SENT.add(call.execution_id)
-        outcome = attrs.evolve(outcome, environment=environment.capture_json())
+        changes["environment"] = environment.capture_json()
     if outcome.error is not None:
         try:
             pickle.dumps(outcome.error)
         except Exception:  # an exception that cannot travel back: keep its text and traceback
-            outcome = attrs.evolve(outcome, error=RuntimeError(f"{type(outcome.error).__name__}: {outcome.error}"))
-    return outcome
+            changes["error"] = RuntimeError(f"{type(outcome.error).__name__}: {outcome.error}")
+    return _pack(attrs.evolve(outcome, **changes), by_reference_first=True)
 
 
 @attrs.define
@@ -183,7 +209,7 @@ class RayExecutor:
         self._ray()
         key, blob = self._publish(call.task)
         remote = self._remote_for(resources or Resources(), call.task.name)
-        ref = remote.remote(key, blob, attrs.evolve(call, task=None), timeout)
+        ref = remote.remote(_pack((key, blob, attrs.evolve(call, task=None), timeout)))
         self._flights[ref] = _Flight(call, timeout, time.monotonic())
 
     def wait(self, timeout: float | None = None) -> StepOutcome | None:
@@ -216,12 +242,12 @@ class RayExecutor:
             return [self._outcome(ray, ref) for ref in refs]
         for ref in refs:
             self._flights.pop(ref)
-        return values
+        return [pickle.loads(v) for v in values]
 
     def _outcome(self, ray, ref) -> StepOutcome:
         flight = self._flights.pop(ref)
         try:
-            return ray.get(ref)
+            return pickle.loads(ray.get(ref))
         except Exception as e:  # the worker died (os._exit, SIGKILL, OOM) or the task was cancelled
             elapsed = time.monotonic() - flight.submitted
             timed_out = flight.timeout is not None and elapsed >= flight.timeout
