@@ -102,3 +102,8 @@ class RetentionError(LedgerflowError, ValueError):
 
 class ExchangeError(LedgerflowError, ValueError):
     """A ledger export or import that can't be done: not an export, a newer schema, a non-empty target directory."""
+
+
+class LedgerServerError(LedgerError):
+    """The team ledger's PostgreSQL server cannot be used: unreachable, credentials refused, no
+    ledger in that database, or a row it cannot store. The message says which and what to do."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,10 +32,11 @@ from ledgerflow.engine.events import (
     StepFinished,
     StepStarted,
 )
-from ledgerflow.errors import CancelError, LedgerError, LedgerUnwritable, RefError, RegistryError
+from ledgerflow.errors import CancelError, LedgerError, LedgerServerError, LedgerUnwritable, RefError, RegistryError
 from ledgerflow.home import Home
 from ledgerflow import liveness
 from ledgerflow.lineage import journal, moving, readonly_sql, refs, registry, retention, verification, writer
+from ledgerflow.lineage import server as servers
 from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
 from ledgerflow.lineage.detail import assemble, parse_json, read_graph
@@ -71,6 +74,7 @@ log = logging.getLogger("ledgerflow")
 _WAKE_AT = 2048  # buffered events that wake the journal thread before its interval is up
 _CACHE_WAIT_S = 5.0  # how long a run's cache lookup waits for the file before answering without it
 _BACKLOG_BYTES = 4 << 20  # journaled bytes not yet moved past which a starting run moves them
+_DELIVER_EVERY_S = 0.5  # on a ledger server: how often a recording process delivers its journal
 
 _open_ledgers: "weakref.WeakSet[Ledger]" = weakref.WeakSet()
 _current_schema: set = set()  # ledger paths this process has seen at (or brought to) SCHEMA_VERSION
@@ -116,10 +120,23 @@ class Ledger:
     `verify`) are the audit API the `lineage` CLI is built on.
     """
 
-    def __init__(self, home=None, *, flush_interval: float = 0.05, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(self, home=None, *, ledger: str | None = None, flush_interval: float = 0.05,
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+        if ledger is None and servers.is_server_url(str(home)):  # Ledger("postgresql://...")
+            home, ledger = None, str(home)
         self.home = _home(home)
-        self.path: Path = self.home.ledger_path
-        self.journal_dir: Path = self.home.journal_path
+        ledger = ledger if ledger is not None else (os.environ.get("LEDGERFLOW_LEDGER") or None)
+        if ledger is not None and not servers.is_server_url(ledger):
+            raise LedgerServerError(f"the ledger {ledger!r} is not a PostgreSQL URL: LEDGERFLOW_LEDGER (or --ledger) "
+                                    "takes postgresql://USER:PASSWORD@HOST:PORT/DATABASE; leave it unset for the "
+                                    "home's ledger.duckdb")
+        # On a server (see `ledgerflow.lineage.server`), `path` is this home's copy of its chain,
+        # and the journals wait beside it until they are delivered.
+        self.server = None if ledger is None else servers.Server(ledger)
+        self.path: Path = self.home.ledger_path if self.server is None else self.server.copy_path(self.home.path)
+        self.journal_dir: Path = self.home.journal_path if self.server is None else self.path.parent / "journal"
+        self._delivered_at = 0.0
+        self._undelivered: str | None = None  # why the last delivery failed, while it keeps failing
         self.flush_interval = flush_interval
         self.lock_timeout = lock_timeout
         self._buffer: list = []  # (event, process-start token) recorded, not yet appended to the journal
@@ -135,7 +152,8 @@ class Ledger:
                                  self.journal_dir, self._journal.path)
 
     def __repr__(self) -> str:
-        return f"Ledger({str(self.home.path)!r})"
+        where = "" if self.server is None else f", ledger={self.server.display!r}"
+        return f"Ledger({str(self.home.path)!r}{where})"
 
     def __enter__(self) -> "Ledger":
         return self
@@ -169,11 +187,18 @@ class Ledger:
             self._cache.remember(event)
         elif kind is ExecutionStarted:
             self.flush()
-            self._move_backlog()
+            if self.server is not None:
+                # Delivered at once, so that teammates see the run start, and so that a server
+                # that cannot take it fails the run before its first step.
+                self._exchange()
+            else:
+                self._move_backlog()
             return
         elif kind is ExecutionFinished:
             self.flush()
             self._journal.sync()
+            if self.server is not None:
+                self._deliver(wait=True)
             return
         if self._thread is None:
             self._start_thread()
@@ -194,6 +219,30 @@ class Ledger:
                 self._error = None
             except BaseException as exc:  # kept, and raised by the next flush()/close()
                 self._error = exc
+            if self.server is not None and time.monotonic() - self._delivered_at >= _DELIVER_EVERY_S:
+                self._deliver(wait=False)
+
+    def _exchange(self, wait: bool = True) -> moving.Moved | None:
+        """On a server: deliver the journals of this home and pull the copy up to the server's head."""
+        self._delivered_at = time.monotonic()
+        return moving.exchange(self.path, self.journal_dir, self.server, timeout=self.lock_timeout, wait=wait)
+
+    def _deliver(self, wait: bool) -> None:
+        """Deliver what is journaled, without failing the run: a server that is down or busy
+        leaves the events in the journal, delivered by the next delivery or read (said once)."""
+        if not journal.pending(self.journal_dir):
+            return
+        try:
+            self._exchange(wait=wait)
+        except Exception as exc:  # noqa: BLE001 - the record is safe in the journal; say so once
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if self._undelivered != reason:
+                log.warning("the ledger server did not take this run's events yet (%s); they are kept in %s and "
+                            "delivered when it can (any lineage command on this home, or the next run)",
+                            reason, self.journal_dir)
+            self._undelivered = reason
+        else:
+            self._undelivered = None
 
     def _append(self) -> int:
         with self._append_lock:
@@ -222,9 +271,13 @@ class Ledger:
 
     def sync(self) -> None:
         """Flush, then move every journaled event of this home (any process's) into the ledger
-        file, waiting for the file if another process holds it."""
+        file, waiting for the file if another process holds it (on a server: deliver them, and
+        bring this home's copy up to the server's head)."""
         self.flush()
-        moving.move(self.path, self.journal_dir, timeout=self.lock_timeout)
+        if self.server is not None:
+            self._exchange()
+        else:
+            moving.move(self.path, self.journal_dir, timeout=self.lock_timeout)
 
     def _move_backlog(self) -> None:
         # Journals are moved by readers; a home that nobody reads would pile them up, and
@@ -241,6 +294,11 @@ class Ledger:
         into the file, so the reader sees it. A home this process can't write is read as it is.
         True when it moved anything."""
         self.flush()
+        if self.server is not None:
+            # A reader of a team ledger reads the server's record or nothing: an old copy
+            # answering as if it were current would be a wrong audit answer.
+            moved = self._exchange()
+            return moved is not None and moved.events > 0
         try:
             moved = moving.move(self.path, self.journal_dir, timeout=self.lock_timeout)
         except LedgerUnwritable as exc:
@@ -669,9 +727,21 @@ class Ledger:
         ...
         ledgerflow.errors.LedgerError: query sql is read-only: refused a DROP statement (statement 1)
         """
+        if self.server is not None:
+            return self._server_sql(query, params, timeout)
         readonly_sql.check(query)
         with self._reader(readonly_sql.config(memory)) as con:
             return readonly_sql.run(con, query, params, timeout=timeout, memory=memory)
+
+    def _server_sql(self, query: str, params: list | None, timeout: float | None) -> pa.Table:
+        """`sql` on a ledger server: run there, as its reader role (see `server.query`)."""
+        import pyarrow as pa
+
+        self.flush()
+        self._exchange()  # what this home journaled is on the server before the query reads it
+        names, rows = servers.query(self.server, query, params, timeout_s=timeout or 0)
+        columns = list(zip(*rows)) if rows else [[] for _ in names]
+        return pa.Table.from_arrays([pa.array(list(c)) for c in columns], names=names)
 
     def verify(self, store: bool = True) -> VerifyReport:
         """Re-walk the hash chain and re-hash every store object; a VerifyReport says what's wrong.

@@ -26,13 +26,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import attrs
 
-from ledgerflow.errors import LedgerBusy, LedgerError, LedgerUnwritable
-from ledgerflow.lineage import journal, writer
+from ledgerflow.errors import LedgerBusy, LedgerError, LedgerServerError, LedgerUnwritable
+from ledgerflow.lineage import journal, server as servers, writer
 from ledgerflow.lineage.connection import open_ledger
 
 log = logging.getLogger("ledgerflow")
@@ -113,11 +114,74 @@ def _reason(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _move_holding(con, ledger_path: Path, directory: Path) -> Moved:
+def exchange(ledger_path: Path, directory: Path, server, *, timeout: float, wait: bool = True) -> Moved | None:
+    """For a ledger on a server (`ledgerflow.lineage.server`): deliver this home's journals to
+    it, and bring the home's copy of its chain (the file at `ledger_path`) up to its head.
+
+    Journals pending: one server transaction holds the head's advisory lock while the copy is
+    brought up to the head, the events become chained rows in the copy, and those rows and the
+    journals' new positions go to the server, which commits first; then the copy commits. (A
+    copy that fails to commit after the server did is only behind: the next pull fetches those
+    rows.) Nothing pending: the copy pulls from one read-only snapshot, taking no lock there.
+    """
+    pending = journal.pending(directory)
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con, server.connect() as pg:
+            if not pending:
+                pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    _pull(con, pg, ledger_path, server)
+                finally:
+                    pg.execute("ROLLBACK")
+                return NOTHING
+            if not servers.can_write(pg):
+                raise LedgerServerError(
+                    f"the ledger server {server.display} lets user {server.user!r} read but not record; record "
+                    f"with the writer's URL (see `lineage ledger init`). The events stay in {directory}")
+            pg.execute("BEGIN")
+            try:
+                pg.execute("SELECT pg_advisory_xact_lock(%s)", [servers.HEAD_LOCK])
+                after = _pull(con, pg, ledger_path, server)
+                return _move_holding(con, ledger_path, directory, pg=pg, after=after)
+            finally:
+                if not pg.closed and pg.info.transaction_status != 0:  # not committed: give the lock back
+                    pg.execute("ROLLBACK")
+    except LedgerBusy:
+        if wait:
+            raise
+        return None
+    except Exception as exc:
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is not None and isinstance(exc, psycopg.Error):  # the connection dropped, the server stopped
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LedgerServerError(f"the ledger server {server.display} failed mid-exchange ({reason}); nothing "
+                                    f"was lost: the events stay in {directory} until a delivery succeeds") from exc
+        raise
+
+
+def _pull(con, pg, ledger_path: Path, server) -> int:
+    """Bring the copy up to the server's head in a transaction of its own; returns the new head seq."""
+    writer.check_schema(con)
+    try:
+        seq, row_hash = writer.head(con)
+        n = servers.pull(pg, con, (seq, row_hash), server.display)
+        con.execute("COMMIT").fetchall()
+    except BaseException:
+        writer.rollback(con)
+        raise
+    return seq + n
+
+
+def _move_holding(con, ledger_path: Path, directory: Path, pg=None, after: int = 0) -> Moved:
+    """Move the journals into the file at `ledger_path` (`con`, held exclusively). With `pg`, a
+    server transaction holding the head's lock (see `exchange`), whose head is at seq `after`:
+    the positions are the server's, and the new rows go there before the file commits."""
     paths = journal.journals(directory)
     writer.check_schema(con)
     try:
-        done = _positions(con, [p.name for p in paths])
+        names = [p.name for p in paths]
+        done = servers.positions(pg, names) if pg is not None else _positions(con, names)
         events: list = []
         spared: set = set()
         progress: list = []  # (path, new position, records moved)
@@ -143,6 +207,11 @@ def _move_holding(con, ledger_path: Path, directory: Path) -> Moved:
         rows += writer.interrupt_dead(con, ledger_path, spared)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         moved = [(p.name, end, n) for p, end, n in progress if n]
+        if pg is not None:
+            servers.push(pg, con, after)
+            if moved:
+                servers.record_positions(pg, moved, now)
+            pg.execute("COMMIT")
         if moved:
             names, ends, counts = (list(c) for c in zip(*moved))
             con.execute("INSERT INTO journal_moves SELECT unnest(?), unnest(?), unnest(?), ?",

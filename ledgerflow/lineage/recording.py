@@ -25,13 +25,14 @@ from ledgerflow.types.codec import decode
 
 def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: Any = "local",
         cache: bool = True, home: str | os.PathLike | None = None, recorder: Recorder | None = None,
-        progress: bool | None = None, replay_of: str | None = None, recompute=()) -> Execution:
+        progress: bool | None = None, replay_of: str | None = None, recompute=(), ledger: str | None = None) -> Execution:
     """Run a workflow and record it in the ledger of `home` (default: $LEDGERFLOW_HOME or ./.ledgerflow).
 
     `executor` is "local" (in this process), "ray", or an executor instance. `cache=False`
     runs every step even where a cached result exists. `progress` shows a live line on a
     terminal (None: only when stderr is one); log lines go to the `ledgerflow` logger either way.
-    `recompute={"train"}` runs the named steps even where a cached result exists.
+    `recompute={"train"}` runs the named steps even where a cached result exists. `ledger`: a
+    team ledger's postgresql:// URL (default: $LEDGERFLOW_LEDGER; unset, the home's ledger.duckdb).
     Raises ExecutionFailed (with `.execution`) when a step fails for good.
 
     >>> ex = run(pipeline, params={"n": 10})          # doctest: +SKIP
@@ -39,7 +40,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     """
     where = Home.resolve(home)
     store = Store.open(where.store_url)
-    ledger = recorder if recorder is not None else Ledger(where)
+    ledger = recorder if recorder is not None else Ledger(where, ledger=ledger)
     params, found = by_reference(workflow, params, ledger)
     runner = resolve(executor)
     display = Progress(len(workflow.graph.nodes), live=progress)

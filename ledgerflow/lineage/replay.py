@@ -83,7 +83,8 @@ def compare(original, replayed) -> tuple[tuple[StepDifference, ...], int, int]:
     return tuple(differences), len(original.steps), artifacts
 
 
-def replay(execution_id: str, *, executor: Any = "local", home: str | os.PathLike | None = None) -> Replay:
+def replay(execution_id: str, *, executor: Any = "local", home: str | os.PathLike | None = None,
+           ledger: str | None = None) -> Replay:
     """Run a recorded execution again, without the cache, as a new execution linked to it.
 
     The workflow is loaded from the execution's code snapshot, not today's files.
@@ -93,7 +94,7 @@ def replay(execution_id: str, *, executor: Any = "local", home: str | os.PathLik
     (True, ())
     """
     where = Home.resolve(home)
-    ledger = Ledger(where)
+    ledger = Ledger(where, ledger=ledger)
     original = ledger.execution(execution_id)
     oid = original.summary.id
     changes = tuple(environment.differences(original.environment or {}, environment.capture()))
@@ -124,7 +125,8 @@ def replay(execution_id: str, *, executor: Any = "local", home: str | os.PathLik
             types = {p.name: p.type for p in wf.params}
             params = {b.name: decode(b.artifact.value, types[b.name]) for b in original.inputs if b.name in types}
             try:
-                new_id = run(wf, params, executor=executor, home=where.path, cache=False, replay_of=oid).id
+                new_id = run(wf, params, executor=executor, home=where.path, cache=False, replay_of=oid,
+                             ledger=None if ledger.server is None else ledger.server.url).id
             except ExecutionFailed as e:
                 new_id = e.execution.id if e.execution is not None else None
                 reason = str(e)

@@ -1,6 +1,6 @@
 """The `lineage` CLI: one module of commands per topic, on the group in app.py."""
 
-from ledgerflow.lineage.commands import audit, exchange, live, logs, registry, retention, runs, runtime, ui  # noqa: F401  (they register their commands)
+from ledgerflow.lineage.commands import audit, exchange, live, logs, registry, retention, runs, runtime, team, ui  # noqa: F401  (they register their commands)
 from ledgerflow.lineage.commands.app import cli
 
 

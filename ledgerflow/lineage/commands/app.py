@@ -239,7 +239,11 @@ def _print_version(ctx: click.Context, param, value) -> None:
 
 def _home_after_verb(ctx: click.Context, param, value) -> None:
     if value is not None:  # `lineage list --home X` is `lineage --home X list`
-        ctx.find_root().obj["home"] = value
+        ctx.find_root().obj[param.name] = value
+
+
+_LEDGER_HELP = ("The team ledger to use instead of the home's ledger.duckdb: postgresql://USER:PASSWORD@HOST/DB "
+                "(default: $LEDGERFLOW_LEDGER).")
 
 
 class LineageGroup(click.Group):
@@ -254,6 +258,9 @@ class LineageGroup(click.Group):
                 ["--home"], type=click.Path(file_okay=False), expose_value=False, callback=_home_after_verb,
                 help="Ledgerflow home (as `lineage --home`; default: $LEDGERFLOW_HOME, or the .ledgerflow "
                      "found here or above)."))
+        if not any(p.name == "ledger" for p in cmd.params):
+            cmd.params.append(click.Option(["--ledger"], metavar="URL", expose_value=False,
+                                           callback=_home_after_verb, help=_LEDGER_HELP))
         super().add_command(cmd, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -284,10 +291,11 @@ class LineageGroup(click.Group):
     help="Ledgerflow home holding ledger.duckdb (default: $LEDGERFLOW_HOME, or the .ledgerflow found in this "
          "folder or the nearest one above it, as git finds .git).",
 )
+@click.option("--ledger", envvar="LEDGERFLOW_LEDGER", metavar="URL", help=_LEDGER_HELP)
 @click.pass_context
-def cli(ctx: click.Context, home: str | None) -> None:
+def cli(ctx: click.Context, home: str | None, ledger: str | None) -> None:
     """Audit what Ledgerflow ran: executions, lineage, SQL, and tamper checks."""
-    ctx.obj = {"home": home}
+    ctx.obj = {"home": home, "ledger": ledger or None}
 
 
 def _ledger(ctx: click.Context, *, must_exist: bool = True) -> Ledger:
@@ -297,7 +305,7 @@ def _ledger(ctx: click.Context, *, must_exist: bool = True) -> Ledger:
     from ledgerflow.lineage.ledger import Ledger
 
     home = Home.resolve(ctx.obj["home"])
-    if must_exist and not home.exists:
+    if must_exist and not home.exists and not ctx.obj.get("ledger"):
         raise NoLedger(f"no ledger found: looked for {home.looked_in}; run a workflow first, or give --home or "
                        "LEDGERFLOW_HOME")
-    return Ledger(home)
+    return Ledger(home, ledger=ctx.obj.get("ledger"))

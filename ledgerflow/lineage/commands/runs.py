@@ -70,7 +70,7 @@ def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
     _log_to_stderr()
     try:
         with _stdout_for_json_only(as_json):
-            ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"],
+            ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"], ledger=ctx.obj.get("ledger"),
                               recompute=frozenset(recompute))
     except ParameterError as e:  # an unknown --recompute step
         _fail(str(e).splitlines()[0], EXIT_USAGE)
@@ -104,7 +104,7 @@ def replay_cmd(ctx, execution, executor, as_json):
 
     _log_to_stderr()
     with _stdout_for_json_only(as_json):
-        r = replay_execution(execution, executor=executor, home=ctx.obj["home"])
+        r = replay_execution(execution, executor=executor, home=ctx.obj["home"], ledger=ctx.obj.get("ledger"))
     if as_json:
         _print_json({"original": r.original, "replay": r.id, "verdict": r.verdict, "identical": r.identical,
                      "reason": r.reason, "steps": r.steps, "artifacts": r.artifacts,
