@@ -18,6 +18,7 @@ def home(tmp_path, monkeypatch):
     path = tmp_path / "home"
     monkeypatch.setenv("LEDGERFLOW_HOME", str(path))
     monkeypatch.delenv("LEDGERFLOW_STORE", raising=False)
+    monkeypatch.delenv("LEDGERFLOW_LEDGER", raising=False)
     with cas.using(Store.open(path / "store")):
         yield path
 
@@ -128,3 +129,47 @@ def wait_until(done, process, what: str, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout:g} s")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """One real PostgreSQL server for the session, on 127.0.0.1, in a temporary folder
+    (Debian's initdb and pg_ctl; .ci/install-postgresql installs them)."""
+    from postgres_server import find_binaries, start_postgres
+
+    if find_binaries() is None:
+        pytest.skip("PostgreSQL's initdb and pg_ctl are not installed (.ci/install-postgresql installs them)")
+    with start_postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+class TeamLedger:
+    """A fresh database on the session's server holding a ledger made by `lineage ledger init`."""
+
+    WRITER_PASSWORD, READER_PASSWORD = "writer-pw", "reader-pw"
+
+    def __init__(self, server, name: str):
+        from ledgerflow.lineage import server as servers
+
+        self.server = server
+        self.name = name
+        self.admin_url = server.create_database(name)
+        creds = servers.init(self.admin_url, writer_password=self.WRITER_PASSWORD,
+                             reader_password=self.READER_PASSWORD)
+        self.writer_url, self.reader_url = creds.writer_url, creds.reader_url
+
+    def admin(self):
+        import psycopg
+
+        con = psycopg.connect(self.admin_url, autocommit=True)
+        con.execute("SET search_path = ledgerflow")
+        return con
+
+
+_team_ledgers = iter(range(10**6))
+
+
+@pytest.fixture
+def team_ledger(postgres):
+    """A team ledger of the test's own (a new database on the session's PostgreSQL server)."""
+    return TeamLedger(postgres, f"team{next(_team_ledgers)}")

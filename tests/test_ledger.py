@@ -34,9 +34,11 @@ def record_all(ledger, events):
     ledger.sync()
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    led = Ledger(tmp_path / "home")
+@pytest.fixture(params=["file", "server"])
+def ledger(tmp_path, request):
+    """The home's DuckDB file, or a team ledger on PostgreSQL: every test using it runs on both."""
+    url = request.getfixturevalue("team_ledger").writer_url if request.param == "server" else None
+    led = Ledger(tmp_path / "home", ledger=url)
     yield led
     led.close()
 
@@ -86,7 +88,7 @@ def test_flush_is_one_transaction_per_batch_and_in_bulk(ledger):
     assert n == 200  # start and finish in one batch: only the final row of each attempt
     seqs = [r["seq"] for r in ledger.sql(
         "SELECT seq FROM (SELECT seq FROM execution_log UNION ALL SELECT seq FROM step_log UNION ALL "
-        "SELECT seq FROM artifacts UNION ALL SELECT seq FROM edges UNION ALL SELECT seq FROM metrics) ORDER BY 1"
+        "SELECT seq FROM artifacts UNION ALL SELECT seq FROM edges UNION ALL SELECT seq FROM metrics) AS s ORDER BY 1"
     ).to_pylist()]
     assert seqs == list(range(1, len(seqs) + 1))  # global, gap-free
 
@@ -264,22 +266,26 @@ def test_lookup_sees_this_process_unflushed_steps(ledger):
 # ---- read-only SQL ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "DELETE FROM step_log",
-        "UPDATE step_log SET state = 'succeeded'",
-        "INSERT INTO meta VALUES ('x', 'y')",
-        "DROP VIEW steps",
-        "CREATE TABLE t (a INT)",
-        "ATTACH '/tmp/other.duckdb' AS o",
-        "COPY step_log TO '/tmp/x.csv'",
-        "INSTALL httpfs",
-        "LOAD httpfs",
-        "SET enable_external_access = true",
-        "SELECT 1; DELETE FROM edges",
-    ],
+_REFUSED_EVERYWHERE = (
+    "DELETE FROM step_log",
+    "UPDATE step_log SET state = 'succeeded'",
+    "INSERT INTO meta VALUES ('x', 'y')",
+    "DROP VIEW steps",
+    "CREATE TABLE t (a INT)",
+    "COPY step_log TO '/tmp/x.csv'",
+    "SELECT 1; DELETE FROM edges",
 )
+_REFUSED = {  # what each engine's own dialect could reach beyond the ledger
+    "file": ("ATTACH '/tmp/other.duckdb' AS o", "INSTALL httpfs", "LOAD httpfs", "SET enable_external_access = true"),
+    # a second statement after COMMIT would run outside the read-only transaction, as the writer
+    "server": ("SELECT 1; COMMIT; INSERT INTO meta VALUES ('x', 'y')", "CREATE EXTENSION IF NOT EXISTS dblink",
+               "SELECT lo_import('/etc/passwd')"),
+}
+
+
+@pytest.mark.parametrize("ledger, statement", [(backend, statement) for backend in ("file", "server")
+                                               for statement in _REFUSED_EVERYWHERE + _REFUSED[backend]],
+                         indirect=["ledger"])
 def test_sql_refuses_writes(ledger, statement):
     record_all(ledger, pipeline_events()[0])
     before = ledger.verify(store=False)

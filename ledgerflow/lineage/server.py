@@ -430,6 +430,19 @@ def _refuse_nul(t: ChainedTable, rows: list) -> None:
                                         "PostgreSQL cannot store; it stays in the journal")
 
 
+def copy_all(pg, con) -> None:
+    """Every row the server holds, as stored (unchecked: for `verify` to walk), into `con`."""
+    for t in CHAINED_TABLES:
+        data = _rows_after(pg, t, -(2**62))
+        if data.num_rows:
+            con.register("_all", data)
+            try:
+                cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
+                con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _all").fetchall()
+            finally:
+                con.unregister("_all")
+
+
 def positions(pg, names: list) -> dict:
     """How far each journal (by name) has been delivered, as the server records it."""
     if not names:
@@ -479,16 +492,13 @@ def query(server: Server, text: str, params: list | None = None, *, timeout_s: f
         except psycopg.errors.QueryCanceled:
             raise LedgerError(f"the query ran longer than its timeout of {timeout_s:g} s and was stopped on the "
                               "server; narrow it, or give --timeout") from None
-        except psycopg.errors.InsufficientPrivilege as exc:
-            raise LedgerError(f"refused on the server: {_first_line(exc)} (query sql reads only)") from None
-        except psycopg.errors.SyntaxError as exc:
-            if "multiple commands" in str(exc):
-                raise LedgerError("query sql runs one statement at a time; send them one by one") from None
-            raise LedgerError(f"the server refused the query: {_first_line(exc)}") from None
-        except psycopg.errors.ReadOnlySqlTransaction as exc:
-            raise LedgerError(f"refused on the server: {_first_line(exc)} (query sql reads only)") from None
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            raise LedgerError(f"query sql is read-only: the ledger server refused it ({_first_line(exc)})") from None
         except psycopg.Error as exc:
-            raise LedgerError(f"the server refused the query: {_first_line(exc)}") from None
+            if "multiple commands" in str(exc):
+                raise LedgerError("query sql is read-only and runs one statement at a time (a second one could "
+                                  "end the read-only transaction); send them one by one") from None
+            raise LedgerError(f"SQL error on the ledger server: {_first_line(exc)}") from None
 
 
 class _Done(Exception):

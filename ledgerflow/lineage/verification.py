@@ -4,10 +4,12 @@ named whichever side they happened on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
+from ledgerflow.errors import LedgerError
 from ledgerflow.lineage import chain
-from ledgerflow.lineage.schema import missing_tables
+from ledgerflow.lineage.schema import CHAINED_TABLES, ensure_schema, missing_tables
 from ledgerflow.lineage.values import ObjectProblem, SchemaProblem, VerifyReport
 from ledgerflow.types.handles import Storage, storage_of
 
@@ -15,7 +17,9 @@ from ledgerflow.types.handles import Storage, storage_of
 def verify(ledger, store: bool = True) -> VerifyReport:
     """Re-walk `ledger`'s hash chain and, with `store`, re-hash its store; a VerifyReport says what's wrong."""
     schema_problems = []
-    if ledger._has_file():  # (moves what is journaled first)
+    if ledger.server is not None:
+        walked = _walk_server(ledger)
+    elif ledger._has_file():  # (moves what is journaled first)
         with ledger._reader(fresh=False) as con:
             walked = chain.walk(con)
             schema_problems = check_views(con)
@@ -40,6 +44,58 @@ def verify(ledger, store: bool = True) -> VerifyReport:
         store=store_url,
         store_note=note,
     )
+
+
+def _walk_server(ledger) -> chain.ChainWalk:
+    """A team ledger's chain, fetched whole from its server and walked, and compared with this
+    home's copy: a row the server holds otherwise than when this home copied it was rewritten
+    there, even if whoever did it re-chained everything after it."""
+    import tempfile
+    from pathlib import Path
+
+    from ledgerflow.lineage import server as servers
+    from ledgerflow.lineage.connection import open_ledger
+
+    ledger.flush()
+    with contextlib.suppress(LedgerError):  # deliver what is journaled; a copy that disagrees is reported below
+        ledger.sync()
+    with tempfile.TemporaryDirectory(prefix="lf-verify-") as folder:
+        with open_ledger(Path(folder) / "ledger.duckdb") as con, ledger.server.connect() as pg:
+            con.execute("BEGIN").fetchall()
+            ensure_schema(con)
+            pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                servers.copy_all(pg, con)
+            finally:
+                pg.execute("ROLLBACK")
+            con.execute("COMMIT").fetchall()
+            walked = chain.walk(con)
+            server_rows = _hashes(con)
+    if not ledger.path.exists():
+        return walked
+    with open_ledger(ledger.path, read_only=True) as con:
+        copied = _hashes(con)
+    rewritten = [chain.ChainProblem(table, seq, "changed", "differs from this home's copy of it: the row was rewritten "
+                              "on the server after this home copied it")
+                 for seq, (table, h) in sorted(copied.items()) if seq in server_rows and server_rows[seq][1] != h]
+    lost = [chain.ChainProblem(table, seq, "removed", "this home's copy holds it; the server no longer does")
+            for seq, (table, _) in sorted(copied.items()) if seq not in server_rows]
+    if rewritten or lost:
+        import attrs
+
+        walked = attrs.evolve(walked, problems=tuple(sorted(walked.problems + tuple(rewritten + lost),
+                                                            key=lambda p: (p.seq is None, p.seq or 0))))
+    return walked
+
+
+def _hashes(con) -> dict:
+    out = {}
+    absent = missing_tables(con)
+    for t in CHAINED_TABLES:
+        if t.name not in absent:
+            for seq, h in con.execute(f"SELECT seq, row_hash FROM {t.name}").fetchall():
+                out[seq] = (t.name, bytes(h))
+    return out
 
 
 def _normal(sql: str) -> str:
