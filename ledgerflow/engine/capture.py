@@ -332,8 +332,9 @@ class _LogRouter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         stack = _by_thread.get(threading.get_ident())
         if not stack:
-            if _stays and record.levelno >= max(_root_level, logging.WARNING) and len(logging.getLogger().handlers) == 1:
-                # Between steps, in a process whose capture stays: what logging's last resort would print.
+            if record.levelno >= max(_root_level, logging.WARNING) and len(logging.getLogger().handlers) == 1:
+                # Another thread's record (a ledger's journal thread, or between steps in a process
+                # whose capture stays): what logging's last resort would print, had we not been here.
                 with contextlib.suppress(Exception):
                     _routers[STDERR].real.write(self.format(record) + "\n")
             return

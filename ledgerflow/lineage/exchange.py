@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ledgerflow.errors import ExchangeError, IntegrityError
-from ledgerflow.lineage import chain, writer
+from ledgerflow.lineage import chain, moving, writer
 from ledgerflow.lineage.connection import open_ledger
 from ledgerflow.regular_files import NotARegularFile, check_regular, open_regular
 from ledgerflow.lineage.schema import ARTIFACTS, CHAINED_TABLES, GRAPH_SPECS, TASK_IDENTITIES, SCHEMA_VERSION, TABLES_BY_NAME, ensure_schema
@@ -200,17 +200,13 @@ def import_export(ledger, directory: str | os.PathLike) -> ImportReport:
     """
     _, tables = read_export(directory)
     ledger.sync()  # what is journaled goes first
-    with open_ledger(ledger.path, timeout=ledger.lock_timeout) as con:
-        con.execute("BEGIN").fetchall()
-        try:
-            ensure_schema(con)
-            head_seq, head_hash = writer.head(con)
-            kept, skipped, executions = _select(con, tables)
-            appended = _append(con, kept, head_seq, head_hash)
-            con.execute("COMMIT").fetchall()
-        except BaseException:
-            writer.rollback(con)  # a failed COMMIT has ended the transaction already: keep its error
-            raise
+    if ledger.server is None:
+        with open_ledger(ledger.path, timeout=ledger.lock_timeout) as con:
+            head_seq, head_hash, kept, skipped, executions, appended = _merge(con, tables)
+    else:  # a team ledger: merged into the copy under the server's head, sent, committed there first
+        with moving.server_head(ledger.path, ledger.server, timeout=ledger.lock_timeout) as (con, pg, after):
+            head_seq, head_hash, kept, skipped, executions, appended = _merge(
+                con, tables, lambda: moving.send(pg, con, after))
     new_head = appended[-1] if appended else (None, head_hash)
     return ImportReport(
         directory=str(directory),
@@ -222,6 +218,22 @@ def import_export(ledger, directory: str | os.PathLike) -> ImportReport:
         last_seq=new_head[0],
         head_hash=new_head[1].hex() if isinstance(new_head[1], bytes) else new_head[1],
     )
+
+
+def _merge(con, tables: dict, before_commit=lambda: None) -> tuple:
+    """Append what the export has and the ledger (`con`) lacks, in one transaction."""
+    con.execute("BEGIN").fetchall()
+    try:
+        ensure_schema(con)
+        head_seq, head_hash = writer.head(con)
+        kept, skipped, executions = _select(con, tables)
+        appended = _append(con, kept, head_seq, head_hash)
+        before_commit()
+        con.execute("COMMIT").fetchall()
+    except BaseException:
+        writer.rollback(con)  # a failed COMMIT has ended the transaction already: keep its error
+        raise
+    return head_seq, head_hash, kept, skipped, executions, appended
 
 
 def _column(con, table: str, col: str) -> set:

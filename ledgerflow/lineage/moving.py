@@ -23,6 +23,7 @@ they were: the next move does it again. See docs/ledger.md, "Journals".
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -118,45 +119,80 @@ def exchange(ledger_path: Path, directory: Path, server, *, timeout: float, wait
     """For a ledger on a server (`ledgerflow.lineage.server`): deliver this home's journals to
     it, and bring the home's copy of its chain (the file at `ledger_path`) up to its head.
 
-    Journals pending: one server transaction holds the head's advisory lock while the copy is
-    brought up to the head, the events become chained rows in the copy, and those rows and the
-    journals' new positions go to the server, which commits first; then the copy commits. (A
-    copy that fails to commit after the server did is only behind: the next pull fetches those
-    rows.) Nothing pending: the copy pulls from one read-only snapshot, taking no lock there.
+    Journals pending: moved under the server's head (see `server_head`), the server committing
+    before the copy does. Nothing pending: the copy pulls from one read-only snapshot, taking
+    no lock there.
     """
-    pending = journal.pending(directory)
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con, server.connect() as pg:
-            if not pending:
+    if journal.pending(directory):
+        try:
+            with server_head(ledger_path, server, timeout=timeout, wait=wait) as (con, pg, after):
+                if not servers.can_write(pg):
+                    raise LedgerServerError(
+                        f"the ledger server {server.display} lets user {server.user!r} read but not record; record "
+                        f"with the writer's URL (see `lineage ledger init`). The events stay in {directory}")
+                return _move_holding(con, ledger_path, directory, pg=pg, after=after)
+        except LedgerBusy:
+            if wait:
+                raise
+            return None
+    with _server_errors(server, directory):
+        ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con, server.connect() as pg:
                 pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try:
                     _pull(con, pg, ledger_path, server)
                 finally:
                     pg.execute("ROLLBACK")
-                return NOTHING
-            if not servers.can_write(pg):
-                raise LedgerServerError(
-                    f"the ledger server {server.display} lets user {server.user!r} read but not record; record "
-                    f"with the writer's URL (see `lineage ledger init`). The events stay in {directory}")
+        except LedgerBusy:
+            if wait:
+                raise
+            return None
+    return NOTHING
+
+
+@contextlib.contextmanager
+def server_head(ledger_path: Path, server, *, timeout: float, wait: bool = True):
+    """Hold a team ledger's head: the copy at `ledger_path` exclusively, and a server
+    transaction that has taken the head's advisory lock (the one lock every appender takes)
+    and brought the copy up to the head. Yields (copy, server connection, head seq).
+
+    Whoever holds it appends to the copy in a transaction of its own, then `send`s those rows:
+    the server commits first, then the copy. (A copy that fails to commit after the server did
+    is only behind: the next pull fetches those rows.) Leaving without `send` rolls the server
+    back, which gives the lock back.
+    """
+    with _server_errors(server, ledger_path.parent / "journal"):
+        ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con, server.connect() as pg:
             pg.execute("BEGIN")
             try:
                 pg.execute("SELECT pg_advisory_xact_lock(%s)", [servers.HEAD_LOCK])
-                after = _pull(con, pg, ledger_path, server)
-                return _move_holding(con, ledger_path, directory, pg=pg, after=after)
+                yield con, pg, _pull(con, pg, ledger_path, server)
             finally:
-                if not pg.closed and pg.info.transaction_status != 0:  # not committed: give the lock back
+                if not pg.closed and pg.info.transaction_status != 0:  # not sent: give the lock back
                     pg.execute("ROLLBACK")
-    except LedgerBusy:
-        if wait:
-            raise
-        return None
+
+
+def send(pg, con, after: int, moved: list = ()) -> None:
+    """Send the copy's rows past seq `after` (and journals' new positions) to the server and commit there."""
+    servers.push(pg, con, after)
+    if moved:
+        servers.record_positions(pg, list(moved), datetime.now(timezone.utc).replace(tzinfo=None))
+    pg.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def _server_errors(server, directory: Path):
+    try:
+        yield
     except Exception as exc:
         psycopg = sys.modules.get("psycopg")
         if psycopg is not None and isinstance(exc, psycopg.Error):  # the connection dropped, the server stopped
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise LedgerServerError(f"the ledger server {server.display} failed mid-exchange ({reason}); nothing "
-                                    f"was lost: the events stay in {directory} until a delivery succeeds") from exc
+                                    f"was lost: what is journaled stays in {directory} until a delivery "
+                                    "succeeds") from exc
         raise
 
 
@@ -208,10 +244,7 @@ def _move_holding(con, ledger_path: Path, directory: Path, pg=None, after: int =
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         moved = [(p.name, end, n) for p, end, n in progress if n]
         if pg is not None:
-            servers.push(pg, con, after)
-            if moved:
-                servers.record_positions(pg, moved, now)
-            pg.execute("COMMIT")
+            send(pg, con, after, moved)
         if moved:
             names, ends, counts = (list(c) for c in zip(*moved))
             con.execute("INSERT INTO journal_moves SELECT unnest(?), unnest(?), unnest(?), ?",
