@@ -498,7 +498,7 @@ def query(server: Server, text: str, params: list | None = None, *, timeout_s: f
             if "multiple commands" in str(exc):
                 raise LedgerError("query sql is read-only and runs one statement at a time (a second one could "
                                   "end the read-only transaction); send them one by one") from None
-            raise LedgerError(f"SQL error on the ledger server: {_first_line(exc)}") from None
+            raise LedgerError(f"SQL error: {_first_line(exc)} (on the ledger server, in PostgreSQL's dialect)") from None
 
 
 class _Done(Exception):

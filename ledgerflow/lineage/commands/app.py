@@ -185,6 +185,9 @@ def _guarded(fn):
             duckdb = sys.modules.get("duckdb")
             if duckdb is not None and isinstance(exc, duckdb.Error):
                 _fail(f"ledger error: {_first_line(exc)}", EXIT_PROBLEM)
+            psycopg = sys.modules.get("psycopg")  # a team ledger's server (lineage/server.py)
+            if psycopg is not None and isinstance(exc, psycopg.Error):
+                _fail(f"ledger server error: {_first_line(exc)}", EXIT_PROBLEM)
             if os.environ.get("LEDGERFLOW_DEBUG"):
                 raise
             # A bug of ours: still one line, with what to do about it.
