@@ -260,6 +260,15 @@ def test_a_files_history_moves_in_once(team_ledger, script, tmp_path):
     assert reader.execution(solo).summary.status == "succeeded" and reader.verify(store=False).ok
     assert Ledger(tmp_path / "solo").verify(store=False).ok
 
+    # The same record gives the same answers, byte for byte, from the file and from the server.
+    on_file = ["--home", str(tmp_path / "solo")]
+    on_server = ["--home", str(tmp_path / "r"), "--ledger", team_ledger.reader_url]
+    for verb in (["list"], ["show", solo], ["query", "upstream", f"{solo}:inc[1]"],
+                 ["query", "downstream", f"{solo}:numbers"], ["metrics", solo], ["why", f"{solo}:numbers"]):
+        results = [lineage(*where, *verb, "--json") for where in (on_file, on_server)]
+        assert [r.exit_code for r in results] == [0, 0], [r.output for r in results]
+        assert results[0].stdout == results[1].stdout, verb
+
 
 def test_a_history_rewritten_on_the_server_is_named(team_ledger, script, tmp_path):
     run_on(script, host(tmp_path, "a", team_ledger.writer_url), "many", "n=3")
