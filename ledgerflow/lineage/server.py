@@ -35,7 +35,7 @@ from typing import Any, Iterator
 import attrs
 
 from ledgerflow.errors import LedgerError, LedgerServerError
-from ledgerflow.lineage import chain
+from ledgerflow.lineage import chain, writer
 from ledgerflow.lineage.schema import (
     CHAINED_TABLES,
     SCHEMA_VERSION,
@@ -395,12 +395,7 @@ def pull(pg, con, copy_head: tuple[int, bytes], where: str) -> int:
                 + "; its history was rewritten, or this is another ledger. Not copied; run `lineage verify`")
         prev = stored
     for t, data in fetched:
-        con.register("_pulled", data)
-        try:
-            cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
-            con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _pulled").fetchall()
-        finally:
-            con.unregister("_pulled")
+        writer.insert_rows(con, t, data)
     return n
 
 
@@ -435,12 +430,7 @@ def copy_all(pg, con) -> None:
     for t in CHAINED_TABLES:
         data = _rows_after(pg, t, -(2**62))
         if data.num_rows:
-            con.register("_all", data)
-            try:
-                cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
-                con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _all").fetchall()
-            finally:
-                con.unregister("_all")
+            writer.insert_rows(con, t, data)
 
 
 def positions(pg, names: list) -> dict:

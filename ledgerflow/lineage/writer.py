@@ -516,13 +516,18 @@ def insert_chained(con, parts: list, head_seq: int, head_hash: bytes) -> list:
         idx = [s - head_seq - 1 for s in data.column("seq").to_pylist()]
         data = data.append_column("prev_hash", pa.array([prevs[i] for i in idx], pa.binary()))
         data = data.append_column("row_hash", pa.array([hashes[i] for i in idx], pa.binary()))
-        con.register("_rows", data)
-        try:
-            cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
-            con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _rows").fetchall()
-        finally:
-            con.unregister("_rows")
+        insert_rows(con, t, data)
     return hashes
+
+
+def insert_rows(con, t, data) -> None:
+    """Insert an Arrow table of whole rows of t (content and chain columns) as they are, in bulk."""
+    con.register("_rows", data)
+    try:
+        cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
+        con.execute(f"INSERT INTO {t.name} ({cols}) SELECT {cols} FROM _rows").fetchall()
+    finally:
+        con.unregister("_rows")
 
 
 def process_start_of(ev) -> str | None:
