@@ -11,6 +11,40 @@ class WorkflowTypeError(LedgerflowError, TypeError):
     """A workflow or task definition is wrong; raised when it is built, before anything runs."""
 
 
+class DefinitionError(LedgerflowError, ValueError):
+    """A task, map_task, Resources, metric or handle was given a value that cannot work (retries=-1,
+    min_success=0, a negative memory, a NaN metric, a flavor that contradicts the tag); raised
+    where it is given."""
+
+
+class HandleTypeError(LedgerflowError, TypeError):
+    """A value cannot be taken as the handle type declared for it: another kind or tag, or neither
+    a handle nor what stands for one (a path, a table); `conform` reports it as a TypeMismatch."""
+
+
+class DecodeError(LedgerflowError, ValueError):
+    """A recorded value, a command-line text or a table file does not decode as its declared type."""
+
+
+class LoadError(LedgerflowError):
+    """A FILE_OR_MODULE:WORKFLOW target could not be loaded; the message says why."""
+
+
+class StepTimeout(LedgerflowError):
+    """A step ran longer than its task's `timeout`.
+
+    Deliberately not a TimeoutError: the store retries those (store/retry.py), and a step's
+    deadline must end the step, not be retried as a slow connection."""
+
+
+class UnknownExecutor(LedgerflowError, ValueError):
+    """An executor was named that Ledgerflow does not know (`run(executor=...)`, `--executor`)."""
+
+
+class DigestError(LedgerflowError, ValueError):
+    """A text given as a digest is not one ('blake3:' followed by 64 hex characters)."""
+
+
 class IntegrityError(LedgerflowError):
     """Stored bytes, or a ledger row, no longer match the digest or hash that names them."""
 
@@ -22,6 +56,16 @@ class IntegrityError(LedgerflowError):
 
 class StoreError(LedgerflowError):
     """The store could not be reached or written (full disk, permissions, a server down)."""
+
+
+class ManifestError(StoreError, ValueError):
+    """A directory manifest is damaged or unsafe: not canonical JSON, a path that would escape its
+    checkout, a path listed twice; raised when one is read or built."""
+
+
+class StoreRefused(StoreError, ValueError):
+    """The store refuses what it was asked to store: a symlink that leads outside the directory,
+    dangles or loops, a special file, a write to an object already published."""
 
 
 class ObjectNotFound(StoreError, KeyError):
@@ -58,6 +102,15 @@ class StepOutputError(LedgerflowError, TypeError):
 
 class LedgerError(LedgerflowError):
     """The ledger could not be opened, read or written."""
+
+
+class UnknownEvent(LedgerError, TypeError):
+    """The ledger was handed something that is not an event it records (a bug of the caller)."""
+
+
+class QueryError(LedgerError, ValueError):
+    """A question put to the ledger that cannot be answered as asked (a negative walk depth): the
+    caller's input is wrong, not the ledger."""
 
 
 class NoLedger(LedgerError):

@@ -53,6 +53,18 @@ def process_start(pid: int) -> str | None:
         return None
 
 
+def started_this_boot(start: str | None) -> bool:
+    """Whether a process-start token was taken on this machine since it booted (False when the
+    token names another boot: before a reboot, or another machine carrying the same name).
+
+    >>> started_this_boot(process_start(os.getpid()))
+    True
+    """
+    if start is None or not _PROC.is_dir() or start.startswith("psutil:"):
+        return start is not None
+    return start.startswith(f"{_boot_id()}:")
+
+
 def this_host() -> str:
     return socket.gethostname()
 

@@ -3,6 +3,27 @@ import pytest
 from ledgerflow import store as cas
 from ledgerflow.store import Store
 
+# Markers (see pyproject.toml), so that a contributor can run the fast core suite alone.
+_MARK_BY_FIXTURE = {"ray_runtime": "ray", "s3_server": "s3", "postgres": "postgres", "team_ledger": "postgres"}
+_MARKS_BY_MODULE = {
+    "test_ray_cluster": ("ray", "slow"), "test_ray_lifecycle": ("ray", "slow"), "test_multinode": ("ray", "s3", "slow"),
+    "test_digits": ("ray", "slow"), "test_ui": ("browser",), "test_crash": ("slow",), "test_load": ("slow",),
+    "test_ledger_processes": ("slow",), "test_live": ("slow",), "test_team_ledger": ("postgres", "slow"),
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        marks = set(_MARKS_BY_MODULE.get(getattr(getattr(item, "module", None), "__name__", ""), ()))
+        marks |= {_MARK_BY_FIXTURE[f] for f in getattr(item, "fixturenames", ()) if f in _MARK_BY_FIXTURE}
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("executor") == "ray":
+            marks.add("ray")
+        if params.get("ledger") == "server":
+            marks.add("postgres")
+        for mark in sorted(marks):
+            item.add_marker(mark)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):

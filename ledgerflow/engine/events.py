@@ -13,15 +13,17 @@ from typing import Protocol, Union, runtime_checkable
 
 import attrs
 
-# Execution and step states. A state change is a new event, never an edit of an old one.
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CACHED = "cached"
-SKIPPED = "skipped"
-TIMEOUT = "timeout"
-CANCELLED = "cancelled"
-INTERRUPTED = "interrupted"  # the process recording it died before it finished
+from ledgerflow.engine.status import Status
+
+# Execution and step states (engine/status.py). A state change is a new event, never an edit of an old one.
+RUNNING = Status.RUNNING
+SUCCEEDED = Status.SUCCEEDED
+FAILED = Status.FAILED
+CACHED = Status.CACHED
+SKIPPED = Status.SKIPPED
+TIMEOUT = Status.TIMEOUT
+CANCELLED = Status.CANCELLED
+INTERRUPTED = Status.INTERRUPTED  # the process recording it died before it finished
 
 # How an input reached the step that consumed it (`Origin.how`).
 FROM_STEP = "step"  # an output of a step of the same execution

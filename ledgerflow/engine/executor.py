@@ -1,8 +1,9 @@
-"""The Executor protocol: where steps run. Implementations live in `ledgerflow.executors`."""
+"""The Executor protocol, and the optional capabilities an executor may have: where steps run.
+Implementations live in `ledgerflow.executors`, registered there by name."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ledgerflow.engine.step import StepCall, StepOutcome
 
@@ -28,3 +29,12 @@ class Executor(Protocol):
     def in_flight(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChecksBeforeRun(Protocol):
+    """An executor that can refuse, before anything runs, what could never run on it (a step
+    asking for more GPUs than any node has). The runner asks at its first submit, so a run of
+    cache hits never starts the executor's cluster."""
+
+    def check(self, nodes: Any, store: Any = None) -> None: ...

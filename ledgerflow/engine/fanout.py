@@ -9,7 +9,7 @@ from typing import Any, Optional
 from ledgerflow.engine.graph import FromStep, Node
 from ledgerflow.engine.task import Task
 from ledgerflow.engine.tracing import Promise, current_builder
-from ledgerflow.errors import WorkflowTypeError
+from ledgerflow.errors import DefinitionError, WorkflowTypeError
 from ledgerflow.types import TypeMismatch, accepts, conform, type_name
 
 
@@ -26,9 +26,9 @@ def map_task(task: Task, /, *, min_success: float = 1.0, **kwargs: Any) -> Promi
     """
     builder = current_builder()
     if not isinstance(task, Task):
-        raise TypeError(f"map_task maps a @task, not {task!r}")
+        raise WorkflowTypeError(f"map_task maps a @task, not {task!r}")
     if not 0 < min_success <= 1:
-        raise ValueError(f"map_task({task.name}): min_success={min_success!r} must be in (0, 1]")
+        raise DefinitionError(f"map_task({task.name}): min_success={min_success!r} must be in (0, 1]")
     if builder is None:  # outside a workflow: plain Python, like calling a task
         return _map_eagerly(task, kwargs)
     caller = sys._getframe(1)
@@ -75,10 +75,10 @@ def _map_eagerly(task: Task, kwargs: dict[str, Any]) -> list:
     params = {p.name: p.type for p in task.params}
     mapped = {k: v for k, v in kwargs.items() if k in params and _is_mapped(v, params[k])}
     if not mapped:
-        raise ValueError(f"map_task({task.name}): no argument is a list to map over")
+        raise DefinitionError(f"map_task({task.name}): no argument is a list to map over")
     lengths = {len(v) for v in mapped.values()}
     if len(lengths) > 1:
-        raise ValueError(f"map_task({task.name}): mapped lists differ in length: "
+        raise DefinitionError(f"map_task({task.name}): mapped lists differ in length: "
                          + ", ".join(f"{k}={len(v)}" for k, v in mapped.items()))
     n = lengths.pop()
     return [task.fn(**{**kwargs, **{k: v[i] for k, v in mapped.items()}}) for i in range(n)]

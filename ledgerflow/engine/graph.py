@@ -133,9 +133,3 @@ class Graph:
     nodes: tuple[Node, ...]
     output: Source | tuple[Source, ...] | None
     output_type: Any
-
-    def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)

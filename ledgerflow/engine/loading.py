@@ -10,11 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow.engine.workflow import Workflow
-from ledgerflow.errors import LedgerflowError
-
-
-class LoadError(LedgerflowError):
-    """A FILE_OR_MODULE:WORKFLOW target could not be loaded; the message says why."""
+from ledgerflow.errors import LedgerflowError, LoadError  # LoadError stays importable from here
 
 
 def load_workflow(target: str) -> Workflow:

@@ -13,12 +13,11 @@ from collections import Counter
 from typing import IO
 
 from ledgerflow.engine import events as ev
+from ledgerflow.engine.status import display_of
 from ledgerflow.printable import is_terminal
 
 log = logging.getLogger("ledgerflow")
 
-_LABEL = {ev.RUNNING: "running", ev.SUCCEEDED: "done", ev.CACHED: "cached", ev.SKIPPED: "skipped",
-          ev.FAILED: "failed", ev.TIMEOUT: "failed", ev.CANCELLED: "failed"}
 
 
 class Progress:
@@ -90,7 +89,7 @@ class Progress:
             if event.map_index is not None and event.step not in self.state:
                 self.total += 1  # map elements are known only once their list is
             status = ev.RUNNING if isinstance(event, ev.StepStarted) else event.status
-            self.state[event.step] = _LABEL.get(status, status)
+            self.state[event.step] = display_of(status).label
             if isinstance(event, ev.StepFinished) and not self.live:
                 seconds = (event.ended_at - event.started_at).total_seconds()
                 if event.error:

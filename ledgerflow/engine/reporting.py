@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from ledgerflow.errors import DefinitionError, RegistryError
+
 
 @attrs.frozen
 class Metric:
@@ -51,7 +53,7 @@ def in_step() -> bool:
 
 def _finite(what: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise ValueError(f"{what}: the value must be a finite number, not {value!r}")
+        raise DefinitionError(f"{what}: the value must be a finite number, not {value!r}")
     return float(value)
 
 
@@ -66,14 +68,15 @@ def log_metric(name: str, value: float, *, index: int | None = None) -> None:
     if sink is None:
         return
     if not isinstance(name, str) or not name:
-        raise ValueError(f"log_metric: the name must be a non-empty string, not {name!r}")
+        raise DefinitionError(f"log_metric: the name must be a non-empty string, not {name!r}")
     sink.metrics.append(Metric(name, _finite(f"log_metric({name!r}, ...)", value), datetime.now(timezone.utc), index))
 
 
 def request_registration(name: str, model: Any, alias: str | None, metrics: dict[str, float] | None,
                          why: str | None) -> None:
     sink = _sink.get()
-    assert sink is not None, "request_registration is for code running inside a step"
+    if sink is None:  # register() asks in_step() first: only a caller that skipped it gets here
+        raise RegistryError("request_registration is for code running inside a step")
     checked = {k: _finite(f"register({name!r}) metric {k!r}", v) for k, v in (metrics or {}).items()}
     sink.registrations.append(Registration(name, model, alias, checked, why, datetime.now(timezone.utc)))
 

@@ -7,6 +7,8 @@ import re
 
 import attrs
 
+from ledgerflow.errors import DefinitionError
+
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -21,13 +23,13 @@ def parse_memory(value: int | str | None) -> int | None:
         return value
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"memory={value!r} is not a size: write bytes as an int or a string like '8GiB' or '512MB'")
+        raise DefinitionError(f"memory={value!r} is not a size: write bytes as an int or a string like '8GiB' or '512MB'")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def _non_negative(instance, attribute, value) -> None:
     if value is not None and value < 0:
-        raise ValueError(f"Resources({attribute.name}={value}) must not be negative")
+        raise DefinitionError(f"Resources({attribute.name}={value}) must not be negative")
 
 
 @attrs.frozen

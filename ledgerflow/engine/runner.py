@@ -27,7 +27,7 @@ from ledgerflow.engine import blueprint
 from ledgerflow.engine import environment as env
 from ledgerflow.engine import events as ev
 from ledgerflow.engine.capture import adopt_spools
-from ledgerflow.engine.executor import Executor
+from ledgerflow.engine.executor import ChecksBeforeRun, Executor
 from ledgerflow.engine.failure import HANDLER_STEP, Failure
 from ledgerflow.engine.graph import Choice, Constant, FromInput, FromStep, Gather, Guard, Node, Source, upstream_steps
 from ledgerflow.engine.tracing import Builder, tracing
@@ -157,6 +157,9 @@ class _Run:
     ready: deque = attrs.Factory(deque)
     dynamic_out: dict[str, Source] = attrs.Factory(dict)  # expanded dynamic step -> what it returns
     depth: dict[str, int] = attrs.Factory(dict)  # step -> how many dynamic steps deep it was made
+    # Whether the recorder answers cache keys (an ActionCache, as the ledger is); asked once.
+    caches: bool = attrs.field(init=False, default=attrs.Factory(lambda self: isinstance(self.recorder, ev.ActionCache),
+                                                                   takes_self=True))
 
     # -- what a task depends on ---------------------------------------------------------------
     def identity(self, task: Any):
@@ -275,8 +278,7 @@ class _Run:
 
     def has_room(self) -> bool:
         """Whether the executor can start another attempt now (see `Executor.capacity`)."""
-        # An executor written before `capacity` existed takes what it is given, as Ray does.
-        capacity = getattr(self.executor, "capacity", None)
+        capacity = self.executor.capacity
         return capacity is None or self.executor.in_flight() < capacity
 
     def handle_failure(self, handler: Any) -> None:
@@ -524,9 +526,8 @@ class _Run:
             # A step asking for more GPUs than the cluster has fails here, not hangs; asked at the
             # first step to run (not when the run starts), so a run of cache hits never starts Ray.
             self.checked = True
-            check = getattr(self.executor, "check", None)
-            if check is not None:
-                check(self.wf.graph.nodes, self.store)
+            if isinstance(self.executor, ChecksBeforeRun):
+                self.executor.check(self.wf.graph.nodes, self.store)
         attempt = self.attempts.get(node.name, 0) + 1
         self.attempts[node.name] = attempt
         self.started[node.name] = now()
@@ -539,8 +540,7 @@ class _Run:
         self.executor.submit(call, timeout=node.task.timeout, resources=node.task.resources)
 
     def reuse(self, node: Node, key: str) -> bool:
-        lookup = getattr(self.recorder, "lookup", None)
-        entry = lookup(key) if lookup else None
+        entry = self.recorder.lookup(key) if self.caches else None
         if entry is None:
             return False
         try:
@@ -806,9 +806,7 @@ def who() -> str:
 def _with_where(environment: str, executor: Executor) -> str:
     """The environment JSON with where the steps ran (`executor_where`): on Ray, a private local
     runtime or the cluster joined and who chose it, so the record says which."""
-    # An executor written before `where` existed says only its name.
-    where = getattr(executor, "where", executor.name)
-    return json.dumps({**json.loads(environment), "executor_where": where}, sort_keys=True)
+    return json.dumps({**json.loads(environment), "executor_where": executor.where}, sort_keys=True)
 
 
 class _interruptible:

@@ -15,7 +15,7 @@ from ledgerflow.engine.capture import StoredLog, captured
 from ledgerflow.engine.context import StepContext, entered, granted_gpus
 from ledgerflow.engine.events import ArtifactRef, FAILED, SUCCEEDED, TIMEOUT
 from ledgerflow.engine.reporting import Metric, Registration, collecting
-from ledgerflow.errors import StepOutputError
+from ledgerflow.errors import StepOutputError, StepTimeout  # StepTimeout stays importable from here
 from ledgerflow.store import Store
 from ledgerflow.types import Handle, TypeMismatch, conform, type_name
 from ledgerflow.types.codec import encode, value_digest
@@ -25,10 +25,6 @@ from ledgerflow.types.codec import encode, value_digest
 def _hostname() -> str:
     # Asked once per process: gethostname is a system call (~10 µs), and every step reports it.
     return socket.gethostname()
-
-
-class StepTimeout(Exception):
-    """A step ran longer than its task's `timeout`."""
 
 
 @attrs.frozen

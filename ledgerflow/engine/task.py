@@ -18,7 +18,7 @@ from ledgerflow.engine.resources import Resources
 from ledgerflow import names
 from ledgerflow.engine.signature import qualified_name, read_signature
 from ledgerflow.engine.tracing import Builder, Promise, current_builder
-from ledgerflow.errors import WorkflowTypeError
+from ledgerflow.errors import DefinitionError, WorkflowTypeError
 from ledgerflow.store import digest_bytes
 from ledgerflow.types import type_name
 
@@ -54,17 +54,18 @@ class Task:
     def __init__(self, fn: Callable, *, cache: bool = False, cache_version: str = "", retries: int = 0,
                  timeout: float | None = None, resources: Resources | None = None, name: str | None = None):
         if not callable(fn):
-            raise TypeError(f"@task decorates a function, not {fn!r}")
+            raise WorkflowTypeError(f"@task decorates a function, not {fn!r}")
         self.fn = fn
         # A step is named after its task: the name reaches file names, SQL and terminals.
-        self.name = names.check(f"task {qualified_name(fn)!r}: name=", name) if name is not None else fn.__name__
+        self.name = (names.check(f"task {qualified_name(fn)!r}: name=", name, DefinitionError) if name is not None
+                     else fn.__name__)
         self.qualname = qualified_name(fn)
         if not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"task {self.name!r}: retries={retries!r} must be a whole number >= 0")
+            raise DefinitionError(f"task {self.name!r}: retries={retries!r} must be a whole number >= 0")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ValueError(f"task {self.name!r}: timeout={timeout!r} must be a number of seconds > 0")
+            raise DefinitionError(f"task {self.name!r}: timeout={timeout!r} must be a number of seconds > 0")
         if resources is not None and not isinstance(resources, Resources):
-            raise TypeError(f"task {self.name!r}: resources= takes ledgerflow.Resources(...), not {resources!r}")
+            raise WorkflowTypeError(f"task {self.name!r}: resources= takes ledgerflow.Resources(...), not {resources!r}")
         self.cache = bool(cache)
         self.cache_version = str(cache_version)
         self.retries = retries

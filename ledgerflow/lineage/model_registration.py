@@ -15,7 +15,7 @@ from ledgerflow.engine import reporting
 from ledgerflow.engine.events import ModelRegistered
 from ledgerflow.engine.runner import who
 from ledgerflow.engine.step import artifact_ref
-from ledgerflow.errors import RegistryError
+from ledgerflow.errors import LedgerError, RegistryError
 from ledgerflow.lineage.ledger import Ledger
 from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.values import ModelVersion
@@ -68,5 +68,6 @@ def register(name: str, model: Any, *, alias: str | None = "production", metrics
         ledger.record(event)
         ledger.flush()
         found = ledger.model(name, digest=model.digest)
-    assert found is not None, "a registration just written must read back"
+    if found is None:
+        raise LedgerError("a registration just written must read back")
     return found

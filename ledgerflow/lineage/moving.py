@@ -135,20 +135,27 @@ def exchange(ledger_path: Path, directory: Path, server, *, timeout: float, wait
             if wait:
                 raise
             return None
-    with _server_errors(server, directory):
-        ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    with _server_errors(server, directory), server.connect() as pg:
+        pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con, server.connect() as pg:
-                pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                try:
-                    _pull(con, pg, ledger_path, server)
-                finally:
-                    pg.execute("ROLLBACK")
+            # The server's head is where this process last left the copy: nothing to fetch, and
+            # the copy is not opened (a copy only grows, so it is at least there).
+            if ledger_path.exists() and _copy_heads.get(str(ledger_path)) == servers.head(pg):
+                return NOTHING
+            ledger_path.parent.mkdir(parents=True, exist_ok=True)
+            with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con:
+                _pull(con, pg, ledger_path, server)
         except LedgerBusy:
             if wait:
                 raise
             return None
+        finally:
+            if not pg.closed:
+                pg.execute("ROLLBACK")
     return NOTHING
+
+
+_copy_heads: dict = {}  # copy path -> (seq, row_hash) of its head when this process last pulled into it
 
 
 @contextlib.contextmanager
@@ -167,7 +174,14 @@ def server_head(ledger_path: Path, server, *, timeout: float, wait: bool = True)
         with open_ledger(ledger_path, timeout=timeout if wait else 0.0) as con, server.connect() as pg:
             pg.execute("BEGIN")
             try:
-                pg.execute("SELECT pg_advisory_xact_lock(%s)", [servers.HEAD_LOCK])
+                # Waited for as long as the copy is (`timeout`), or not at all: a journal thread
+                # that finds another host appending tries again later, rather than holding the copy.
+                if not wait:
+                    if not pg.execute("SELECT pg_try_advisory_xact_lock(%s)", [servers.HEAD_LOCK]).fetchone()[0]:
+                        raise LedgerBusy(f"another process is appending to {server.display}")
+                else:
+                    pg.execute(f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}")
+                    pg.execute("SELECT pg_advisory_xact_lock(%s)", [servers.HEAD_LOCK])
                 yield con, pg, _pull(con, pg, ledger_path, server)
             finally:
                 if not pg.closed and pg.info.transaction_status != 0:  # not sent: give the lock back
@@ -188,6 +202,8 @@ def _server_errors(server, directory: Path):
         yield
     except Exception as exc:
         psycopg = sys.modules.get("psycopg")
+        if psycopg is not None and isinstance(exc, psycopg.errors.LockNotAvailable):
+            raise LedgerBusy(f"another process kept appending to {server.display} past the wait") from exc
         if psycopg is not None and isinstance(exc, psycopg.Error):  # the connection dropped, the server stopped
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise LedgerServerError(f"the ledger server {server.display} failed mid-exchange ({reason}); nothing "
@@ -201,11 +217,12 @@ def _pull(con, pg, ledger_path: Path, server) -> int:
     writer.check_schema(con)
     try:
         seq, row_hash = writer.head(con)
-        n = servers.pull(pg, con, (seq, row_hash), server.display)
+        n, last_hash = servers.pull(pg, con, (seq, row_hash), server.display)
         con.execute("COMMIT").fetchall()
     except BaseException:
         writer.rollback(con)
         raise
+    _copy_heads[str(ledger_path)] = (seq + n, last_hash)
     return seq + n
 
 
@@ -240,7 +257,7 @@ def _move_holding(con, ledger_path: Path, directory: Path, pg=None, after: int =
             if chunk.closed or alive is False:
                 finished.append(path)
         rows = writer.append(con, events, ledger_path) if events else 0
-        rows += writer.interrupt_dead(con, ledger_path, spared)
+        rows += writer.interrupt_dead(con, ledger_path, spared, this_boot_only=pg is not None)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         moved = [(p.name, end, n) for p, end, n in progress if n]
         if pg is not None:

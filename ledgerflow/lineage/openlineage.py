@@ -73,6 +73,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 
 from ledgerflow.engine import events as ev
+from ledgerflow.engine.status import Status
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP
 from ledgerflow.lineage.values import ExecutionDetail
 from ledgerflow.types.handles import HANDLE_KINDS, Storage, storage_of
@@ -87,15 +88,7 @@ FACET_SCHEMA_URL = f"{PRODUCER}/blob/main/spec/openlineage-facets/1-0-0.json"
 # uuid5(RUN_NAMESPACE, "EXECUTION_ID:step#attempt") for an attempt of a step.
 RUN_NAMESPACE = uuid.UUID("8c4e6f0a-3b7d-5a53-9a61-6c6564676572")
 
-_TERMINAL = {
-    ev.SUCCEEDED: RunState.COMPLETE,
-    ev.CACHED: RunState.COMPLETE,
-    ev.SKIPPED: RunState.COMPLETE,
-    ev.FAILED: RunState.FAIL,
-    ev.TIMEOUT: RunState.FAIL,
-    ev.CANCELLED: RunState.ABORT,
-    ev.INTERRUPTED: RunState.ABORT,
-}
+_TERMINAL = {s.value: RunState[s.openlineage] for s in Status if s.final}
 
 
 def run_id(execution_id: str, step: str | None = None, attempt: int | None = None) -> str:

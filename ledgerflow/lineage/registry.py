@@ -27,7 +27,7 @@ from typing import Any
 
 from ledgerflow import names as name_rule  # (registry.names lists registered models)
 from ledgerflow.engine.events import AliasMoved, ModelRegistered
-from ledgerflow.errors import RefError, RegistryError
+from ledgerflow.errors import RefError, RegistryError, UnknownEvent
 from ledgerflow.lineage.schema import ALIAS_LOG, MODEL_VERSIONS, missing_tables
 from ledgerflow.lineage.values import AliasMove, ModelVersion, RegisteredModel
 
@@ -130,7 +130,7 @@ def add_rows(batch, ev, at) -> None:
                   why=ev.why)
         state.move(ev.name, ev.alias, ev.version)
     else:
-        raise TypeError(f"not a registry event: {type(ev).__name__}")
+        raise UnknownEvent(f"not a registry event: {type(ev).__name__}")
 
 
 # -- reading --------------------------------------------------------------------------------

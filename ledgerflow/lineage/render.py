@@ -38,6 +38,7 @@ from datetime import datetime
 
 import attrs
 
+from ledgerflow.engine.status import UNKNOWN, Status
 from ledgerflow.lineage.display import format_duration, format_size
 from ledgerflow.lineage.inference import inferred_graph
 from ledgerflow.lineage.values import StepInfo
@@ -49,17 +50,8 @@ _PARAMS, _OUTPUTS = "@params", "@outputs"  # the record's names for the two (eng
 INFERRED_NOTE = ("graph inferred: recorded before the ledger kept graphs (schema 4); its edges were "
                  "reconstructed from digests and times and may be wrong where values coincide")
 
-_STATUS_COLOURS = {  # status -> (fill, stroke, text)
-    "succeeded": ("#dcfce7", "#16a34a", "#14532d"),
-    "cached": ("#ede9fe", "#7c3aed", "#3b0764"),
-    "failed": ("#fee2e2", "#dc2626", "#7f1d1d"),
-    "timeout": ("#fee2e2", "#dc2626", "#7f1d1d"),
-    "running": ("#dbeafe", "#2563eb", "#1e3a8a"),
-    "skipped": ("#f1f5f9", "#94a3b8", "#475569"),
-    "cancelled": ("#fef3c7", "#d97706", "#78350f"),
-    "interrupted": ("#fef3c7", "#d97706", "#78350f"),
-}
-_UNKNOWN_COLOURS = ("#f8fafc", "#64748b", "#334155")
+_STATUS_COLOURS = {s.value: s.display.fill for s in Status}  # status -> (fill, stroke, text)
+_UNKNOWN_COLOURS = UNKNOWN.fill
 _PARAMS_COLOURS = ("#e0f2fe", "#0284c7", "#0c4a6e")
 _VALUE_PREVIEW = 2000  # characters of an artifact's plain value carried into the HTML page
 

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from ledgerflow.errors import IntegrityError, ObjectNotFound, RetentionError
+from ledgerflow.errors import DigestError, IntegrityError, ManifestError, ObjectNotFound, RetentionError, UnknownEvent
 from ledgerflow import liveness
 from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
@@ -83,7 +83,7 @@ def add_rows(batch, ev, at) -> None:
         batch.add(GC_LOG, digest=ev.digest, dkey=batch.key(ev.digest), size=ev.size, reason=ev.reason,
                   removed_at=at, who=ev.who, policy=ev.policy)
     else:
-        raise TypeError(f"not a retention event: {type(ev).__name__}")
+        raise UnknownEvent(f"not a retention event: {type(ev).__name__}")
 
 
 # -- tags ---------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def _entries(store, digest: str, *, must: bool) -> list:
         return [e.digest for e in Manifest.from_bytes(store.get_bytes(digest, verify=False)).entries]
     except ObjectNotFound:
         return []
-    except (IntegrityError, ValueError) as e:
+    except (IntegrityError, ManifestError, DigestError) as e:
         if must:
             raise RetentionError(f"cannot read the manifest {digest}, which is kept: {e}; "
                                  "nothing was removed (run `lineage verify`)") from e

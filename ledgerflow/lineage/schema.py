@@ -17,6 +17,8 @@ import functools
 
 from blake3 import blake3 as _blake3
 
+from ledgerflow.errors import LedgerError
+
 SCHEMA_VERSION = 6
 
 PARAMS_STEP = "@params"  # pseudo-step that "produces" an execution's parameters
@@ -68,7 +70,8 @@ def _arrow_type(sql: str) -> pa.DataType:
 
 def _c(name: str, sql: str, optional: bool = False) -> Column:
     if sql not in ("BIGINT", "INTEGER", "VARCHAR", "DOUBLE", "TIMESTAMP"):
-        raise KeyError(sql)
+        # A column of this module with a type _arrow_type does not map: a bug here, found on import.
+        raise LedgerError(f"ledger schema: column {name!r} has no known type {sql!r}")
     return Column(name, sql, optional)
 
 
@@ -504,8 +507,6 @@ def schema_version(con) -> int | None:
 
 def newer_schema(version: int):
     """The error for a file written by a newer Ledgerflow: neither read nor written by this one."""
-    from ledgerflow.errors import LedgerError
-
     return LedgerError(f"this ledger was written by a newer Ledgerflow (schema version {version}; this one "
                        f"reads up to {SCHEMA_VERSION}): upgrade Ledgerflow to read or record here")
 

@@ -359,9 +359,10 @@ def _rows_after(pg, t: ChainedTable, after: int):
     return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
-def pull(pg, con, copy_head: tuple[int, bytes], where: str) -> int:
+def pull(pg, con, copy_head: tuple[int, bytes], where: str) -> tuple[int, bytes]:
     """Append to the copy (`con`, in a transaction of the caller) the server's rows beyond
-    `copy_head`, after checking that they continue the copy's chain. Returns how many."""
+    `copy_head`, after checking that they continue the copy's chain. Returns how many, and
+    the hash of the new head."""
     seq, last_hash = copy_head
     fetched = [(t, _rows_after(pg, t, seq)) for t in CHAINED_TABLES]
     fetched = [(t, data) for t, data in fetched if data.num_rows]
@@ -371,7 +372,7 @@ def pull(pg, con, copy_head: tuple[int, bytes], where: str) -> int:
             raise LedgerError(f"the ledger server {where} holds {server_seq} rows but this home's copy of it holds "
                               f"{seq}: the server lost rows or is another ledger. Run `lineage verify`; if the "
                               f"server is right, remove this home's copy (under <home>/ledgers/) to fetch it again")
-        return 0
+        return 0, last_hash
     n = sum(data.num_rows for _, data in fetched)
     by_seq: dict = {}
     for t, data in fetched:
@@ -396,7 +397,7 @@ def pull(pg, con, copy_head: tuple[int, bytes], where: str) -> int:
         prev = stored
     for t, data in fetched:
         writer.insert_rows(con, t, data)
-    return n
+    return n, prev
 
 
 def push(pg, con, after: int) -> int:

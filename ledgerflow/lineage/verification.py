@@ -241,7 +241,7 @@ def _missing_objects(ledger, url: str) -> tuple:
         if storage_of(kind) is Storage.MANIFEST and store.has(digest):
             try:
                 entries = store.get_manifest(digest).entries
-            except (LedgerflowError, ValueError):
+            except LedgerflowError:  # ManifestError, DigestError, IntegrityError, ...
                 entries = ()  # a damaged manifest: the re-hash of the store names it
             wanted += [(e.digest, f"file {e.path!r} of {digest}, {recorded_at}") for e in entries]
         for d, why in wanted:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ledgerflow.engine.events import FROM_CACHE
+from ledgerflow.errors import QueryError
 from ledgerflow.lineage.refs import Resolved
 from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key, read_executions, spans
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
@@ -382,7 +383,7 @@ def walk(con, root: Resolved, direction: str, depth: int | None = None, same_con
     that produced the same bytes as a handle the walk reached.
     """
     if depth is not None and depth < 0:
-        raise ValueError("depth must be >= 0")
+        raise QueryError("depth must be >= 0")
     upstream = direction == "upstream"
     g = _Edges(con)
     seeds: list = []

@@ -20,6 +20,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from ledgerflow.engine.status import Status
 from ledgerflow.errors import RefError
 from ledgerflow.lineage import refs
 from ledgerflow.lineage.rows import ExecutionRanges, lookup_by_key
@@ -27,7 +28,7 @@ from ledgerflow.lineage.schema import key64, missing_tables
 from ledgerflow.lineage.values import KeyChange, StepWhy
 
 # A result existed after a run in these states: the runs a later step could have reused.
-_RAN = ("succeeded", "cached")
+_RAN = tuple(s.value for s in Status if s.ok)
 _SCALARS = ("cache_version", "signature", "engine")
 _MANIFEST = "ledgerflow-snapshot.json"
 _SHOWN = 3  # changes named in one line

@@ -31,6 +31,7 @@ from ledgerflow.engine.events import (
     StepStarted,
 )
 from ledgerflow import liveness
+from ledgerflow.errors import UnknownEvent
 from ledgerflow.lineage import chain, registry, retention
 from ledgerflow.lineage.rows import lookup_by_key
 from ledgerflow.lineage.schema import (
@@ -199,9 +200,13 @@ def _existing(con, digests: list) -> set:
     return {d for d in found.column("digest").to_pylist() if d in wanted}
 
 
-def _interrupted(con, batch: _Batch, spared: set, now: datetime) -> None:
+def _interrupted(con, batch: _Batch, spared: set, now: datetime, this_boot_only: bool = False) -> None:
     """Append an `interrupted` state row for running executions whose process is gone, and
-    one for each of their steps that was running, so no step reads `running` forever."""
+    one for each of their steps that was running, so no step reads `running` forever.
+
+    `this_boot_only` (a team ledger): only processes started since this machine booted are
+    judged. Another machine may carry the same host name, and one of its runs would look
+    dead here (its start token names another boot)."""
     rows = con.execute(
         """
         SELECT s.execution_id, s.host, s.pid, s.process_start FROM execution_log s
@@ -214,6 +219,8 @@ def _interrupted(con, batch: _Batch, spared: set, now: datetime) -> None:
     ).fetchall()
     for execution_id, host, pid, start in rows:
         if (pid, start) in spared or liveness.is_alive(host, pid, start) is not False:
+            continue
+        if this_boot_only and not liveness.started_this_boot(start):
             continue
         why = f"process {pid} on {host} ended without finishing the execution"
         for step, attempt, task, fingerprint, cache_key, started_at, resources, map_index in con.execute(
@@ -254,7 +261,7 @@ def append(con, events: list, ledger_path) -> int:
     return n
 
 
-def interrupt_dead(con, ledger_path, spared: set = frozenset()) -> int:
+def interrupt_dead(con, ledger_path, spared: set = frozenset(), *, this_boot_only: bool = False) -> int:
     """Append an `interrupted` state row for each running execution of this host whose process
     is gone, and for each of its running steps (inside the caller's transaction).
 
@@ -263,7 +270,7 @@ def interrupt_dead(con, ledger_path, spared: set = frozenset()) -> int:
     """
     head_seq, head_hash = _head_in_transaction(con, ledger_path)
     batch = _Batch(head_seq + 1, set())
-    _interrupted(con, batch, spared, utc_naive(datetime.now(timezone.utc)))
+    _interrupted(con, batch, spared, utc_naive(datetime.now(timezone.utc)), this_boot_only)
     n = batch.next_seq - (head_seq + 1)
     if n:
         _pending_head[str(ledger_path)] = (head_seq + n, _insert(con, batch, head_seq, head_hash))
@@ -480,7 +487,7 @@ ROWS = {
 def _add_event(batch: _Batch, ev, start) -> None:
     rows = ROWS.get(type(ev))
     if rows is None:
-        raise TypeError(f"the ledger does not know how to record {type(ev).__name__}")
+        raise UnknownEvent(f"the ledger does not know how to record {type(ev).__name__}")
     rows(batch, ev, start)
 
 

@@ -11,6 +11,7 @@ import re
 
 import blake3
 
+from ledgerflow.errors import DigestError
 from ledgerflow.store.readahead import read_chunks
 
 PREFIX = "blake3:"
@@ -104,7 +105,7 @@ class Hasher:
 
 
 def validate_digest(s: str) -> str:
-    """Return `s` if it is a well-formed digest, else raise ValueError.
+    """Return `s` if it is a well-formed digest, else raise DigestError (a ValueError).
 
     Store paths are built from digests, so this also keeps a hostile string
     such as `"blake3:../../x"` from naming a path outside the store.
@@ -112,11 +113,11 @@ def validate_digest(s: str) -> str:
     >>> validate_digest("sha256:00")
     Traceback (most recent call last):
     ...
-    ValueError: 'sha256:00' is not a digest: expected 'blake3:' followed by 64 hex characters
+    ledgerflow.errors.DigestError: 'sha256:00' is not a digest: expected 'blake3:' followed by 64 hex characters
     """
     if isinstance(s, str) and _DIGEST.fullmatch(s):
         return s
-    raise ValueError(f"{s!r} is not a digest: expected 'blake3:' followed by 64 hex characters")
+    raise DigestError(f"{s!r} is not a digest: expected 'blake3:' followed by 64 hex characters")
 
 
 def is_digest(s: object) -> bool:

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ledgerflow.errors import StoreRefused
 from ledgerflow.store.digest import PREFIX
 from ledgerflow.store.layout import CHECKOUTS, TMP
 from ledgerflow.store.manifest import Manifest, ManifestEntry
@@ -48,12 +49,12 @@ def _scan(store: "Store", top: Path, real_root: str, prefix: str, chain: set[str
         if entry.is_symlink():
             target = os.path.realpath(entry.path)
             if target != real_root and not target.startswith(real_root + os.sep):
-                raise ValueError(f"symlink {entry.path} points outside {top} (to {target}); refusing to store it")
+                raise StoreRefused(f"symlink {entry.path} points outside {top} (to {target}); refusing to store it")
             if not os.path.exists(target):
-                raise ValueError(f"symlink {entry.path} points to nothing ({target}); refusing to store it")
+                raise StoreRefused(f"symlink {entry.path} points to nothing ({target}); refusing to store it")
             if os.path.isdir(target):
                 if target in chain:
-                    raise ValueError(f"symlink {entry.path} loops back to {target}; refusing to store it")
+                    raise StoreRefused(f"symlink {entry.path} loops back to {target}; refusing to store it")
                 _scan(store, top, real_root, rel, chain | {target}, out)
                 continue
         st = os.stat(entry.path)  # follows an inside symlink to its target
@@ -63,7 +64,7 @@ def _scan(store: "Store", top: Path, real_root: str, prefix: str, chain: set[str
             digest, size = store.put_file(entry.path)
             out.append(ManifestEntry(rel, digest, size, bool(st.st_mode & stat.S_IXUSR)))
         else:
-            raise ValueError(f"{entry.path} is not a regular file, directory or symlink; refusing to store it")
+            raise StoreRefused(f"{entry.path} is not a regular file, directory or symlink; refusing to store it")
 
 
 def checkout(store: "Store", digest: str, dest: Path | None, *, verify: bool) -> Path:

@@ -13,13 +13,14 @@ import json
 
 import attrs
 
+from ledgerflow.errors import ManifestError
 from ledgerflow.store.digest import digest_bytes, validate_digest
 
 FORMAT = "ledgerflow.manifest/1"
 
 
 def check_entry_path(path: str) -> str:
-    """Return `path` if it is a safe relative POSIX path, else raise ValueError.
+    """Return `path` if it is a safe relative POSIX path, else raise ManifestError (a ValueError).
 
     A manifest may come from anywhere (a shared store, a tampered object), so
     a path that would escape the checkout directory is refused when read.
@@ -29,19 +30,19 @@ def check_entry_path(path: str) -> str:
     >>> check_entry_path("../etc/passwd")
     Traceback (most recent call last):
     ...
-    ValueError: unsafe manifest entry path '../etc/passwd': '..' components are not allowed
+    ledgerflow.errors.ManifestError: unsafe manifest entry path '../etc/passwd': '..' components are not allowed
     """
     if not isinstance(path, str) or not path:
-        raise ValueError(f"unsafe manifest entry path {path!r}: expected a non-empty string")
+        raise ManifestError(f"unsafe manifest entry path {path!r}: expected a non-empty string")
     if path.startswith("/"):
-        raise ValueError(f"unsafe manifest entry path {path!r}: absolute paths are not allowed")
+        raise ManifestError(f"unsafe manifest entry path {path!r}: absolute paths are not allowed")
     if "\0" in path:
-        raise ValueError(f"unsafe manifest entry path {path!r}: NUL characters are not allowed")
+        raise ManifestError(f"unsafe manifest entry path {path!r}: NUL characters are not allowed")
     for part in path.split("/"):
         if part == "..":
-            raise ValueError(f"unsafe manifest entry path {path!r}: '..' components are not allowed")
+            raise ManifestError(f"unsafe manifest entry path {path!r}: '..' components are not allowed")
         if part in ("", "."):
-            raise ValueError(f"unsafe manifest entry path {path!r}: empty or '.' components are not allowed")
+            raise ManifestError(f"unsafe manifest entry path {path!r}: empty or '.' components are not allowed")
     return path
 
 
@@ -55,7 +56,7 @@ def _check_digest(_instance, _attribute, value: str) -> None:
 
 def _check_size(_instance, _attribute, value: int) -> None:
     if type(value) is not int or value < 0:
-        raise ValueError(f"manifest entry size must be a non-negative integer, not {value!r}")
+        raise ManifestError(f"manifest entry size must be a non-negative integer, not {value!r}")
 
 
 @attrs.frozen
@@ -83,16 +84,16 @@ def _check_entries(_instance, _attribute, entries: tuple[ManifestEntry, ...]) ->
     paths = set()
     for entry in entries:
         if not isinstance(entry, ManifestEntry):
-            raise TypeError(f"manifest entries must be ManifestEntry, not {type(entry).__name__}")
+            raise ManifestError(f"manifest entries must be ManifestEntry, not {type(entry).__name__}")
         if entry.path in paths:
-            raise ValueError(f"manifest lists {entry.path!r} twice")
+            raise ManifestError(f"manifest lists {entry.path!r} twice")
         paths.add(entry.path)
     # A path cannot be both a file and a directory holding other files.
     for path in paths:
         parts = path.split("/")
         for i in range(1, len(parts)):
             if (parent := "/".join(parts[:i])) in paths:
-                raise ValueError(f"manifest lists {parent!r} as a file and as the directory of {path!r}")
+                raise ManifestError(f"manifest lists {parent!r} as a file and as the directory of {path!r}")
 
 
 @attrs.frozen
@@ -115,23 +116,23 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Manifest":
-        """Parse and validate; ValueError on anything but a canonical, safe manifest."""
+        """Parse and validate; ManifestError (a ValueError) on anything but a canonical, safe manifest."""
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"not a manifest: {e}") from e
+            raise ManifestError(f"not a manifest: {e}") from e
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("entries"), list):
-            raise ValueError(f"not a manifest: expected an object with format {FORMAT!r} and a list of entries")
+            raise ManifestError(f"not a manifest: expected an object with format {FORMAT!r} and a list of entries")
         entries = []
         for item in doc["entries"]:
             if not isinstance(item, dict) or set(item) != {"path", "digest", "size", "executable"}:
-                raise ValueError(f"not a manifest entry: {item!r}")
+                raise ManifestError(f"not a manifest entry: {item!r}")
             entries.append(ManifestEntry(item["path"], item["digest"], item["size"], item["executable"]))
         manifest = cls(tuple(entries))
         # Non-canonical bytes would make manifest.digest differ from the digest
         # the manifest was fetched by; refuse rather than carry two names.
         if manifest.to_bytes() != bytes(data):
-            raise ValueError("manifest is not in canonical form")
+            raise ManifestError("manifest is not in canonical form")
         return manifest
 
     @functools.cached_property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from ledgerflow.errors import StoreRefused
 from ledgerflow.store.digest import Hasher
 
 
@@ -27,7 +28,7 @@ class Writer(io.RawIOBase):
 
     def write(self, data) -> int:
         if self.digest is not None:
-            raise ValueError(f"object {self.digest} is already published; it cannot be written to")
+            raise StoreRefused(f"object {self.digest} is already published; it cannot be written to")
         if self._failed is not None:
             # A write already failed (a full disk: the temp file is gone). A caller that writes
             # again on its way out, as pyarrow's stream writer does when its `with` block closes

@@ -23,6 +23,7 @@ from typing import Any
 import cattrs
 from cattrs.cols import namedtuple_dict_unstructure_factory
 
+from ledgerflow.errors import DecodeError, HandleTypeError
 from ledgerflow.store import digest_bytes
 from ledgerflow.types.annotations import (
     NoneType,
@@ -65,7 +66,7 @@ def _structure_handle(obj: Any, cls: type) -> Handle:
     fields = {k: v for k, v in obj.items() if k not in ("$handle", "tag")}
     kind = HANDLE_KINDS[obj["$handle"]]
     if cls.kind != kind.kind:
-        raise TypeError(f"a {kind.kind} handle cannot be read as {cls.__name__}")
+        raise HandleTypeError(f"a {kind.kind} handle cannot be read as {cls.__name__}")
     target = cls if cls.refinement() is not None else kind[obj["tag"]] if obj.get("tag") else kind
     return target(**fields)
 
@@ -125,7 +126,7 @@ def encode(value: Any, tp: Any = None) -> str:
 
 
 def decode(text: str, tp: Any) -> Any:
-    """The value of type tp that `encode` turned into text; ValueError if `text` is not one.
+    """The value of type tp that `encode` turned into text; DecodeError (a ValueError) if `text` is not one.
 
     Decoding is strict, the inverse of `encode` and nothing more: `1` is no `str`, `1.0` is
     no `int`, `true` is no `int`, and a record takes exactly its fields. A union is decoded
@@ -137,7 +138,7 @@ def decode(text: str, tp: Any) -> Any:
     >>> decode('["x"]', list[int])
     Traceback (most recent call last):
     ...
-    ValueError: the recorded value does not decode as list[int]: [0]: expected int, got str 'x'
+    ledgerflow.errors.DecodeError: the recorded value does not decode as list[int]: [0]: expected int, got str 'x'
     """
     try:
         raw = json.loads(text, object_hook=_untag)
@@ -150,11 +151,11 @@ def decode(text: str, tp: Any) -> Any:
                 pass
             raise
     except _Reject as e:
-        raise ValueError(f"the recorded value does not decode as {type_name(tp)}: {e}") from None
+        raise DecodeError(f"the recorded value does not decode as {type_name(tp)}: {e}") from None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as e:
         # Text that is not JSON, or a planted value deep enough to exhaust the stack: callers
         # (cache reuse, replay) fall back on a ValueError, never a crash.
-        raise ValueError(f"the recorded value does not decode as {type_name(tp)}: "
+        raise DecodeError(f"the recorded value does not decode as {type_name(tp)}: "
                          f"{type(e).__name__}: {e}") from None
 
 
@@ -615,7 +616,7 @@ def _short(text: str) -> str:
 
 
 def parse_text(text: str, tp: Any) -> Any:
-    """A value of type tp from command-line text (`-p lr=0.01`); ValueError says why not.
+    """A value of type tp from command-line text (`-p lr=0.01`); DecodeError (a ValueError) says why not.
 
     Strings are taken as they are; numbers and booleans as written; anything else as JSON.
 
@@ -634,29 +635,29 @@ def parse_text(text: str, tp: Any) -> Any:
                 return parse_text(text, m)
             except ValueError as e:
                 errors.append(str(e))
-        raise ValueError(f"{text!r} is not a {type_name(tp)}")
+        raise DecodeError(f"{text!r} is not a {type_name(tp)}")
     if tp is str:
         return text
     if tp is bool:
         low = text.lower()
         if low in _TRUE or low in _FALSE:
             return low in _TRUE
-        raise ValueError(f"{text!r} is not a bool: use true or false")
+        raise DecodeError(f"{text!r} is not a bool: use true or false")
     if tp is int:
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not an int") from None
+            raise DecodeError(f"{text!r} is not an int") from None
     if tp is float:
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not a float") from None
+            raise DecodeError(f"{text!r} is not a float") from None
     if tp in (dt.datetime, dt.date):
         try:
             return tp.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not an ISO {tp.__name__} (e.g. 2026-11-23)") from None
+            raise DecodeError(f"{text!r} is not an ISO {tp.__name__} (e.g. 2026-11-23)") from None
     if is_literal_type(tp):
         for a in typing.get_args(tp):
             if isinstance(a, enum.Enum) and text in (a.name, str(a.value)):
@@ -669,14 +670,14 @@ def parse_text(text: str, tp: Any) -> Any:
                     pass
             if a is None and text.lower() in ("none", "null"):
                 return None
-        raise ValueError(f"{text!r} is not one of {type_name(tp)}")
+        raise DecodeError(f"{text!r} is not one of {type_name(tp)}")
     if is_handle_type(tp):
-        raise ValueError(f"a {type_name(tp)} parameter takes a digest of a stored artifact, "
+        raise DecodeError(f"a {type_name(tp)} parameter takes a digest of a stored artifact, "
                          "not command-line text")
     try:
         raw = json.loads(text)
     except RecursionError:
-        raise ValueError(f"{_short(text)} is nested too deeply to read") from None
+        raise DecodeError(f"{_short(text)} is nested too deeply to read") from None
     except json.JSONDecodeError:
         if isinstance(tp, type) and hasattr(tp, "__members__"):  # an Enum given by name, or by its value
             if text in tp.__members__:
@@ -684,11 +685,11 @@ def parse_text(text: str, tp: Any) -> Any:
             for member in tp:
                 if str(member.value) == text:
                     return member
-        raise ValueError(f"{text!r} is not a {type_name(tp)}: give it as JSON") from None
+        raise DecodeError(f"{text!r} is not a {type_name(tp)}: give it as JSON") from None
     try:
         return conform(converter.structure(raw, tp) if typing.get_origin(tp) is None else raw, tp)
     except (TypeError, ValueError, cattrs.BaseValidationError) as e:
-        raise ValueError(f"{text!r} is not a {type_name(tp)}: {e}") from None
+        raise DecodeError(f"{text!r} is not a {type_name(tp)}: {e}") from None
 
 
 def handles_inside(text: str | None) -> tuple[tuple[str, str, str, int], ...]:

@@ -29,6 +29,7 @@ from typing import IO, Any, ClassVar
 import attrs
 
 from ledgerflow import store as cas
+from ledgerflow.errors import DefinitionError, HandleTypeError, ParameterError, WorkflowTypeError
 from ledgerflow.store import Manifest, ManifestEntry, Store
 
 
@@ -110,17 +111,17 @@ class Handle:
     @classmethod
     def narrow(cls, value: "Handle") -> "Handle":
         """`value`, a handle of this class's kind or a child kind, as this class declares it.
-        TypeError saying why when its refinement does not fit."""
+        HandleTypeError (a TypeError) saying why when its refinement does not fit."""
         if type(value) is cls:
             return value
         if value.base is not cls.base:  # a child kind where a parent is declared: a Model as Directory
             if cls.refinement() is not None:
-                raise TypeError(f"a {value.kind} is not a {cls.kind} tagged {cls.refinement()!r}")
+                raise HandleTypeError(f"a {value.kind} is not a {cls.kind} tagged {cls.refinement()!r}")
             return cls._retyped(value)
         if cls.tag is None or type(value).tag == cls.tag:
             return value
         if type(value).tag is not None:
-            raise TypeError(f"tag {type(value).tag!r} is not {cls.tag!r}")
+            raise HandleTypeError(f"tag {type(value).tag!r} is not {cls.tag!r}")
         return cls._retyped(value)
 
     @classmethod
@@ -130,17 +131,17 @@ class Handle:
     @classmethod
     def coerce(cls, value: Any) -> "Handle":
         """A handle of this class from what a task may return instead of one (a path for the
-        file kinds, a table for Dataset). TypeError saying what it takes otherwise."""
+        file kinds, a table for Dataset). HandleTypeError (a TypeError) saying what it takes otherwise."""
         if isinstance(value, (str, os.PathLike)):
             return cls.from_path(value)
-        raise TypeError(f"return a {cls.kind} handle or a path")
+        raise HandleTypeError(f"return a {cls.kind} handle or a path")
 
     @classmethod
     def value_from_path(cls, path: Path) -> Any:
         """What an existing path given for this kind on the command line stands for (something
-        `coerce` takes). ValueError saying why not."""
+        `coerce` takes). ParameterError (a ValueError) saying why not."""
         if path.is_dir():
-            raise ValueError(f"{path} is a directory; a {cls.__name__} parameter takes a file")
+            raise ParameterError(f"{path} is a directory; a {cls.__name__} parameter takes a file")
         return path
 
 
@@ -166,7 +167,7 @@ def _rebuild(base: type, tag: Any, fields: dict) -> Handle:
 
 def _tagged_class(base: type, tag: Any) -> type:
     if not isinstance(tag, str) or not tag:
-        raise TypeError(f"{base.__name__}[...] takes a format tag, a non-empty string such as "
+        raise WorkflowTypeError(f"{base.__name__}[...] takes a format tag, a non-empty string such as "
                         f"{base.__name__}['csv']; got {tag!r}")
     return type(f"{base.__name__}[{tag!r}]", (base,), {"tag": tag, "__module__": base.__module__,
                                                       "__slots__": ()})
@@ -231,7 +232,7 @@ class Directory(Handle):
     @classmethod
     def value_from_path(cls, path: Path) -> Any:
         if not path.is_dir():
-            raise ValueError(f"{path} is a file; a {cls.__name__} parameter takes a directory")
+            raise ParameterError(f"{path} is a file; a {cls.__name__} parameter takes a directory")
         return path
 
     @classmethod
@@ -275,7 +276,7 @@ class Model(Directory):
     def coerce(cls, value: Any) -> Handle:
         if isinstance(value, (str, os.PathLike)):
             return cls.from_path(value, flavor=cls.tag)
-        raise TypeError(f"return a {cls.kind} handle or a path")
+        raise HandleTypeError(f"return a {cls.kind} handle or a path")
 
     @classmethod
     def value_from_path(cls, path: Path) -> Any:
@@ -298,7 +299,7 @@ class Model(Directory):
             raise FileNotFoundError(f"Model.from_path: {p} does not exist")
         flavor = flavor or cls.tag
         if cls.tag and flavor != cls.tag:
-            raise ValueError(f"{cls.__name__}.from_path: flavor {flavor!r} contradicts the tag {cls.tag!r}")
+            raise DefinitionError(f"{cls.__name__}.from_path: flavor {flavor!r} contradicts the tag {cls.tag!r}")
         size = sum(e.size for e in st.get_manifest(digest).entries)
         return _refine(Model, flavor)(digest=digest, size=size, store_url=st.url, flavor=flavor)
 
@@ -345,14 +346,14 @@ class Dataset(Handle):
 
         if isinstance(value, (pa.Table, pa.RecordBatch)) or type(value).__module__.split(".")[0] in ("pandas", "polars"):
             return cls.from_arrow(value)
-        raise TypeError("return a pyarrow Table, a pandas or polars DataFrame, or a Dataset")
+        raise HandleTypeError("return a pyarrow Table, a pandas or polars DataFrame, or a Dataset")
 
     @classmethod
     def value_from_path(cls, path: Path) -> Any:
         from ledgerflow.types import tables
 
         if path.is_dir():
-            raise ValueError(f"{path} is a directory; a {cls.__name__} parameter takes a table file")
+            raise ParameterError(f"{path} is a directory; a {cls.__name__} parameter takes a table file")
         return tables.read_table_file(path)
 
     @classmethod
@@ -360,7 +361,7 @@ class Dataset(Handle):
         import dataclasses
 
         if not (isinstance(schema, type) and (attrs.has(schema) or dataclasses.is_dataclass(schema))):
-            raise TypeError("Dataset[...] takes an attrs class or dataclass describing the columns, e.g. "
+            raise WorkflowTypeError("Dataset[...] takes an attrs class or dataclass describing the columns, e.g. "
                             f"Dataset[Digits] with @attrs.define class Digits: x: int; got {schema!r}")
         return type(f"Dataset[{schema.__name__}]", (cls,), {"schema": schema, "__module__": cls.__module__,
                                                           "__slots__": ()})

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import pyarrow as pa
 
-from ledgerflow.errors import StepOutputError
+from ledgerflow.errors import DecodeError, HandleTypeError, StepOutputError, WorkflowTypeError
 from ledgerflow.types.annotations import is_handle_type, is_record_type, record_fields, type_name
 from ledgerflow.store import Store
 
@@ -36,7 +36,7 @@ def to_arrow(data: Any) -> pa.Table:
         return data.to_arrow()
     if hasattr(data, "__arrow_c_stream__"):
         return pa.table(data)
-    raise TypeError(f"expected a pyarrow Table or a pandas/polars DataFrame, got {type(data).__name__}")
+    raise HandleTypeError(f"expected a pyarrow Table or a pandas/polars DataFrame, got {type(data).__name__}")
 
 
 def _canonical_type(t: pa.DataType) -> pa.DataType:
@@ -95,7 +95,7 @@ _ARROW_CHECKS: dict[Any, tuple[str, Any]] = {
 
 def read_table_file(path) -> pa.Table:
     """A table from a Parquet, CSV, TSV or Arrow IPC (Feather) file, chosen by its suffix.
-    ValueError naming the file and what went wrong otherwise."""
+    DecodeError (a ValueError) naming the file and what went wrong otherwise."""
     from pathlib import Path
 
     path = Path(path)
@@ -115,8 +115,8 @@ def read_table_file(path) -> pa.Table:
 
             return feather.read_table(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise ValueError(f"cannot read {path} as a table: {str(e).splitlines()[0]}") from None
-    raise ValueError(f"{path} is not a table file this reads: give a .parquet, .csv, .tsv or .arrow file "
+        raise DecodeError(f"cannot read {path} as a table: {str(e).splitlines()[0]}") from None
+    raise DecodeError(f"{path} is not a table file this reads: give a .parquet, .csv, .tsv or .arrow file "
                      "(or a digest of a recorded Dataset)")
 
 
@@ -141,7 +141,7 @@ def check_schema_class(schema: type) -> None:
     for name, tp in schema_columns(schema).items():
         if _column_check(tp) is None:
             allowed = ", ".join(getattr(t, "__name__", str(t)) for t in _ARROW_CHECKS)
-            raise TypeError(f"schema {schema.__name__}: column {name!r} has type {tp!r}; a column may be one of "
+            raise WorkflowTypeError(f"schema {schema.__name__}: column {name!r} has type {tp!r}; a column may be one of "
                             f"{allowed}, an Enum, a list[...] or dict[...] of them, a record of them (a struct), "
                             "or Optional")
 

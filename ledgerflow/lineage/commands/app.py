@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ledgerflow.engine.status import Status, display_of
 from ledgerflow.errors import LedgerflowError, NoLedger, RefError
 from ledgerflow.lineage.display import format_duration
 from ledgerflow.printable import SafeStream, printable
@@ -66,16 +67,6 @@ def Table(*columns, **options):  # noqa: N802 - stands in for rich.table.Table
 
     return WholeIdTable(*columns, **options)
 
-_STATUS_STYLE = {
-    "succeeded": "green",
-    "cached": "cyan",
-    "failed": "red",
-    "timeout": "red",
-    "interrupted": "yellow",
-    "running": "blue",
-    "cancelled": "magenta",
-    "skipped": "dim",
-}
 
 
 def _version() -> str:
@@ -222,13 +213,12 @@ def _when(at: datetime | None) -> str:
 _dur = format_duration
 
 
-# The same colours as click.style keywords, for plain listings (commands/columns.py).
-STATUS_COLORS = {status: ({"dim": True} if style == "dim" else {"fg": style}) for status, style in _STATUS_STYLE.items()}
+# The states' colours as click.style keywords, for plain listings (commands/columns.py).
+STATUS_COLORS = {s.value: ({"dim": True} if s.display.colour == "dim" else {"fg": s.display.colour}) for s in Status}
 
 
 def _status(status: str | None) -> str:
-    status = status or "-"
-    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return f"[{display_of(status).colour}]{status or '-'}[/]"
 
 
 def _print_version(ctx: click.Context, param, value) -> None:

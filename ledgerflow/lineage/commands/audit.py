@@ -8,6 +8,7 @@ from datetime import datetime
 
 import click
 
+from ledgerflow.engine.status import EXECUTION_STATES, Status
 from ledgerflow.lineage.display import format_size
 from ledgerflow.lineage.commands.app import (
     echo,
@@ -18,7 +19,7 @@ from ledgerflow.lineage.commands.app import (
 
 
 LIST_LIMIT = 20
-STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
+STATUSES = tuple(s.value for s in EXECUTION_STATES)
 
 
 def _since(ctx, param, value):
@@ -162,7 +163,7 @@ def execution_tree(ledger, d):
             node.add(_metric_line(m, s.id))
         if st.condition:
             node.add(f"[dim]{escape(st.condition)}[/]")
-        if len(st.attempts) > 1 or st.status not in ("succeeded", "cached", "skipped"):
+        if len(st.attempts) > 1 or st.status not in (Status.SUCCEEDED, Status.CACHED, Status.SKIPPED):
             for a in st.attempts:
                 line = f"attempt {a.attempt}: {_status(a.status)} {_dur(a.duration_s)}"
                 if a.error:

@@ -8,6 +8,7 @@ import time
 import click
 
 from ledgerflow.lineage.commands.app import EXIT_OK, EXIT_PROBLEM, _console, _guarded, _ledger, _print_json, cli, echo
+from ledgerflow.engine.status import Status
 
 WATCH_POLL_S = 1.0
 
@@ -50,7 +51,7 @@ def watch_cmd(ctx, execution, interval):
                 break
             time.sleep(interval)
         echo(f"execution {eid} {d.summary.status}" + (f": {d.summary.error}" if d.summary.error else ""))
-    sys.exit(EXIT_OK if d.summary.status == "succeeded" else EXIT_PROBLEM)
+    sys.exit(EXIT_OK if d.summary.status == Status.SUCCEEDED else EXIT_PROBLEM)
 
 
 @cli.command("cancel")

@@ -8,9 +8,10 @@ import click
 
 from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger, _print_json, cli, echo, page
 from ledgerflow.printable import printable
+from ledgerflow.engine.status import Status
 
 FOLLOW_POLL_S = 0.5
-_FINAL = ("succeeded", "cached", "skipped", "cancelled", "interrupted")
+_FINAL = tuple(s for s in Status if s.final and s not in (Status.FAILED, Status.TIMEOUT))  # those two may be retried
 
 
 @cli.command("logs")

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from ledgerflow.errors import ExecutionFailed, ParameterError, WorkflowTypeError
+from ledgerflow.errors import DefinitionError, ExecutionFailed, ParameterError, WorkflowTypeError
 from ledgerflow.home import Home
 from ledgerflow.printable import printable
 from ledgerflow.lineage.commands.app import (
@@ -19,7 +19,24 @@ from ledgerflow.lineage.commands.app import (
     EXIT_PROBLEM, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _status, cli,
 )
 
-EXECUTORS = click.Choice(["local", "ray"])
+class _Executors(click.Choice):
+    """The registered executors (`ledgerflow.executors.register`), read when the option is used."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self):
+        from ledgerflow import executors
+
+        return executors.names()
+
+    @choices.setter
+    def choices(self, _) -> None:
+        pass
+
+
+EXECUTORS = _Executors()
 
 
 class _PrintableFormatter(logging.Formatter):
@@ -65,7 +82,7 @@ def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
     try:
         wf = load_workflow(target)
         values = params_from_text(wf, params)
-    except (LoadError, ParameterError, WorkflowTypeError) as e:
+    except (LoadError, ParameterError, WorkflowTypeError, DefinitionError) as e:
         _fail(str(e).splitlines()[0], EXIT_USAGE)
     _log_to_stderr()
     try:

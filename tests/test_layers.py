@@ -1,0 +1,113 @@
+"""The package's layers hold: no import runs up a layer, and no subpackage imports in a cycle.
+
+Layers, bottom up (docs/architecture.md): the base modules (errors, home, liveness, ...), then
+store, types, engine, executors, lineage. A module may import its own layer and those below.
+Imports under `if TYPE_CHECKING:` are for annotations only and do not count; imports inside
+functions do (a lazy import is still a dependency), except for the cycle check, which is
+about what Python executes at import time.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ledgerflow
+
+ROOT = Path(ledgerflow.__file__).parent
+LAYERS = ("(base)", "store", "types", "engine", "executors", "lineage")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(path: Path, *, top_level_only: bool) -> set[str]:
+    """The ledgerflow modules `path` imports (a `from package import name` naming a submodule
+    counts as that submodule)."""
+    out: set[str] = set()
+
+    def visit(nodes, in_function: bool) -> None:
+        for node in nodes:
+            if isinstance(node, ast.If) and _is_type_checking(node):
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("ledgerflow"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    out.add(sub if sub in MODULES else node.module)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names if a.name.startswith("ledgerflow"))
+            is_function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if is_function and top_level_only:
+                continue
+            visit(ast.iter_child_nodes(node), in_function or is_function)
+
+    visit(ast.parse(path.read_text()).body, False)
+    return {m for m in out if m in MODULES}
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return -1  # the package itself: it re-exports the public API from every layer
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else 0
+
+
+def test_no_import_runs_up_a_layer():
+    upward = sorted(f"{m} imports {d}" for m, path in MODULES.items() if layer(m) >= 0
+                    for d in _imports(path, top_level_only=False) if layer(d) > layer(m))
+    assert not upward, "\n".join(upward)
+
+
+def test_no_subpackage_imports_in_a_cycle():
+    graph = {m: {d for d in _imports(p, top_level_only=True) if d != m} for m, p in MODULES.items()}
+    cycles = []
+    for package in {m.rsplit(".", 1)[0] for m in MODULES if m.count(".") >= 2}:
+        inside = {m for m in graph if m.startswith(package + ".")}
+        cycle = _a_cycle({m: graph[m] & inside for m in inside})
+        if cycle:
+            cycles.append(" -> ".join(cycle))
+    assert not cycles, "\n".join(cycles)
+
+
+def _a_cycle(graph: dict) -> list | None:
+    state: dict = {}
+
+    def walk(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return trail[trail.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = walk(nxt, trail + [nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            found = walk(start, [start])
+            if found:
+                return found
+    return None
+
+
+def test_the_walk_sees_the_imports_it_checks():
+    # The checker itself: it finds a known import, and a known layer order.
+    assert "ledgerflow.engine.step" in _imports(MODULES["ledgerflow.executors.local"], top_level_only=True)
+    assert layer("ledgerflow.lineage.ledger") > layer("ledgerflow.engine.runner") > layer("ledgerflow.store.cas")
