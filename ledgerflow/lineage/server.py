@@ -463,8 +463,9 @@ def query(server: Server, text: str, params: list | None = None, *, timeout_s: f
 
     with server.connect() as con:
         try:
-            with con.transaction():
-                con.execute("SET TRANSACTION READ ONLY")
+            # Begun and always rolled back here: nothing the statement did can be kept.
+            con.execute("BEGIN READ ONLY")
+            try:
                 con.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(reader)))
                 con.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000) if timeout_s else 0}")
                 # Prepared, always: a prepared statement is one statement. Sent as a simple query,
@@ -476,10 +477,10 @@ def query(server: Server, text: str, params: list | None = None, *, timeout_s: f
                 else:
                     cur.execute(text, prepare=True)
                 names = [d.name for d in cur.description or ()]
-                rows = cur.fetchall() if cur.description else []
-                raise _Done(names, rows)
-        except _Done as done:
-            return done.names, done.rows
+                return names, (cur.fetchall() if cur.description else [])
+            finally:
+                if not con.closed:
+                    con.execute("ROLLBACK")
         except psycopg.errors.QueryCanceled:
             raise LedgerError(f"the query ran longer than its timeout of {timeout_s:g} s and was stopped on the "
                               "server; narrow it, or give --timeout") from None
@@ -490,11 +491,3 @@ def query(server: Server, text: str, params: list | None = None, *, timeout_s: f
                 raise LedgerError("query sql is read-only and runs one statement at a time (a second one could "
                                   "end the read-only transaction); send them one by one") from None
             raise LedgerError(f"SQL error: {_first_line(exc)} (on the ledger server, in PostgreSQL's dialect)") from None
-
-
-class _Done(Exception):
-    """Ends the read-only transaction by rolling it back, with the rows read in it."""
-
-    def __init__(self, names, rows):
-        super().__init__()
-        self.names, self.rows = names, rows
