@@ -79,7 +79,7 @@ from ledgerflow.engine.events import (  # noqa: E402
 )
 from ledgerflow.lineage import Ledger, chain  # noqa: E402
 from ledgerflow.lineage.connection import open_ledger  # noqa: E402
-from ledgerflow.lineage.writer import digest_text  # noqa: E402
+from ledgerflow.lineage.append import digest_text  # noqa: E402
 from ledgerflow.lineage.schema import (  # noqa: E402
     ARTIFACTS,
     EDGES,

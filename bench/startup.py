@@ -76,7 +76,7 @@ assert dr.execute(["step_100"], inputs={"seed": 0})["step_100"] == 100
 def lineage() -> list:
     """The `lineage` console script beside this interpreter, or the module when it is not installed."""
     script = Path(sys.executable).with_name("lineage")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
 
 
 def median_s(cmd: list, env: dict) -> float:

@@ -104,13 +104,22 @@ class LedgerError(LedgerflowError):
     """The ledger could not be opened, read or written."""
 
 
+class NotAWorkflow(LedgerflowError, TypeError):
+    """`run()` was handed something that is not a `@workflow` (a plain function, a task, a module)."""
+
+
+class UnknownFormat(LedgerflowError, ValueError):
+    """An output format that is not one of those offered (`lineage graph --format`)."""
+
+
 class UnknownEvent(LedgerError, TypeError):
     """The ledger was handed something that is not an event it records (a bug of the caller)."""
 
 
 class QueryError(LedgerError, ValueError):
-    """A question put to the ledger that cannot be answered as asked (a negative walk depth): the
-    caller's input is wrong, not the ledger."""
+    """A question put to the ledger that cannot be answered as asked: SQL that does not parse,
+    writes, or fails; a bad memory or time limit; a negative walk depth. The caller's input is
+    wrong, not the ledger (the CLI exits 2)."""
 
 
 class NoLedger(LedgerError):

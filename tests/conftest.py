@@ -1,6 +1,6 @@
 import pytest
 
-from ledgerflow import store as cas
+from ledgerflow.store import active as active_store
 from ledgerflow.store import Store
 
 # Markers (see pyproject.toml), so that a contributor can run the fast core suite alone.
@@ -40,7 +40,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("LEDGERFLOW_HOME", str(path))
     monkeypatch.delenv("LEDGERFLOW_STORE", raising=False)
     monkeypatch.delenv("LEDGERFLOW_LEDGER", raising=False)
-    with cas.using(Store.open(path / "store")):
+    with active_store.using(Store.open(path / "store")):
         yield path
 
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ledgerflow.lineage import Ledger
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from test_ledger_events import pipeline_events, retrain_events
 
 

@@ -92,7 +92,7 @@ def lineage(tmp_path):
     home = tmp_path / "home"
 
     def call(*args):
-        base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+        base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
         args = [a.replace("FLOW", str(script)) for a in args]
         return subprocess.run(base + ["--home", str(home), *args], capture_output=True, text=True, timeout=120,
                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -50,7 +50,7 @@ def cli(tmp_path):
     env.pop("RAY_ADDRESS", None)
 
     def lineage(*args, ok=True):
-        cmd = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+        cmd = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
         out = subprocess.run(cmd + list(args), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         if ok:
             assert out.returncode == 0, out.stderr

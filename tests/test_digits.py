@@ -13,7 +13,7 @@ pytest.importorskip("skops")
 from click.testing import CliRunner  # noqa: E402
 
 from ledgerflow import Ledger, run  # noqa: E402
-from ledgerflow.lineage.cli import cli  # noqa: E402
+from ledgerflow.app.cli import cli  # noqa: E402
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "digits.py"
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from ledgerflow import ExecutionFailed, Ledger, run
 from ledgerflow.engine.events import ArtifactRef, ModelRegistered
 from ledgerflow.engine.loading import import_file
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from ledgerflow.lineage.schema import CHAINED_TABLES
 
 SOURCE = '''

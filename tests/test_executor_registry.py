@@ -40,7 +40,7 @@ def test_an_executor_added_with_one_registration_runs_and_is_recorded(home, thre
 def test_the_cli_offers_every_registered_executor(home, threads_registered, tmp_path):
     from click.testing import CliRunner
 
-    from ledgerflow.lineage.cli import cli
+    from ledgerflow.app.cli import cli
 
     script = tmp_path / "wf.py"
     script.write_text("from test_executor_registry import four\n")

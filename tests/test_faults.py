@@ -35,7 +35,7 @@ from click.testing import CliRunner
 import ledgerflow
 from ledgerflow import Dataset, Directory, File, Ledger, replay, run, task, workflow
 from ledgerflow.errors import IntegrityError, LedgerError, ObjectNotFound, StoreError
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from ledgerflow.store import Store, retry
 
 # -- helpers ---------------------------------------------------------------------------

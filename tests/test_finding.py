@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ledgerflow import ExecutionFailed, Ledger, run, task, workflow
 from ledgerflow.home import Home
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 
 
 @task
@@ -141,7 +141,7 @@ def test_ids_are_never_cut(tmp_path, monkeypatch):
 def test_a_narrow_terminal_wraps_other_columns_not_ids():
     from rich.console import Console
 
-    from ledgerflow.lineage.commands.app import Table
+    from ledgerflow.app.commands.output import Table
 
     ref = "01M8QZB4E42BPQ2J2XHBHKQWZS:long_named_step_for_a_ref_that_is_wide"
     table = Table("depth", "ref", "what", box=None)
@@ -162,7 +162,7 @@ def test_long_output_on_a_terminal_goes_through_the_pager(project, monkeypatch):
 
     root, ids = project
     lineage_bin = Path(sys.executable).with_name("lineage")
-    cmd = [str(lineage_bin)] if lineage_bin.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    cmd = [str(lineage_bin)] if lineage_bin.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
     env = {**os.environ, "PAGER": "sed s/^/PAGED:/", "LINES": "3", "COLUMNS": "200"}
     leader, follower = pty.openpty()
     try:

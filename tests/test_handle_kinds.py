@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from ledgerflow import Directory, File, Ledger, Model, WorkflowTypeError, run, task, workflow
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from ledgerflow.types import conform
 from ledgerflow.types.codec import decode, encode
 from ledgerflow.types.compat import accepts

@@ -22,7 +22,7 @@ from hypothesis import given, settings, strategies as st
 from ledgerflow import Directory, File, Ledger, map_task, run, task, workflow
 from ledgerflow.engine.loading import import_file
 from ledgerflow.errors import ParameterError, RegistryError
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from ledgerflow.store import Store
 
 ROOT = Path(__file__).parent.parent
@@ -158,7 +158,7 @@ _RAW = [chr(c) for c in list(range(0, 9)) + list(range(11, 32)) + list(range(0x7
 
 
 def _lineage(home, *args) -> subprocess.CompletedProcess:
-    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
     return subprocess.run(base + ["--home", str(home), *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, errors="surrogateescape")
 
@@ -257,7 +257,7 @@ def test_an_export_whose_manifest_is_a_fifo_is_refused_at_once(tmp_path):
 def test_one_name_rule_everywhere(tmp_path, name):
     with pytest.raises(RegistryError):
         Ledger(tmp_path).tag("01M8", name)  # refused before the execution is even looked up
-    from ledgerflow.lineage.model_registration import register
+    from ledgerflow.app.registration import register
 
     with pytest.raises(RegistryError):
         register(name, None, home=tmp_path)

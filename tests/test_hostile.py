@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from ledgerflow import Directory, File, Ledger, ParameterError, run, task, workflow
 from ledgerflow.errors import LedgerError
 from ledgerflow.engine.loading import params_from_text
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from ledgerflow.store import Store
 
 

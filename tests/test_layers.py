@@ -1,7 +1,8 @@
 """The package's layers hold: no import runs up a layer, and no subpackage imports in a cycle.
 
 Layers, bottom up (docs/architecture.md): the base modules (errors, home, liveness, ...), then
-store, types, engine, executors, lineage. A module may import its own layer and those below.
+store, types, engine, executors, lineage, and app (the application: run, replay, the CLI,
+the UI). A module may import its own layer and those below.
 Imports under `if TYPE_CHECKING:` are for annotations only and do not count; imports inside
 functions do (a lazy import is still a dependency), except for the cycle check, which is
 about what Python executes at import time.
@@ -15,7 +16,7 @@ from pathlib import Path
 import ledgerflow
 
 ROOT = Path(ledgerflow.__file__).parent
-LAYERS = ("(base)", "store", "types", "engine", "executors", "lineage")
+LAYERS = ("(base)", "store", "types", "engine", "executors", "lineage", "app")
 
 
 def _modules() -> dict[str, Path]:
@@ -110,4 +111,12 @@ def _a_cycle(graph: dict) -> list | None:
 def test_the_walk_sees_the_imports_it_checks():
     # The checker itself: it finds a known import, and a known layer order.
     assert "ledgerflow.engine.step" in _imports(MODULES["ledgerflow.executors.local"], top_level_only=True)
-    assert layer("ledgerflow.lineage.ledger") > layer("ledgerflow.engine.runner") > layer("ledgerflow.store.cas")
+    assert layer("ledgerflow.app.running") > layer("ledgerflow.lineage.ledger") > layer("ledgerflow.engine.runner") \
+        > layer("ledgerflow.store.cas")
+
+
+def test_lineage_is_the_ledger_library_only():
+    # The application (run, replay, register, the CLI, the UI, progress) lives in app/: nothing in
+    # lineage/ composes executors, and no module below app/ reaches the application.
+    assert not [m for m in MODULES if m.startswith("ledgerflow.lineage.") and any(
+        d.startswith("ledgerflow.executors") for d in _imports(MODULES[m], top_level_only=False))]

@@ -25,7 +25,7 @@ def _env():
 
 def _lineage_cmd(home, *args):
     # The console script if the package is installed, else the module.
-    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
     return base + ["--home", str(home), *args]
 
 

@@ -236,7 +236,7 @@ def test_a_redefined_view_is_caught_by_verify_and_fools_no_reader(tmp_path):
     assert led.sql("SELECT status FROM executions").to_pylist() == [{"status": "failed"}]
 
     from click.testing import CliRunner
-    from ledgerflow.lineage.cli import cli
+    from ledgerflow.app.cli import cli
 
     result = CliRunner().invoke(cli, ["--home", str(led.home.path), "verify", "--no-store"])
     assert result.exit_code == 1 and "view executions: changed" in result.output, result.output

@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def _lineage(home: Path, *args: str) -> list:
-    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
     return base + ["--home", str(home), *args]
 
 

@@ -31,7 +31,7 @@ def _env(home: Path) -> dict:
 
 
 def _lineage(home: Path, *args: str) -> list:
-    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
     return base + ["--home", str(home), *args]
 
 

@@ -22,7 +22,7 @@ from hypothesis import given, strategies as st
 from conftest import wait_until
 from ledgerflow import ExecutionFailed, Ledger, run, task, workflow
 from ledgerflow.engine.capture import _lines, _Tee, captured
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from ledgerflow.store import Store
 
 LINEAGE = Path(sys.executable).with_name("lineage")
@@ -115,7 +115,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def _lineage(home: Path, *args: str, **popen) -> list:
-    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    base = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
     return base + ["--home", str(home), *args]
 
 

@@ -25,11 +25,11 @@ from openlineage.client.facet_v2 import (  # noqa: E402
 )
 from openlineage.client.serde import Serde  # noqa: E402
 
-from ledgerflow import ExecutionFailed, Ledger, run  # noqa: E402
+from ledgerflow import ExecutionFailed, Ledger, MemoryRecorder, run  # noqa: E402
 from ledgerflow.engine.loading import import_file  # noqa: E402
 from ledgerflow.lineage import openlineage as ol  # noqa: E402
-from ledgerflow.lineage import recording  # noqa: E402
-from ledgerflow.lineage.cli import cli  # noqa: E402
+from ledgerflow.app import recorders  # noqa: E402
+from ledgerflow.app.cli import cli  # noqa: E402
 
 SOURCE = '''
 import os
@@ -309,7 +309,38 @@ def test_live_emitter_http_transport(home, mod, monkeypatch):
 
 
 def test_no_emitter_without_configuration(home):
-    assert recording._openlineage(Ledger(home).home) is None
+    assert recorders.openlineage_emitter(Ledger(home).home) is None
+    assert recorders.configured(Ledger(home).home) == ()
+
+
+def test_recorders_given_in_code_replace_the_environments(home, mod, monkeypatch, tmp_path):
+    # The environment configures a file transport; a run given its recorders in code reports to
+    # those (a MemoryRecorder beside the ledger) and builds no emitter of its own.
+    log = tmp_path / "events.jsonl"
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(log))
+    memory = MemoryRecorder()
+    ex = run(mod.pipe, {"n": 2}, progress=False, recorders=[memory])
+    assert not log.exists()
+    kinds = [type(e).__name__ for e in memory.events]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionFinished"
+    assert {e.execution_id for e in memory.events} == {ex.id}
+    assert Ledger(home).execution(ex.id).summary.status == "succeeded"  # the ledger recorded it too
+
+
+def test_an_emitter_given_in_code_sends_without_the_environment(home, mod, tmp_path):
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.transport.file import FileConfig, FileTransport
+
+    from ledgerflow.lineage.openlineage import OpenLineageEmitter
+
+    log = tmp_path / "events.jsonl"
+    client = OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(log), append=True)))
+    ex = run(mod.pipe, {"n": 3}, progress=False, recorders=[OpenLineageEmitter(client)])
+    sent = [json.loads(line) for line in log.read_text().splitlines() if line]
+    exported = [json.loads(line) for line in export_lines(home, ex.id)]
+    assert sorted(map(key, sent)) == sorted(map(key, exported))
+    assert sent[-1]["eventType"] == "COMPLETE"
 
 
 def test_emitter_never_fails_the_run(home, mod, monkeypatch, caplog):

@@ -4,7 +4,7 @@ import io
 import logging
 
 from ledgerflow import MemoryRecorder, map_task, run, task, workflow
-from ledgerflow.engine.progress import Progress
+from ledgerflow.app.progress import Progress
 
 
 @task

@@ -24,7 +24,7 @@ from hypothesis import given, settings, strategies as st
 from ledgerflow import (Dataset, ExecutionFailed, File, Ledger, Model, log_metric, map_task, run, task, when,
                         workflow)
 from ledgerflow.engine.graph import Choice, FromStep, Gather
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 
 TESTS = Path(__file__).parent
 

@@ -48,7 +48,7 @@ def place(tmp_path):
 
 def lineage(place, *args, env=None, timeout=180):
     tmp_path, base = place
-    cmd = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    cmd = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
     return subprocess.run(cmd + list(args), cwd=tmp_path, env={**base, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -15,7 +15,7 @@ import ledgerflow
 from ledgerflow import Ledger, Model, register, run
 from ledgerflow.engine.loading import import_file
 from ledgerflow.errors import RefError, RegistryError
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 
 PIPELINE = '''
 import pathlib, tempfile

@@ -19,7 +19,7 @@ import pytest
 
 from ledgerflow import Dataset, ExecutionFailed, Ledger, log_metric, map_task, run, task, when, workflow
 from ledgerflow.lineage.inference import inferred_graph
-from ledgerflow.lineage.render import build_graph, render
+from ledgerflow.app.render import build_graph, render
 
 # --------------------------------------------------------------------------- workflows
 

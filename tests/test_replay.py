@@ -264,7 +264,7 @@ def test_replay_under_python_m_with_the_folder_on_pythonpath_uses_the_snapshot(h
     assert ran.returncode == 0, ran.stderr
     execution = ran.stdout.strip().splitlines()[-1]
     (code / f"helper_{tag}.py").write_text(HELPER_V1.replace("FACTOR = 2", "FACTOR = 7"))
-    lineage = [sys.executable, "-m", "ledgerflow.lineage.cli"]
+    lineage = [sys.executable, "-m", "ledgerflow.app.cli"]
     out = subprocess.run(lineage + ["replay", execution, "--json"], cwd=code, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -17,7 +17,7 @@ from ledgerflow import File, Ledger, register, replay, run
 from ledgerflow.engine.loading import import_file
 from ledgerflow.errors import RetentionError
 from ledgerflow.lineage import retention
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 from ledgerflow.store import Store
 
 PIPELINE = '''

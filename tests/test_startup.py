@@ -46,6 +46,6 @@ def test_defining_a_workflow_loads_no_heavy_module(tmp_path):
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["list", "--help"], ["query", "sql", "--help"],
                                   ["show", "--help"], ["verify", "--help"], ["--version"]])
 def test_lineage_help_loads_no_heavy_module(tmp_path, argv):
-    code = ("import sys\nfrom ledgerflow.lineage.cli import main\n"
+    code = ("import sys\nfrom ledgerflow.app.cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n")
     assert _loaded_after(code, tmp_path) == []

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import wait_until
 from ledgerflow import Ledger
 from ledgerflow.errors import LedgerError, LedgerServerError
-from ledgerflow.lineage.cli import cli
+from ledgerflow.app.cli import cli
 
 # Each "host" is a process of its own with a home of its own; they share the server and, where
 # files cross between them, an S3 store.

@@ -30,8 +30,8 @@ pytest.importorskip("skops")
 from click.testing import CliRunner  # noqa: E402
 
 from ledgerflow import Dataset, Directory, ExecutionFailed, File, Ledger, log_metric, run, task, workflow  # noqa: E402
-from ledgerflow import store as cas  # noqa: E402
-from ledgerflow.lineage.cli import cli  # noqa: E402
+from ledgerflow.store import active as active_store  # noqa: E402
+from ledgerflow.app.cli import cli  # noqa: E402
 from ledgerflow.store import Store  # noqa: E402
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "digits.py"
@@ -131,7 +131,7 @@ def recorded(tmp_path_factory):
     digits = importlib.util.module_from_spec(spec)
     sys.modules["digits"] = digits
     try:
-        with cas.using(Store.open(home / "store")):
+        with active_store.using(Store.open(home / "store")):
             spec.loader.exec_module(digits)
             good = run(digits.pipeline, SMALL, home=home)
             run(digits.pipeline, {**SMALL, "gammas": [0.01, 0.002]}, home=home)  # a second point on the chart
@@ -154,7 +154,7 @@ def recorded(tmp_path_factory):
 def client(recorded):
     from starlette.testclient import TestClient
 
-    from ledgerflow.lineage.ui import make_app
+    from ledgerflow.app.ui import make_app
 
     with TestClient(make_app(recorded.home)) as c:
         yield c
@@ -284,7 +284,7 @@ def test_ui_command_refuses_a_missing_ledger_saying_where_it_looked(tmp_path):
 
 
 def test_only_loopback_goes_without_a_warning():
-    from ledgerflow.lineage.ui.serving import host_warning
+    from ledgerflow.app.ui.serving import host_warning
 
     assert host_warning("127.0.0.1") is None and host_warning("::1") is None and host_warning("localhost") is None
     warning = host_warning("0.0.0.0")
@@ -294,7 +294,7 @@ def test_only_loopback_goes_without_a_warning():
 def test_ui_command_serves_prints_its_url_and_stops_on_ctrl_c(recorded):
     import httpx
 
-    proc = subprocess.Popen([sys.executable, "-m", "ledgerflow.lineage.cli", "--home", str(recorded.home), "ui",
+    proc = subprocess.Popen([sys.executable, "-m", "ledgerflow.app.cli", "--home", str(recorded.home), "ui",
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -326,7 +326,7 @@ class _Server:
     """uvicorn in a thread of this process, on a free 127.0.0.1 port; stopped by `stop()`."""
 
     def __init__(self, app):
-        from ledgerflow.lineage.ui import serving
+        from ledgerflow.app.ui import serving
 
         self.sock = serving.bind("127.0.0.1", 0)
         self.url = serving.url_of(self.sock).rstrip("/")
@@ -351,7 +351,7 @@ class _Server:
 
 @pytest.fixture(scope="module")
 def server(recorded):
-    from ledgerflow.lineage.ui import make_app
+    from ledgerflow.app.ui import make_app
 
     srv = _Server(make_app(recorded.home)).start()
     yield srv
@@ -540,7 +540,7 @@ def test_the_execution_page_follows_a_running_execution(server, page, recorded, 
 
 
 def test_lineage_help_does_not_load_the_web_stack(tmp_path):
-    code = ("import sys\nfrom ledgerflow.lineage.cli import main\ntry:\n    main(['ui', '--help'])\n"
+    code = ("import sys\nfrom ledgerflow.app.cli import main\ntry:\n    main(['ui', '--help'])\n"
             "except SystemExit as e:\n    assert e.code in (0, None)\n"
             "print(sorted(m for m in ('starlette', 'uvicorn', 'duckdb') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60,

@@ -274,7 +274,7 @@ def helper(x):
     env.pop("RAY_ADDRESS", None)
 
     def lineage(*args, code=0):
-        cmd = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.lineage.cli"]
+        cmd = [str(LINEAGE)] if LINEAGE.exists() else [sys.executable, "-m", "ledgerflow.app.cli"]
         out = subprocess.run(cmd + list(args), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert out.returncode == code, out.stderr
         return out

@@ -51,7 +51,7 @@ def in_step() -> bool:
     return _sink.get() is not None
 
 
-def _finite(what: str, value: Any) -> float:
+def finite(what: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
         raise DefinitionError(f"{what}: the value must be a finite number, not {value!r}")
     return float(value)
@@ -69,7 +69,7 @@ def log_metric(name: str, value: float, *, index: int | None = None) -> None:
         return
     if not isinstance(name, str) or not name:
         raise DefinitionError(f"log_metric: the name must be a non-empty string, not {name!r}")
-    sink.metrics.append(Metric(name, _finite(f"log_metric({name!r}, ...)", value), datetime.now(timezone.utc), index))
+    sink.metrics.append(Metric(name, finite(f"log_metric({name!r}, ...)", value), datetime.now(timezone.utc), index))
 
 
 def request_registration(name: str, model: Any, alias: str | None, metrics: dict[str, float] | None,
@@ -77,7 +77,7 @@ def request_registration(name: str, model: Any, alias: str | None, metrics: dict
     sink = _sink.get()
     if sink is None:  # register() asks in_step() first: only a caller that skipped it gets here
         raise RegistryError("request_registration is for code running inside a step")
-    checked = {k: _finite(f"register({name!r}) metric {k!r}", v) for k, v in (metrics or {}).items()}
+    checked = {k: finite(f"register({name!r}) metric {k!r}", v) for k, v in (metrics or {}).items()}
     sink.registrations.append(Registration(name, model, alias, checked, why, datetime.now(timezone.utc)))
 
 

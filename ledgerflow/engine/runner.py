@@ -34,7 +34,7 @@ from ledgerflow.engine.tracing import Builder, tracing
 from ledgerflow.engine.ids import new_id
 from ledgerflow.engine.step import StepCall, StepOutcome, artifact_ref
 from ledgerflow.engine.workflow import Workflow
-from ledgerflow.errors import ExecutionFailed, IntegrityError, ObjectNotFound, ParameterError
+from ledgerflow.errors import ExecutionFailed, IntegrityError, NotAWorkflow, ObjectNotFound, ParameterError
 from ledgerflow.store import Store, digest_bytes
 from ledgerflow.types.annotations import is_record_type, record_fields
 from ledgerflow.types import Handle, TypeMismatch, as_declared, conform, type_name
@@ -835,7 +835,7 @@ def execute(wf: Workflow, params: dict[str, Any] | None = None, *, executor: Exe
     with the execution's parameters (`run` passes the handles it looked up by digest).
     """
     if not isinstance(wf, Workflow):
-        raise TypeError(f"run() takes a @workflow, not {wf!r}")
+        raise NotAWorkflow(f"run() takes a @workflow, not {wf!r}")
     bound = bind_params(wf, params)
     recompute = frozenset([recompute] if isinstance(recompute, str) else recompute or ())
     steps = {n.name for n in wf.graph.nodes}

@@ -10,7 +10,8 @@ from typing import Any
 
 import attrs
 
-from ledgerflow import home, store as cas
+from ledgerflow import home
+from ledgerflow.store import active as active_store
 from ledgerflow.engine.capture import StoredLog, captured
 from ledgerflow.engine.context import StepContext, entered, granted_gpus
 from ledgerflow.engine.events import ArtifactRef, FAILED, SUCCEEDED, TIMEOUT
@@ -95,7 +96,7 @@ def run_step(call: StepCall) -> StepOutcome:
                       home=call.home, resources=call.task.resources, gpu_ids=granted_gpus(), node=_hostname())
     spool = None if call.home is None else (call.home, call.execution_id, call.attempt)
     store = Store.open(call.store_url)
-    with cas.using(store), home.using(call.home), collecting() as reports, entered(ctx):
+    with active_store.using(store), home.using(call.home), collecting() as reports, entered(ctx):
         with captured(call.step, spool=spool) as streams:
             try:
                 result = call.task.fn(**dict(call.inputs))

@@ -7,7 +7,7 @@
 
 def __getattr__(name: str):
     # PEP 562: `ledgerflow.lineage.Ledger` loads the ledger (duckdb, pyarrow) on first use,
-    # so importing a submodule such as ledgerflow.lineage.recording does not.
+    # so importing a submodule such as ledgerflow.app.running does not.
     if name == "Ledger":
         from ledgerflow.lineage.ledger import Ledger
 

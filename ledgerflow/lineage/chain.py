@@ -113,14 +113,14 @@ class ChainProblem:
 
 
 @attrs.frozen
-class ChainWalk:
+class ChainCheck:
     rows: int
     head_seq: int
     head_hash: str  # hex
     problems: tuple  # of ChainProblem, in seq order
 
 
-def walk(con, max_problems: int = 100) -> ChainWalk:
+def check(con, max_problems: int = 100) -> ChainCheck:
     """Re-hash every chained row in `seq` order and report where the chain breaks."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -146,7 +146,7 @@ def walk(con, max_problems: int = 100) -> ChainWalk:
             )
         )
     if not parts:
-        return ChainWalk(0, 0, GENESIS.hex(), ())
+        return ChainCheck(0, 0, GENESIS.hex(), ())
     allrows = pa.concat_tables(parts)
     allrows = allrows.take(pc.sort_indices(allrows, sort_keys=[("seq", "ascending", "at_start")]))
     seqs = allrows.column("seq").to_pylist()
@@ -195,7 +195,7 @@ def walk(con, max_problems: int = 100) -> ChainWalk:
     last = next((k for k in range(n - 1, -1, -1) if seqs[k] is not None), None)
     head_seq = seqs[last] if last is not None else 0
     head_hash = hashes[last].hex() if last is not None else GENESIS.hex()
-    return ChainWalk(n, head_seq, head_hash, tuple(problems))
+    return ChainCheck(n, head_seq, head_hash, tuple(problems))
 
 
 def _explain(table, seq, prev, stored, enc, expected_prev, seq_of_hash, problems):

@@ -8,7 +8,7 @@ chain's head), for analysis in any tool that reads Parquet.
 as it is (the target has its own seqs and hashes), so rows are *re-appended*: same
 content, in the source's seq order, numbered from the target's head and hashed onto its
 chain, in one transaction. Before anything is written the export's own chain is
-re-walked (`chain.walk`) and its head compared with the manifest, so a tampered export is
+re-walked (`chain.check`) and its head compared with the manifest, so a tampered export is
 refused. What is skipped, table by table (generic over `schema.CHAINED_TABLES`):
 
 - rows of an execution the target already has (any table with `execution_id` except
@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ledgerflow.errors import ExchangeError, IntegrityError
-from ledgerflow.lineage import chain, moving, writer
+from ledgerflow.lineage import chain, moving, append
 from ledgerflow.lineage.connection import open_ledger
 from ledgerflow.regular_files import NotARegularFile, check_regular, open_regular
 from ledgerflow.lineage.schema import ARTIFACTS, CHAINED_TABLES, GRAPH_SPECS, TASK_IDENTITIES, SCHEMA_VERSION, TABLES_BY_NAME, ensure_schema
@@ -100,7 +100,7 @@ def export(ledger, directory: str | os.PathLike) -> ExportReport:
             cols = ", ".join(t.column_names + ("prev_hash", "row_hash"))
             counts[t.name] = _copy(con, f"SELECT {cols} FROM {t.name} ORDER BY seq", out / f"{t.name}.parquet")
         counts["meta"] = _copy(con, "SELECT key, value FROM meta", out / "meta.parquet")
-        walked = chain.walk(con, max_problems=1)
+        walked = chain.check(con, max_problems=1)
     manifest = {
         "format": FORMAT,
         "schema_version": int(version[0][0]),
@@ -174,7 +174,7 @@ def read_export(directory: str | os.PathLike) -> tuple:
             tables[t.name] = data
             con.register(f"_{t.name}", data)
             con.execute(f"CREATE TABLE {t.name} AS SELECT * FROM _{t.name}").fetchall()
-        walked = chain.walk(con, max_problems=1)
+        walked = chain.check(con, max_problems=1)
     finally:
         con.close()
     if walked.problems:
@@ -225,13 +225,13 @@ def _merge(con, tables: dict, before_commit=lambda: None) -> tuple:
     con.execute("BEGIN").fetchall()
     try:
         ensure_schema(con)
-        head_seq, head_hash = writer.head(con)
+        head_seq, head_hash = append.head(con)
         kept, skipped, executions = _select(con, tables)
         appended = _append(con, kept, head_seq, head_hash)
         before_commit()
         con.execute("COMMIT").fetchall()
     except BaseException:
-        writer.rollback(con)  # a failed COMMIT has ended the transaction already: keep its error
+        append.rollback(con)  # a failed COMMIT has ended the transaction already: keep its error
         raise
     return head_seq, head_hash, kept, skipped, executions, appended
 
@@ -339,5 +339,5 @@ def _append(con, kept: dict, head_seq: int, head_hash: bytes) -> list:
         if data.num_rows:
             t = TABLES_BY_NAME[name]
             parts.append((t, data.select(t.column_names).set_column(0, "seq", pa.array(new_seq[name], pa.int64()))))
-    hashes = writer.insert_chained(con, parts, head_seq, head_hash)
+    hashes = append.insert_chained(con, parts, head_seq, head_hash)
     return list(zip(range(head_seq + 1, head_seq + 1 + len(order)), hashes))

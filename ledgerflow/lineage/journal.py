@@ -46,9 +46,9 @@ FORMAT = 1
 # -- one event as one JSON object ------------------------------------------------------------
 
 def _event_types() -> dict:
-    from ledgerflow.lineage import writer
+    from ledgerflow.lineage import append
 
-    return {cls.__name__: cls for cls in writer.ROWS}
+    return {cls.__name__: cls for cls in append.ROWS}
 
 
 # How a value of each kind is written, as an expression of `v` (compiled into each class's encoder).

@@ -32,10 +32,10 @@ from ledgerflow.engine.events import (
     StepFinished,
     StepStarted,
 )
-from ledgerflow.errors import CancelError, LedgerError, LedgerServerError, LedgerUnwritable, RefError, RegistryError
+from ledgerflow.errors import CancelError, LedgerError, LedgerServerError, LedgerUnwritable, RefError, RegistryError, UnknownEvent
 from ledgerflow.home import Home
 from ledgerflow import liveness
-from ledgerflow.lineage import journal, moving, readonly_sql, refs, registry, retention, verification, writer
+from ledgerflow.lineage import append, journal, moving, readonly_sql, refs, registry, retention, verification
 from ledgerflow.lineage import server as servers
 from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
@@ -148,7 +148,7 @@ class Ledger:
         self._closed = False
         self._error: BaseException | None = None
         # A run's cache reads never move journals and wait for the file only briefly (see CacheIndex).
-        self._cache = CacheIndex(self.path, lambda: self._reader(views=False, fresh=False, timeout=_CACHE_WAIT_S),
+        self._cache = CacheIndex(self.path, lambda: self.reader(views=False, fresh=False, timeout=_CACHE_WAIT_S),
                                  self.journal_dir, self._journal.path)
 
     def __repr__(self) -> str:
@@ -175,11 +175,11 @@ class Ledger:
         if self._closed:
             raise LedgerError(f"the ledger at {self.path} is closed")
         kind = type(event)
-        if kind not in writer.ROWS:
+        if kind not in append.ROWS:
             # Refused here, not in the journal thread where nobody would see it.
-            raise TypeError(f"the ledger does not record {kind.__name__} (not a ledgerflow event)")
+            raise UnknownEvent(f"the ledger does not record {kind.__name__} (not a ledgerflow event)")
         # (The common case first, and cheap: this runs twice for every step.)
-        start = None if kind is not ExecutionStarted else writer.process_start_of(event)
+        start = None if kind is not ExecutionStarted else append.process_start_of(event)
         with self._buffer_lock:
             self._buffer.append((event, start))
             backlog = len(self._buffer)
@@ -252,7 +252,7 @@ class Ledger:
                 return 0
             # A step that started and finished since the last append: its `running` record
             # would be superseded before anyone could read it, so it is not written.
-            finished = writer.coalesced(batch)
+            finished = append.coalesced(batch)
             try:
                 self._journal.append([journal.encode(ev, start) for ev, start in batch
                                       if not (isinstance(ev, StepStarted)
@@ -330,7 +330,7 @@ class Ledger:
     # -- queries --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _reader(self, config: dict | None = None, views: bool = True, fresh: bool = True,
+    def reader(self, config: dict | None = None, views: bool = True, fresh: bool = True,
                 timeout: float | None = None):
         """A read-only connection for one query. The first read of a process also brings a
         ledger written by an older schema up to this one (see `_migrate`). Its views are this
@@ -367,16 +367,16 @@ class Ledger:
                     ensure_schema(con)
                     con.execute("COMMIT").fetchall()
                 except BaseException:
-                    writer.rollback(con)
+                    append.rollback(con)
                     raise
         except (LedgerError, duckdb.Error) as exc:
             raise LedgerError(f"the ledger at {self.path} has schema version {version}; reading it needs it "
                               f"migrated to {SCHEMA_VERSION}, which failed: {exc}") from exc
         _current_schema.add(str(self.path))
 
-    def _has_file(self) -> bool:
+    def has_file(self) -> bool:
         """Move the journals in (see `_catch_up`), then say whether there is a file to read: a
-        reader that asks this opens the file with `_reader(fresh=False)`, not moving twice."""
+        reader that asks this opens the file with `reader(fresh=False)`, not moving twice."""
         self._catch_up()
         return self.path.exists()
 
@@ -424,7 +424,7 @@ class Ledger:
         >>> Ledger(tempfile.mkdtemp()).executions(limit=10, status="failed")
         ()
         """
-        if not self._has_file():
+        if not self.has_file():
             return ()
         return self._settled(lambda: self._select_executions(limit, status, workflow, since, tag),
                              lambda found: [e.status for e in found])
@@ -445,7 +445,7 @@ class Ledger:
             params.append(workflow)
         if since is not None:
             where.append("started_at >= ?")
-            params.append(writer.utc_naive(since))
+            params.append(append.utc_naive(since))
         # A live or interrupted run is recorded `running`: which one it is, liveness says below.
         live = status in ("running", "interrupted")
         if live:  # recorded running, or interrupted (by a reader that found its process gone)
@@ -453,7 +453,7 @@ class Ledger:
         elif status:
             where.append("status = ?")
             params.append(status)
-        with self._reader(fresh=False) as con:
+        with self.reader(fresh=False) as con:
             if tag:
                 if "tag_log" in missing_tables(con):
                     return ()
@@ -482,7 +482,7 @@ class Ledger:
         import signal
         import time
 
-        with self._reader() as con:
+        with self.reader() as con:
             eid = refs.resolve_execution(con, ref)
             host, pid, start = con.execute(
                 "SELECT host, pid, process_start FROM executions WHERE execution_id = ?", [eid]).fetchall()[0]
@@ -520,13 +520,13 @@ class Ledger:
             time.sleep(0.2)
 
     def _one_summary(self, eid: str) -> ExecutionSummary:
-        with self._reader() as con:
+        with self.reader() as con:
             rows = con.execute(f"SELECT {self._SUMMARY_COLS} FROM executions WHERE execution_id = ?", [eid]).fetchall()
         return self._summary(rows[0])
 
     def resolve(self, ref: str) -> refs.Resolved:
         """What a REF names (see `ledgerflow.lineage.refs`); RefError if nothing or several things."""
-        with self._reader() as con:
+        with self.reader() as con:
             return refs.resolve(con, ref)
 
     def execution(self, ref: str) -> ExecutionDetail:
@@ -537,7 +537,7 @@ class Ledger:
         return self._settled(lambda: self._read_execution(ref), lambda detail: [detail.summary.status])
 
     def _read_execution(self, ref: str) -> ExecutionDetail:
-        with self._reader() as con:
+        with self.reader() as con:
             eid = refs.resolve_execution(con, ref)
             row = con.execute(
                 f"SELECT {self._SUMMARY_COLS}, workflow_fingerprint, params, code_digest, environment "
@@ -588,7 +588,7 @@ class Ledger:
         >>> for log in ledger.logs("01JD3Q8Z:train"):        # doctest: +SKIP
         ...     print(log.attempt, log.stream, log.text)
         """
-        with self._reader(views=False) as con:
+        with self.reader(views=False) as con:
             resolved = refs.resolve(con, ref)
             if resolved.kind == "artifact":
                 raise RefError(f"{ref!r} names an artifact; logs belong to a step: give EXECUTION_ID:step "
@@ -622,7 +622,7 @@ class Ledger:
         """
         from ledgerflow.engine.runner import parse_origin
 
-        with self._reader() as con:
+        with self.reader() as con:
             head, colon, rest = ref.partition(":")
             if colon and head.startswith("latest"):  # latest:step.output names the latest run's occurrence
                 ref = f"{refs.resolve_execution(con, head)}:{rest}"
@@ -643,9 +643,9 @@ class Ledger:
                     raise RefError(f"{ref!r} names {resolved.kind} {resolved.ref}, not an artifact: give a digest "
                                    "or EXECUTION_ID:step.output (e.g. 01JD3Q8Z:split.return)")
                 digest = resolved.digest
-                from ledgerflow.lineage import walk  # numpy and pyarrow: loaded by the reads that need them
+                from ledgerflow.lineage import traversal  # numpy and pyarrow: loaded by the reads that need them
 
-                producers = walk.producers_of(con, digest)
+                producers = traversal.producers_of(con, digest)
                 # A step that made those bytes; else the run they were first given to as a parameter.
                 first = ([(e, s, n) for e, s, n in producers if s != PARAMS_STEP][:1]
                          or [(e, s, n) for e, s, n in producers][:1])
@@ -685,10 +685,10 @@ class Ledger:
         return self._walk(ref, "downstream", depth, same_content)
 
     def _walk(self, ref: str, direction: str, depth: int | None, same_content: bool = False) -> Lineage:
-        from ledgerflow.lineage import walk  # numpy and pyarrow: `lineage list` and `--help` do without
+        from ledgerflow.lineage import traversal  # numpy and pyarrow: `lineage list` and `--help` do without
 
-        with self._reader() as con:
-            return walk.walk(con, refs.resolve(con, ref), direction, depth, same_content)
+        with self.reader() as con:
+            return traversal.traverse(con, refs.resolve(con, ref), direction, depth, same_content)
 
     def why(self, ref: str):
         """Why a step ran, or which earlier step it reused: a StepWhy (see `ledgerflow.lineage.why`).
@@ -701,7 +701,7 @@ class Ledger:
         """
         from ledgerflow.lineage import why
 
-        with self._reader() as con:
+        with self.reader() as con:
             execution_id, step = why.resolve_step(con, ref)
             try:
                 from ledgerflow.store import Store
@@ -725,12 +725,12 @@ class Ledger:
         >>> Ledger(tempfile.mkdtemp()).sql("DROP TABLE steps")
         Traceback (most recent call last):
         ...
-        ledgerflow.errors.LedgerError: query sql is read-only: refused a DROP statement (statement 1)
+        ledgerflow.errors.QueryError: query sql is read-only: refused a DROP statement (statement 1)
         """
         if self.server is not None:
             return self._server_sql(query, params, timeout)
         readonly_sql.check(query)
-        with self._reader(readonly_sql.config(memory)) as con:
+        with self.reader(readonly_sql.config(memory)) as con:
             return readonly_sql.run(con, query, params, timeout=timeout, memory=memory)
 
     def _server_sql(self, query: str, params: list | None, timeout: float | None) -> pa.Table:
@@ -761,16 +761,16 @@ class Ledger:
         >>> Ledger(tempfile.mkdtemp()).models()
         ()
         """
-        if not self._has_file():
+        if not self.has_file():
             return ()
-        with self._reader(fresh=False) as con:
+        with self.reader(fresh=False) as con:
             return registry.read_models(con)
 
     def registered(self, name: str) -> RegisteredModel:
         """One registered model by name; RefError (naming close names) if there is none."""
         found = ()
-        if self._has_file():
-            with self._reader(fresh=False) as con:
+        if self.has_file():
+            with self.reader(fresh=False) as con:
                 found = registry.read_models(con, name)
                 known = registry.names(con) if not found else []
         else:
@@ -790,9 +790,9 @@ class Ledger:
         """
         if sum(x is not None for x in (alias, version, digest)) > 1:
             raise RegistryError("model(): give at most one of alias, version, digest")
-        if not self._has_file():
+        if not self.has_file():
             return None
-        with self._reader(fresh=False) as con:
+        with self.reader(fresh=False) as con:
             found = registry.read_models(con, name)
         if not found:
             return None
@@ -848,7 +848,7 @@ class Ledger:
         >>> Ledger().tags("01JD4B")               # doctest: +SKIP
         ('keep',)
         """
-        with self._reader() as con:
+        with self.reader() as con:
             return retention.current_tags(con, refs.resolve_execution(con, execution))
 
     def tag(self, execution: str, tag: str, *, remove: bool = False, who: str | None = None,
@@ -858,7 +858,7 @@ class Ledger:
         A removal is a new row too: the tag history stays in `tag_log`.
         """
         registry.check_name("tag", tag)  # a bad name is bad input, whatever the ledger holds
-        with self._reader() as con:
+        with self.reader() as con:
             eid = refs.resolve_execution(con, execution)
             current = retention.current_tags(con, eid)
         event = retention.tag_event(eid, tag, current, remove=remove, who=who or _who(), why=why)
@@ -880,9 +880,9 @@ class Ledger:
 
     def collected(self, digest: str) -> CollectedObject | None:
         """When and by whom `lineage gc` removed `digest` from the store; None if it never did."""
-        if not self._has_file():
+        if not self.has_file():
             return None
-        with self._reader(fresh=False) as con:
+        with self.reader(fresh=False) as con:
             return retention.collected(con, digest)
 
 

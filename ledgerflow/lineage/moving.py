@@ -34,7 +34,7 @@ from pathlib import Path
 import attrs
 
 from ledgerflow.errors import LedgerBusy, LedgerError, LedgerServerError, LedgerUnwritable
-from ledgerflow.lineage import journal, server as servers, writer
+from ledgerflow.lineage import journal, server as servers, append
 from ledgerflow.lineage.connection import open_ledger
 
 log = logging.getLogger("ledgerflow")
@@ -214,13 +214,13 @@ def _server_errors(server, directory: Path):
 
 def _pull(con, pg, ledger_path: Path, server) -> int:
     """Bring the copy up to the server's head in a transaction of its own; returns the new head seq."""
-    writer.check_schema(con)
+    append.check_schema(con)
     try:
-        seq, row_hash = writer.head(con)
+        seq, row_hash = append.head(con)
         n, last_hash = servers.pull(pg, con, (seq, row_hash), server.display)
         con.execute("COMMIT").fetchall()
     except BaseException:
-        writer.rollback(con)
+        append.rollback(con)
         raise
     _copy_heads[str(ledger_path)] = (seq + n, last_hash)
     return seq + n
@@ -231,7 +231,7 @@ def _move_holding(con, ledger_path: Path, directory: Path, pg=None, after: int =
     server transaction holding the head's lock (see `exchange`), whose head is at seq `after`:
     the positions are the server's, and the new rows go there before the file commits."""
     paths = journal.journals(directory)
-    writer.check_schema(con)
+    append.check_schema(con)
     try:
         names = [p.name for p in paths]
         done = servers.positions(pg, names) if pg is not None else _positions(con, names)
@@ -256,8 +256,8 @@ def _move_holding(con, ledger_path: Path, directory: Path, pg=None, after: int =
             progress.append((path, chunk.end, len(decoded)))
             if chunk.closed or alive is False:
                 finished.append(path)
-        rows = writer.append(con, events, ledger_path) if events else 0
-        rows += writer.interrupt_dead(con, ledger_path, spared, this_boot_only=pg is not None)
+        rows = append.append(con, events, ledger_path) if events else 0
+        rows += append.interrupt_dead(con, ledger_path, spared, this_boot_only=pg is not None)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         moved = [(p.name, end, n) for p, end, n in progress if n]
         if pg is not None:
@@ -268,10 +268,10 @@ def _move_holding(con, ledger_path: Path, directory: Path, pg=None, after: int =
                         [names, ends, counts, now]).fetchall()
         con.execute("COMMIT").fetchall()
     except BaseException:
-        writer.forget(ledger_path)
-        writer.rollback(con)
+        append.forget(ledger_path)
+        append.rollback(con)
         raise
-    writer.committed(ledger_path)
+    append.committed(ledger_path)
     for path, end, _ in progress:
         try:
             journal.note_moved(path, end)

@@ -16,13 +16,12 @@ thread calls `interrupt()` on the connection). Defaults: DEFAULT_TIMEOUT_S, DEFA
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 
 import duckdb
 
-from ledgerflow.errors import LedgerError
+from ledgerflow.errors import LedgerError, QueryError
 
 _ALLOWED = {"SELECT", "EXPLAIN"}
 
@@ -48,10 +47,10 @@ def config(memory: str = DEFAULT_MEMORY) -> dict:
     >>> config("lots")
     Traceback (most recent call last):
     ...
-    ledgerflow.errors.LedgerError: bad memory limit 'lots': give a size such as 512MB or 2GB
+    ledgerflow.errors.QueryError: bad memory limit 'lots': give a size such as 512MB or 2GB
     """
     if not isinstance(memory, str) or not _MEMORY.match(memory):
-        raise LedgerError(f"bad memory limit {memory!r}: give a size such as 512MB or 2GB")
+        raise QueryError(f"bad memory limit {memory!r}: give a size such as 512MB or 2GB")
     return {**READ_ONLY_CONFIG, "memory_limit": memory.replace(" ", ""), "max_temp_directory_size": "0B"}
 
 
@@ -59,7 +58,7 @@ def run(con, query: str, params, *, timeout: float | None = DEFAULT_TIMEOUT_S, m
     """Run `query` on `con` (opened with `config(memory)`) as a pyarrow Table, stopped after
     `timeout` seconds (None or 0: no limit); LedgerError, in one line, for any failure."""
     if timeout is not None and timeout < 0:
-        raise LedgerError(f"bad timeout {timeout!r}: give seconds, or 0 for no limit")
+        raise QueryError(f"bad timeout {timeout!r}: give seconds, or 0 for no limit")
     state = {"done": False, "fired": False}
     lock = threading.Lock()
 
@@ -82,7 +81,7 @@ def run(con, query: str, params, *, timeout: float | None = DEFAULT_TIMEOUT_S, m
         if isinstance(exc, duckdb.OutOfMemoryException):
             raise LedgerError(f"query sql stopped: it needed more than its {memory} memory limit "
                               "(--memory SIZE to allow more, e.g. --memory 4GB)") from None
-        raise LedgerError(f"SQL error: {str(exc).splitlines()[0]}") from exc
+        raise QueryError(f"SQL error: {str(exc).splitlines()[0]}") from exc
     finally:
         with lock:
             state["done"] = True
@@ -97,15 +96,15 @@ def check(query: str) -> None:
     >>> check("DELETE FROM edges")
     Traceback (most recent call last):
     ...
-    ledgerflow.errors.LedgerError: query sql is read-only: refused a DELETE statement (statement 1)
+    ledgerflow.errors.QueryError: query sql is read-only: refused a DELETE statement (statement 1)
     """
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as exc:
-        raise LedgerError(f"bad SQL: {str(exc).splitlines()[0]}") from exc
+        raise QueryError(f"bad SQL: {str(exc).splitlines()[0]}") from exc
     if not statements:
-        raise LedgerError("bad SQL: no statement given")
+        raise QueryError("bad SQL: no statement given")
     for i, st in enumerate(statements, 1):
         kind = st.type.name
         if kind not in _ALLOWED:
-            raise LedgerError(f"query sql is read-only: refused a {kind} statement (statement {i})")
+            raise QueryError(f"query sql is read-only: refused a {kind} statement (statement {i})")

@@ -225,8 +225,8 @@ def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = 
     refs = _References({}, set())
     registered: set = set()
     collected_before: set = set()  # removals recorded already (by a gc that may have been killed)
-    if ledger._has_file():  # (moves what is journaled first)
-        with ledger._reader(fresh=False) as con:
+    if ledger.has_file():  # (moves what is journaled first)
+        with ledger.reader(fresh=False) as con:
             absent = missing_tables(con)
             execs = con.execute(
                 "SELECT execution_id, started_at, status, host, pid, process_start FROM executions "

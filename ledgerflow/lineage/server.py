@@ -34,8 +34,8 @@ from typing import Any, Iterator
 
 import attrs
 
-from ledgerflow.errors import LedgerError, LedgerServerError
-from ledgerflow.lineage import chain, writer
+from ledgerflow.errors import LedgerError, LedgerServerError, QueryError
+from ledgerflow.lineage import chain, append
 from ledgerflow.lineage.schema import (
     CHAINED_TABLES,
     SCHEMA_VERSION,
@@ -396,7 +396,7 @@ def pull(pg, con, copy_head: tuple[int, bytes], where: str) -> tuple[int, bytes]
                 + "; its history was rewritten, or this is another ledger. Not copied; run `lineage verify`")
         prev = stored
     for t, data in fetched:
-        writer.insert_rows(con, t, data)
+        append.insert_rows(con, t, data)
     return n, prev
 
 
@@ -431,7 +431,7 @@ def copy_all(pg, con) -> None:
     for t in CHAINED_TABLES:
         data = _rows_after(pg, t, -(2**62))
         if data.num_rows:
-            writer.insert_rows(con, t, data)
+            append.insert_rows(con, t, data)
 
 
 def positions(pg, names: list) -> dict:
@@ -485,9 +485,9 @@ def query(server: Server, text: str, params: list | None = None, *, timeout_s: f
             raise LedgerError(f"the query ran longer than its timeout of {timeout_s:g} s and was stopped on the "
                               "server; narrow it, or give --timeout") from None
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
-            raise LedgerError(f"query sql is read-only: the ledger server refused it ({_first_line(exc)})") from None
+            raise QueryError(f"query sql is read-only: the ledger server refused it ({_first_line(exc)})") from None
         except psycopg.Error as exc:
             if "multiple commands" in str(exc):
-                raise LedgerError("query sql is read-only and runs one statement at a time (a second one could "
+                raise QueryError("query sql is read-only and runs one statement at a time (a second one could "
                                   "end the read-only transaction); send them one by one") from None
-            raise LedgerError(f"SQL error: {_first_line(exc)} (on the ledger server, in PostgreSQL's dialect)") from None
+            raise QueryError(f"SQL error: {_first_line(exc)} (on the ledger server, in PostgreSQL's dialect)") from None

@@ -18,13 +18,13 @@ def verify(ledger, store: bool = True) -> VerifyReport:
     """Re-walk `ledger`'s hash chain and, with `store`, re-hash its store; a VerifyReport says what's wrong."""
     schema_problems = []
     if ledger.server is not None:
-        walked = _walk_server(ledger)
-    elif ledger._has_file():  # (moves what is journaled first)
-        with ledger._reader(fresh=False) as con:
-            walked = chain.walk(con)
+        walked = _check_server(ledger)
+    elif ledger.has_file():  # (moves what is journaled first)
+        with ledger.reader(fresh=False) as con:
+            walked = chain.check(con)
             schema_problems = check_views(con)
     else:
-        walked = chain.ChainWalk(0, 0, chain.GENESIS.hex(), ())
+        walked = chain.ChainCheck(0, 0, chain.GENESIS.hex(), ())
     checked, problems, store_url, note = 0, [], None, None
     if store:
         checked, problems, store_url, note = _verify_store(ledger.home.store_url)
@@ -46,7 +46,7 @@ def verify(ledger, store: bool = True) -> VerifyReport:
     )
 
 
-def _walk_server(ledger) -> chain.ChainWalk:
+def _check_server(ledger) -> chain.ChainCheck:
     """A team ledger's chain, fetched whole from its server and walked, and compared with this
     home's copy: a row the server holds otherwise than when this home copied it was rewritten
     there, even if whoever did it re-chained everything after it."""
@@ -69,7 +69,7 @@ def _walk_server(ledger) -> chain.ChainWalk:
             finally:
                 pg.execute("ROLLBACK")
             con.execute("COMMIT").fetchall()
-            walked = chain.walk(con)
+            walked = chain.check(con)
             server_rows = _hashes(con)
     if not ledger.path.exists():
         return walked
@@ -210,7 +210,7 @@ def _missing_objects(ledger, url: str) -> tuple:
     from ledgerflow.store import Store
 
     store = Store.open(url)
-    with ledger._reader() as con:
+    with ledger.reader() as con:
         if "artifacts" in missing_tables(con):
             return [], None
         recorded = con.execute(

@@ -339,7 +339,7 @@ def _off(con, fingerprint: str | None) -> str:
 
 def reasons_of(ledger, detail) -> dict:
     """`reasons` on a Ledger: one read-only connection."""
-    with ledger._reader() as con:
+    with ledger.reader() as con:
         return reasons(con, detail)
 
 

@@ -256,6 +256,11 @@ class Store:
                 hasher.update(chunk)
         self._check(digest, hasher.digest(), location)
 
+    def scratch(self) -> Path:
+        """A local folder for work in progress beside the store: for a local store, on the same
+        filesystem as its objects, so a finished file is published by rename."""
+        return self._backend.scratch()
+
     def checkout_problems(self) -> Iterator[tuple[str, str]]:
         """(manifest digest, what is wrong) for each shared checkout that no longer matches its
         directory (a file edited in place, added or removed): re-hashes every checked-out file."""

@@ -69,7 +69,7 @@ def _scan(store: "Store", top: Path, real_root: str, prefix: str, chain: set[str
 
 def checkout(store: "Store", digest: str, dest: Path | None, *, verify: bool) -> Path:
     manifest = store.get_manifest(digest)
-    scratch = store._backend.scratch()
+    scratch = store.scratch()
     if dest is None:
         final = scratch / CHECKOUTS / digest[len(PREFIX) :]
         if final.is_dir():

@@ -28,13 +28,13 @@ from typing import IO, Any, ClassVar
 
 import attrs
 
-from ledgerflow import store as cas
+from ledgerflow.store import active as active_store
 from ledgerflow.errors import DefinitionError, HandleTypeError, ParameterError, WorkflowTypeError
 from ledgerflow.store import Manifest, ManifestEntry, Store
 
 
 def _store_for(url: str | None) -> Store:
-    return Store.open(url) if url else cas.current()
+    return Store.open(url) if url else active_store.current()
 
 
 class Storage(enum.Enum):
@@ -196,7 +196,7 @@ class File(Handle):
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"File.from_path: {p} is not a file")
-        st = store or cas.current()
+        st = store or active_store.current()
         digest, size = st.put_file(p)
         return cls(digest=digest, size=size, store_url=st.url, name=p.name)
 
@@ -244,7 +244,7 @@ class Directory(Handle):
         p = Path(path)
         if not p.is_dir():
             raise NotADirectoryError(f"{cls.__name__}.from_path: {p} is not a directory")
-        st = store or cas.current()
+        st = store or active_store.current()
         digest = st.put_directory(p)
         size = sum(e.size for e in st.get_manifest(digest).entries)
         return cls(digest=digest, size=size, store_url=st.url)
@@ -286,7 +286,7 @@ class Model(Directory):
     def from_path(cls, path: str | os.PathLike, *, flavor: str | None = None,
                   store: Store | None = None) -> "Model":
         p = Path(path)
-        st = store or cas.current()
+        st = store or active_store.current()
         if p.is_file():
             # A single-file model is kept as a one-entry directory so every model has one shape.
             file_digest, file_size = st.put_file(p)
@@ -374,7 +374,7 @@ class Dataset(Handle):
         canonical = tables.canonical_table(table)
         if cls.schema is not None:
             tables.check_schema(canonical, cls.schema)
-        st = store or cas.current()
+        st = store or active_store.current()
         digest, size = tables.write_ipc(canonical, st)
         return cls(digest=digest, size=size, store_url=st.url, num_rows=canonical.num_rows)
 

@@ -12,7 +12,7 @@ from ledgerflow.engine.loading import LoadError
 from ledgerflow.errors import ExecutionFailed, ParameterError
 from ledgerflow.home import Home
 from ledgerflow.lineage.ledger import Ledger
-from ledgerflow.lineage.recording import run
+from ledgerflow.app.running import run
 from ledgerflow.store import Store
 from ledgerflow.types.codec import decode
 

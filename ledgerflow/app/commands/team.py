@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ledgerflow.lineage.commands.app import _guarded, _print_json, cli, echo
+from ledgerflow.app.commands.group import cli, guarded
+from ledgerflow.app.commands.output import echo, print_json
 
 
 @cli.group("ledger")
@@ -22,7 +23,7 @@ def ledger_group():
 @click.option("--reader", "reader_role", default="ledgerflow_reader", show_default=True,
               help="Name of the role that reads (SELECT only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the two URLs as JSON.")
-@_guarded
+@guarded
 def init_cmd(admin_url, writer_password, reader_password, writer_role, reader_role, as_json):
     """Create the ledger in the database of POSTGRESQL_URL (connect as its owner or a superuser):
     the schema `ledgerflow`, its append-only tables (UPDATE, DELETE and TRUNCATE refused by
@@ -34,7 +35,7 @@ def init_cmd(admin_url, writer_password, reader_password, writer_role, reader_ro
     creds = server.init(admin_url, writer_password=writer_password, reader_password=reader_password,
                         writer=writer_role, reader=reader_role)
     if as_json:
-        _print_json({"writer": creds.writer_url, "reader": creds.reader_url})
+        print_json({"writer": creds.writer_url, "reader": creds.reader_url})
         return
     echo(f"export LEDGERFLOW_LEDGER='{creds.writer_url}'")
     echo(f"# reader (query, show, verify; cannot record): {creds.reader_url}", err=True)

@@ -7,7 +7,8 @@ import time
 
 import click
 
-from ledgerflow.lineage.commands.app import EXIT_OK, EXIT_PROBLEM, _console, _guarded, _ledger, _print_json, cli, echo
+from ledgerflow.app.commands.group import EXIT_OK, EXIT_PROBLEM, cli, guarded, open_ledger
+from ledgerflow.app.commands.output import echo, new_console, print_json
 from ledgerflow.engine.status import Status
 
 WATCH_POLL_S = 1.0
@@ -18,21 +19,21 @@ WATCH_POLL_S = 1.0
 @click.option("--interval", type=click.FloatRange(min=0.1), default=WATCH_POLL_S, show_default=True,
               help="Seconds between looks at the ledger.")
 @click.pass_context
-@_guarded
+@guarded
 def watch_cmd(ctx, execution, interval):
     """Follow a running execution live (the tree `show` prints, redrawn), until it ends.
 
     On a terminal the tree is redrawn in place; piped, each step's change of state is a line.
     Exit 0 when it succeeded, 1 when it failed, was cancelled or interrupted.
     """
-    from ledgerflow.lineage.commands.audit import execution_tree
+    from ledgerflow.app.commands.audit import execution_tree
 
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     eid = ledger.execution(execution).summary.id  # an execution ref; RefError (one line) for anything else
     if sys.stdout.isatty():
         from rich.live import Live
 
-        with Live(console=_console(), refresh_per_second=4, auto_refresh=False) as live:
+        with Live(console=new_console(), refresh_per_second=4, auto_refresh=False) as live:
             while True:
                 d = ledger.execution(eid)
                 live.update(execution_tree(ledger, d), refresh=True)
@@ -60,12 +61,12 @@ def watch_cmd(ctx, execution, interval):
               help="Seconds to wait for it to stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the execution's summary once it stopped, as JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def cancel_cmd(ctx, execution, wait, as_json):
     """Stop a running execution started anywhere on this machine, as Ctrl-C in its terminal
     would: the steps running are recorded cancelled, the rest not started."""
-    summary = _ledger(ctx).cancel(execution, wait=wait)
+    summary = open_ledger(ctx).cancel(execution, wait=wait)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     echo(f"execution {summary.id}: {summary.status}")

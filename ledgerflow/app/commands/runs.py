@@ -13,11 +13,8 @@ import click
 from ledgerflow.errors import DefinitionError, ExecutionFailed, ParameterError, WorkflowTypeError
 from ledgerflow.home import Home
 from ledgerflow.printable import printable
-from ledgerflow.lineage.commands.app import (
-    echo,
-    Table, escape,
-    EXIT_PROBLEM, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _status, cli,
-)
+from ledgerflow.app.commands.group import EXIT_PROBLEM, EXIT_USAGE, cli, fail, guarded, open_ledger
+from ledgerflow.app.commands.output import Table, echo, escape, new_console, print_json, short_digest, status_markup
 
 class _Executors(click.Choice):
     """The registered executors (`ledgerflow.executors.register`), read when the option is used."""
@@ -72,35 +69,35 @@ def _stdout_for_json_only(as_json: bool):
               help="Run this step even where a cached result exists (repeatable; a map step covers its elements).")
 @click.option("--json", "as_json", is_flag=True, help="Print the execution id, status and outputs as JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
     """Run FILE.py:WORKFLOW or MODULE:WORKFLOW and record it; print its id and outputs."""
     from ledgerflow.engine.loading import LoadError, load_workflow, params_from_text
-    from ledgerflow.lineage.recording import run as run_workflow
+    from ledgerflow.app.running import run as run_workflow
     from ledgerflow.types.codec import encode
 
     try:
         wf = load_workflow(target)
         values = params_from_text(wf, params)
     except (LoadError, ParameterError, WorkflowTypeError, DefinitionError) as e:
-        _fail(str(e).splitlines()[0], EXIT_USAGE)
+        fail(str(e).splitlines()[0], EXIT_USAGE)
     _log_to_stderr()
     try:
         with _stdout_for_json_only(as_json):
             ex = run_workflow(wf, values, executor=executor, cache=not no_cache, home=ctx.obj["home"], ledger=ctx.obj.get("ledger"),
                               recompute=frozenset(recompute))
     except ParameterError as e:  # an unknown --recompute step
-        _fail(str(e).splitlines()[0], EXIT_USAGE)
+        fail(str(e).splitlines()[0], EXIT_USAGE)
     except KeyboardInterrupt:  # Ctrl-C here, or `lineage cancel` from elsewhere: the record says so
-        _fail("cancelled: the steps that were running are recorded cancelled, the rest not started",
+        fail("cancelled: the steps that were running are recorded cancelled, the rest not started",
               EXIT_PROBLEM)
     except ExecutionFailed as e:
         if as_json and e.execution is not None:
-            _print_json({"id": e.execution.id, "status": e.execution.status, "error": e.execution.error})
-        _fail(str(e).splitlines()[0], EXIT_PROBLEM)
+            print_json({"id": e.execution.id, "status": e.execution.status, "error": e.execution.error})
+        fail(str(e).splitlines()[0], EXIT_PROBLEM)
     outputs = json.loads(encode(ex.outputs, wf.output))
     if as_json:
-        _print_json({"id": ex.id, "status": ex.status, "outputs": outputs})
+        print_json({"id": ex.id, "status": ex.status, "outputs": outputs})
         return
     echo(f"execution {ex.id}: {ex.status}")
     echo(f"outputs: {json.dumps(outputs)}")
@@ -111,19 +108,19 @@ def run_cmd(ctx, target, params, executor, no_cache, recompute, as_json):
 @click.option("--executor", type=EXECUTORS, default="local", show_default=True, help="Where the steps run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def replay_cmd(ctx, execution, executor, as_json):
     """Re-run a recorded execution from its code snapshot, without the cache, and compare bit for bit.
 
     Exit 0 when every step's outputs are identical, 1 otherwise.
     """
-    from ledgerflow.lineage.replay import replay as replay_execution
+    from ledgerflow.app.replay import replay as replay_execution
 
     _log_to_stderr()
     with _stdout_for_json_only(as_json):
         r = replay_execution(execution, executor=executor, home=ctx.obj["home"], ledger=ctx.obj.get("ledger"))
     if as_json:
-        _print_json({"original": r.original, "replay": r.id, "verdict": r.verdict, "identical": r.identical,
+        print_json({"original": r.original, "replay": r.id, "verdict": r.verdict, "identical": r.identical,
                      "reason": r.reason, "steps": r.steps, "artifacts": r.artifacts,
                      "differences": [{"step": d.step, "output": d.output, "original": d.original,
                                       "replayed": d.replayed} for d in r.differences],
@@ -131,7 +128,7 @@ def replay_cmd(ctx, execution, executor, as_json):
     else:
         echo(r.summary())
         for d in r.differences[1:]:
-            echo(f"  also differs: {d.step} {d.output}: {_short(d.original)} -> {_short(d.replayed)}")
+            echo(f"  also differs: {d.step} {d.output}: {short_digest(d.original)} -> {short_digest(d.replayed)}")
         for change in r.environment_changes:
             echo(f"  environment: {change}")
     if not r.identical:
@@ -174,7 +171,7 @@ def _edge_text(e) -> str:
 @click.argument("second")
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def diff_cmd(ctx, first, second, as_json):
     """What differs between two executions: parameters, code, environment, graph, and step outputs.
 
@@ -182,10 +179,10 @@ def diff_cmd(ctx, first, second, as_json):
     parameter); step outputs are compared step by step, by name.
     """
     from ledgerflow.engine import environment
-    from ledgerflow.lineage.replay import compare as compare_steps
+    from ledgerflow.app.replay import compare as compare_steps
     from ledgerflow.store import Store
 
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     a, b = ledger.execution(first), ledger.execution(second)
     params = {k: [a.params.get(k), b.params.get(k)] for k in sorted(set(a.params) | set(b.params))
               if a.params.get(k) != b.params.get(k)}
@@ -200,13 +197,13 @@ def diff_cmd(ctx, first, second, as_json):
     steps, _, _ = compare_steps(a, b)
     graph = _graph_changes(a, b)
     if as_json:
-        _print_json({"first": a.summary.id, "second": b.summary.id, "parameters": params,
+        print_json({"first": a.summary.id, "second": b.summary.id, "parameters": params,
                      "code_digests": [a.code_digest, b.code_digest], "code": "".join(code), "environment": env,
                      "graph": graph,
                      "outputs": [{"step": d.step, "output": d.output, "first": d.original, "second": d.replayed}
                                  for d in steps]})
         return
-    out = _console()
+    out = new_console()
     out.print(f"[bold]{a.summary.id}[/] ({escape(a.summary.workflow or '')}) vs [bold]{b.summary.id}[/] "
               f"({escape(b.summary.workflow or '')})")
     out.print("[bold]parameters[/]" + ("" if params else ": identical"))
@@ -249,7 +246,7 @@ def _shown(value: str | None, digest: str | None) -> str:
     """A short plain value as itself (`0.9911`); a long one or a handle by its short digest."""
     if value is not None and len(value) <= _SHOWN_VALUE_CHARS:
         return value
-    return _short(digest)
+    return short_digest(digest)
 
 
 def _metric_rows(detail) -> list[dict]:
@@ -261,34 +258,34 @@ def _metric_rows(detail) -> list[dict]:
 @click.argument("execution")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of {step, metric, index, value}).")
 @click.pass_context
-@_guarded
+@guarded
 def metrics_cmd(ctx, execution, as_json):
     """The metrics an execution's steps logged; a cache hit's are those of the step it reused."""
-    d = _ledger(ctx).execution(execution)
+    d = open_ledger(ctx).execution(execution)
     rows = _metric_rows(d)
     if as_json:
-        _print_json({"execution": d.summary.id, "metrics": rows})
+        print_json({"execution": d.summary.id, "metrics": rows})
         return
     reused = {(st.step, m.name, m.index): m.reused_from for st in d.steps for m in st.metrics if m.reused_from}
     columns = ("step", "metric", "index", "value") + (("reused from (cache hit)",) if reused else ())
-    table = Table(*columns, title=f"{d.summary.id} {_status(d.summary.status)}")
+    table = Table(*columns, title=f"{d.summary.id} {status_markup(d.summary.status)}")
     for r in rows:
         cells = [escape(r["step"]), escape(r["metric"]), "" if r["index"] is None else str(r["index"]),
                  f"{r['value']:.6g}"]
         if reused:
             cells.append(escape(reused.get((r["step"], r["metric"], r["index"])) or ""))
         table.add_row(*cells)
-    _console().print(table)
+    new_console().print(table)
 
 
 @cli.command("compare")
 @click.argument("executions", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def compare_cmd(ctx, executions, as_json):
     """Parameters and metrics of several executions, side by side (a metric's last value per step)."""
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     details = [ledger.execution(e) for e in executions]
     ids = [d.summary.id for d in details]
     params = sorted({k for d in details for k in d.params})
@@ -297,7 +294,7 @@ def compare_cmd(ctx, executions, as_json):
         for r in _metric_rows(d):
             metrics.setdefault((r["step"], r["metric"]), {})[d.summary.id] = r["value"]
     if as_json:
-        _print_json({"executions": ids,
+        print_json({"executions": ids,
                      "parameters": {k: {d.summary.id: d.params.get(k) for d in details} for k in params},
                      "metrics": [{"step": s, "metric": m, "values": v} for (s, m), v in sorted(metrics.items())]})
         return
@@ -307,4 +304,4 @@ def compare_cmd(ctx, executions, as_json):
     for (step, name), values in sorted(metrics.items()):
         table.add_row(f"{escape(step)}.{escape(name)}",
                       *[f"{values[i]:.6g}" if i in values else "-" for i in ids])
-    _console().print(table)
+    new_console().print(table)

@@ -375,7 +375,7 @@ class _Search:
         return pa.concat_tables(parts)
 
 
-def walk(con, root: Resolved, direction: str, depth: int | None = None, same_content: bool = False) -> Lineage:
+def traverse(con, root: Resolved, direction: str, depth: int | None = None, same_content: bool = False) -> Lineage:
     """Everything upstream (what `root` came from) or downstream (what was made from it),
     following recorded provenance only (see the module docstring).
 

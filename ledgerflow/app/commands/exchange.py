@@ -7,7 +7,8 @@ import os
 import click
 
 from ledgerflow.errors import ExchangeError
-from ledgerflow.lineage.commands.app import echo, EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, cli
+from ledgerflow.app.commands.group import EXIT_USAGE, cli, fail, guarded, open_ledger
+from ledgerflow.app.commands.output import echo, new_console, print_json
 
 
 @cli.command("export")
@@ -22,7 +23,7 @@ from ledgerflow.lineage.commands.app import echo, EXIT_USAGE, _console, _fail, _
               help="OpenLineage namespace of every dataset (default: the URL of the store holding it).")
 @click.option("--json", "as_json", is_flag=True, help="parquet: print what was written as JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def export_cmd(ctx, target, fmt, output, namespace, dataset_namespace, as_json):
     """Export an execution as OpenLineage events, or the whole ledger as Parquet.
 
@@ -33,28 +34,28 @@ def export_cmd(ctx, target, fmt, output, namespace, dataset_namespace, as_json):
                                                         for other tools or `lineage import`
     """
     if target is None:
-        _fail(f"export --format {fmt} needs {'an execution ID' if fmt == 'openlineage' else 'a DIR'}", EXIT_USAGE)
-    ledger = _ledger(ctx)
+        fail(f"export --format {fmt} needs {'an execution ID' if fmt == 'openlineage' else 'a DIR'}", EXIT_USAGE)
+    ledger = open_ledger(ctx)
     if fmt == "parquet":
         if output or namespace or dataset_namespace:
-            _fail("--output, --namespace and --dataset-namespace are for --format openlineage", EXIT_USAGE)
+            fail("--output, --namespace and --dataset-namespace are for --format openlineage", EXIT_USAGE)
         try:
             from ledgerflow.lineage.exchange import export
 
             report = export(ledger, target)
         except ExchangeError as exc:
-            _fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE)
         if as_json:
-            _print_json(report.to_json())
+            print_json(report.to_json())
         else:
             rows = sum(n for t, n in report.tables.items() if t != "meta")
-            _console().print(f"wrote {len(report.tables)} tables ({rows} chained rows, head seq {report.head_seq} "
+            new_console().print(f"wrote {len(report.tables)} tables ({rows} chained rows, head seq {report.head_seq} "
                              f"{report.head_hash[:16]}) to {target}")
         return
     try:
         from ledgerflow.lineage.openlineage import export_events, to_json
     except ImportError:
-        _fail("--format openlineage needs openlineage-python: pip install 'ledgerflow[openlineage]'", EXIT_USAGE)
+        fail("--format openlineage needs openlineage-python: pip install 'ledgerflow[openlineage]'", EXIT_USAGE)
     events = export_events(ledger, target, namespace=namespace or os.environ.get("OPENLINEAGE_NAMESPACE") or "ledgerflow",
                            dataset_namespace=dataset_namespace)
     text = "".join(to_json(e) + "\n" for e in events)
@@ -70,7 +71,7 @@ def export_cmd(ctx, target, fmt, output, namespace, dataset_namespace, as_json):
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def import_cmd(ctx, directory, as_json):
     """Merge a `lineage export --format parquet` DIR into this home's ledger.
 
@@ -81,15 +82,15 @@ def import_cmd(ctx, directory, as_json):
     from ledgerflow.lineage.exchange import import_export
 
     try:
-        report = import_export(_ledger(ctx, must_exist=False), directory)
+        report = import_export(open_ledger(ctx, must_exist=False), directory)
     except ExchangeError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
         return
     rows = sum(report.imported.values())
     line = f"imported {len(report.executions_imported)} executions ({rows} rows"
     line += f", seq {report.first_seq}..{report.last_seq})" if rows else ")"
     if report.executions_skipped:
         line += f"; skipped {len(report.executions_skipped)} already here"
-    _console().print(line)
+    new_console().print(line)

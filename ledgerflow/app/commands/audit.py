@@ -9,13 +9,9 @@ from datetime import datetime
 import click
 
 from ledgerflow.engine.status import EXECUTION_STATES, Status
-from ledgerflow.lineage.display import format_size
-from ledgerflow.lineage.commands.app import (
-    echo,
-    Table, escape,
-    EXIT_PROBLEM, STATUS_COLORS, _console, _dur, _guarded, _ledger, _print_json, _short, _status, _when, cli,
-    page, print_paged,
-)
+from ledgerflow.app.display import format_size
+from ledgerflow.app.commands.group import EXIT_PROBLEM, cli, guarded, open_ledger
+from ledgerflow.app.commands.output import STATUS_COLORS, Table, echo, escape, format_duration, new_console, page, print_json, print_paged, short_digest, status_markup, timestamp
 
 
 LIST_LIMIT = 20
@@ -49,26 +45,26 @@ def _since(ctx, param, value):
 @click.option("--tag", help="Only executions carrying this tag.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def list_cmd(ctx, limit, status, workflow, since, tag, as_json):
     """Executions, newest first: id, workflow, status, start, duration."""
-    rows = _ledger(ctx).executions(limit=limit + 1 if limit else None, status=status, workflow=workflow,
+    rows = open_ledger(ctx).executions(limit=limit + 1 if limit else None, status=status, workflow=workflow,
                                    since=since, tag=tag)
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
     if more:  # on stderr, so that a script counting JSON rows is told too
         echo(f"(the {limit} newest shown: --limit N for more, --limit 0 for all)", err=True)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     filtered = any(x is not None for x in (status, workflow, since, tag))
     if not rows:
         echo("no executions match" if filtered else "no executions recorded")
         return
-    from ledgerflow.lineage.commands.columns import render
+    from ledgerflow.app.commands.columns import render
 
     page(render(("id", "workflow", "status", "started (UTC)", "duration"),
-                [(r.id, r.workflow or "", r.status or "-", _when(r.started_at), _dur(r.duration_s))
+                [(r.id, r.workflow or "", r.status or "-", timestamp(r.started_at), format_duration(r.duration_s))
                  for r in rows],
                 styles={2: STATUS_COLORS}, color=sys.stdout.isatty()))
 
@@ -102,7 +98,7 @@ def _out_of_range(scalar) -> str:
 def _came_from(bound, execution_id: str, outputs: bool = False) -> str:
     """`  <- split.return[0]`: where an input came from, as recorded. For an output, only a
     cache hit's (the occurrence it reuses): a step's own output came from the step."""
-    from ledgerflow.lineage.render import source_text
+    from ledgerflow.app.render import source_text
 
     if outputs and bound.how != "cache":
         return ""
@@ -111,7 +107,7 @@ def _came_from(bound, execution_id: str, outputs: bool = False) -> str:
 
 
 def _metric_line(m, execution_id: str) -> str:
-    from ledgerflow.lineage.render import source_text
+    from ledgerflow.app.render import source_text
 
     line = f"metric {escape(m.name)} = {m.value:g}" + (f" @ {m.index}" if m.index is not None else "")
     if m.reused_from:
@@ -129,8 +125,8 @@ def execution_tree(ledger, d):
     s = d.summary
     where = (d.environment or {}).get("executor_where")
     root = Tree(
-        f"[bold]{s.id}[/]  {escape(s.workflow or '')}  {_status(s.status)}  "
-        f"started {_when(s.started_at)}  {_dur(s.duration_s)}  executor={s.executor}"
+        f"[bold]{s.id}[/]  {escape(s.workflow or '')}  {status_markup(s.status)}  "
+        f"started {timestamp(s.started_at)}  {format_duration(s.duration_s)}  executor={s.executor}"
         + (f" ({escape(where)})" if where and where != "this process" else "")
     )
     if s.error:
@@ -140,10 +136,10 @@ def execution_tree(ledger, d):
     if d.inputs:
         params = root.add("parameters")
         for b in d.inputs:
-            params.add(f"{escape(b.name)} = {escape(b.artifact.value or _short(b.artifact.digest))}"
+            params.add(f"{escape(b.name)} = {escape(b.artifact.value or short_digest(b.artifact.digest))}"
                        f"{_came_from(b, s.id)}")
     for st in d.steps:
-        bits = [f"[bold]{escape(st.step)}[/]", escape(st.task or ""), _status(st.status), _dur(st.duration_s)]
+        bits = [f"[bold]{escape(st.step)}[/]", escape(st.task or ""), status_markup(st.status), format_duration(st.duration_s)]
         if len(st.attempts) > 1:
             bits.append(f"attempts={len(st.attempts)}")
         if st.cache_hit:
@@ -154,10 +150,10 @@ def execution_tree(ledger, d):
             bits.append(f"[yellow]{escape(why[st.step])}[/]")
         node = root.add("  ".join(bits))
         for b in st.inputs:
-            node.add(f"in  {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
+            node.add(f"in  {escape(b.name)}: {short_digest(b.artifact.digest)} {escape(b.artifact.type or '')}"
                      f"{_came_from(b, s.id)}")
         for b in st.outputs:
-            node.add(f"out {escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
+            node.add(f"out {escape(b.name)}: {short_digest(b.artifact.digest)} {escape(b.artifact.type or '')}"
                      f"{_came_from(b, s.id, outputs=True)}")
         for m in st.metrics:
             node.add(_metric_line(m, s.id))
@@ -165,7 +161,7 @@ def execution_tree(ledger, d):
             node.add(f"[dim]{escape(st.condition)}[/]")
         if len(st.attempts) > 1 or st.status not in (Status.SUCCEEDED, Status.CACHED, Status.SKIPPED):
             for a in st.attempts:
-                line = f"attempt {a.attempt}: {_status(a.status)} {_dur(a.duration_s)}"
+                line = f"attempt {a.attempt}: {status_markup(a.status)} {format_duration(a.duration_s)}"
                 if a.error:
                     line += f"  [red]{escape(a.error)}[/]"
                 attempt = node.add(line)
@@ -174,7 +170,7 @@ def execution_tree(ledger, d):
     if d.outputs:
         outs = root.add("outputs")
         for b in d.outputs:
-            outs.add(f"{escape(b.name)}: {_short(b.artifact.digest)} {escape(b.artifact.type or '')}"
+            outs.add(f"{escape(b.name)}: {short_digest(b.artifact.digest)} {escape(b.artifact.type or '')}"
                      f"{_came_from(b, s.id)}")
     return root
 
@@ -183,17 +179,17 @@ def execution_tree(ledger, d):
 @click.argument("execution")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def show(ctx, execution, as_json):
     """One execution's steps as a tree: status, duration, attempts, cache, inputs and outputs.
 
     Each input says where it came from (`<- split.return[0]`; from another execution, its
     id's prefix first), as the ledger recorded it.
     """
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     d = ledger.execution(execution)
     if as_json:
-        _print_json(d)
+        print_json(d)
         return
     print_paged(execution_tree(ledger, d))
 
@@ -202,7 +198,7 @@ def show(ctx, execution, as_json):
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def why_cmd(ctx, ref, as_json):
     """Why a step ran (what in its cache key changed since the last run of its task) or which
     earlier step it reused.
@@ -210,15 +206,15 @@ def why_cmd(ctx, ref, as_json):
     REF: EXECUTION_ID:step, latest:step, or a step name (of the latest execution that has it).
     A changed function is shown as a diff of its source between the two runs' code snapshots.
     """
-    w = _ledger(ctx).why(ref)
+    w = open_ledger(ctx).why(ref)
     if as_json:
-        _print_json(w)
+        print_json(w)
         return
-    out = _console()
-    out.print(f"[bold]{escape(w.ref)}[/]  {escape(w.task or '')}  {_status(w.status)}")
+    out = new_console()
+    out.print(f"[bold]{escape(w.ref)}[/]  {escape(w.task or '')}  {status_markup(w.status)}")
     out.print(escape(w.reason))
     if w.previous and w.changes:
-        out.print(f"compared with {escape(w.previous)} ({_when(w.previous_at)} UTC):")
+        out.print(f"compared with {escape(w.previous)} ({timestamp(w.previous_at)} UTC):")
     for c in w.changes:
         out.print(f"  {escape(c.text())}")
         if c.part == "input" and (c.before_value is None or c.after_value is None):
@@ -251,32 +247,32 @@ def _walk_cmd(direction: str):
                        "found (no recorded link: not lineage, and not walked).")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     @click.pass_context
-    @_guarded
+    @guarded
     def cmd(ctx, ref, depth, same_content, as_json):
-        ledger = _ledger(ctx)
+        ledger = open_ledger(ctx)
         walk = ledger.upstream if direction == "upstream" else ledger.downstream
         result = walk(ref, depth, same_content=same_content)
         if as_json:
-            _print_json(result)
+            print_json(result)
             return
         table = Table("depth", "kind", "ref", "what", "status", box=None)
         for n in result.nodes:
             what = n.label
             if n.artifact is not None:
                 what = _artifact_text(n.label, n.artifact)
-            ref_text = _short(n.ref) if n.kind in ("artifact", "code") else n.ref
-            table.add_row(str(n.depth), n.kind, ref_text, escape(what or ""), _status(n.status) if n.status else "")
-        _console().print(table)
+            ref_text = short_digest(n.ref) if n.kind in ("artifact", "code") else n.ref
+            table.add_row(str(n.depth), n.kind, ref_text, escape(what or ""), status_markup(n.status) if n.status else "")
+        new_console().print(table)
         if same_content:
             if not result.same_content:
-                _console().print("same content: no other step produced the bytes of a handle above")
+                new_console().print("same content: no other step produced the bytes of a handle above")
                 return
             other = Table("step", "task", "status", box=None,
                           title="same content, NOT lineage: other steps that produced identical bytes "
                                 "(no record links them to this walk)", title_justify="left")
             for n in result.same_content:
-                other.add_row(n.ref, escape(n.label or ""), _status(n.status) if n.status else "")
-            _console().print(other)
+                other.add_row(n.ref, escape(n.label or ""), status_markup(n.status) if n.status else "")
+            new_console().print(other)
 
     cmd.__doc__ = (
         "Everything REF came from, down to raw parameters, by recorded provenance."
@@ -310,17 +306,17 @@ def _memory_size(ctx, param, value):
 @click.option("--memory", default="1GB", show_default=True, metavar="SIZE", callback=_memory_size,
               help="Stop the query if it needs more memory than this (e.g. 512MB, 4GB); it never spills to disk.")
 @click.pass_context
-@_guarded
+@guarded
 def sql_cmd(ctx, statement, as_json, timeout, memory):
     """Run a read-only SQL query (tables and views: docs/ledger.md).
 
     Bounded, so that one query cannot exhaust the machine or keep writers waiting for the
     ledger: --timeout and --memory.
     """
-    result = _ledger(ctx).sql(statement, timeout=timeout or None, memory=memory)
+    result = open_ledger(ctx).sql(statement, timeout=timeout or None, memory=memory)
     rows = _python_rows(result)
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     from ledgerflow.lineage.values import jsonable
 
@@ -338,14 +334,14 @@ def sql_cmd(ctx, statement, as_json, timeout, memory):
 @click.option("--no-store", is_flag=True, help="Check only the ledger's hash chain, not the store's objects.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def verify(ctx, no_store, as_json):
     """Re-walk the hash chain and re-hash every stored object. Exit 1 naming the first problem."""
-    report = _ledger(ctx).verify(store=not no_store)
+    report = open_ledger(ctx).verify(store=not no_store)
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
-        out = _console()
+        out = new_console()
         out.print(f"chain: {report.rows} rows, head seq {report.head_seq} {report.head_hash[:16]}")
         if report.store:
             out.print(f"store: {report.objects_checked} objects checked at {escape(report.store)}")
@@ -371,12 +367,12 @@ def verify(ctx, no_store, as_json):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write to this file instead of standard output.")
 @click.pass_context
-@_guarded
+@guarded
 def graph(ctx, execution, fmt, output):
     """An execution's step DAG: status, durations, cache hits, and each step's artifacts (html)."""
-    from ledgerflow.lineage.render import render
+    from ledgerflow.app.render import render
 
-    text = render(_ledger(ctx).execution(execution), fmt)
+    text = render(open_ledger(ctx).execution(execution), fmt)
     if output:
         with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)

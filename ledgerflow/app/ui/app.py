@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ledgerflow.errors import LedgerflowError, RefError
-from ledgerflow.lineage.ui import artifacts, pages, views
+from ledgerflow.app.ui import artifacts, pages, views
 
 STATIC = Path(__file__).parent / "static"
 

@@ -12,7 +12,7 @@ import math
 from datetime import datetime, timezone
 
 from ledgerflow.errors import LedgerflowError, RefError
-from ledgerflow.lineage.display import format_duration
+from ledgerflow.app.display import format_duration
 from ledgerflow.lineage.values import jsonable
 
 EXECUTIONS_LIMIT = 1000  # the list page shows at most this many of the newest executions
@@ -91,7 +91,7 @@ def timeline(detail, now: datetime | None = None) -> dict:
 def execution(ledger, ref: str) -> dict:
     """One execution: the graph as recorded with each step's status (`render.page_data`, the
     same data `lineage graph --format html` draws), its timeline and its tags."""
-    from ledgerflow.lineage.render import page_data
+    from ledgerflow.app.render import page_data
 
     detail = ledger.execution(ref)
     data = page_data(detail)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
-from ledgerflow import store as cas
 from ledgerflow.engine import environment, snapshot
 from ledgerflow.engine.events import FROM_DIGEST, Recorder, Tee
-from ledgerflow.engine.progress import Progress
+from ledgerflow.app.progress import Progress
+from ledgerflow.app.recorders import configured
 from ledgerflow.engine.runner import Execution, execute, parse_origin
 from ledgerflow.engine.workflow import Workflow
 from ledgerflow.executors import resolve
@@ -18,6 +19,7 @@ from ledgerflow.home import Home
 from ledgerflow.lineage.ledger import Ledger
 from ledgerflow.errors import LedgerError, ParameterError, RefError
 from ledgerflow.store import Store
+from ledgerflow.store import active as active_store
 from ledgerflow.types import type_name
 from ledgerflow.types.annotations import is_handle_type
 from ledgerflow.types.codec import decode
@@ -25,7 +27,7 @@ from ledgerflow.types.codec import decode
 
 def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: Any = "local",
         cache: bool = True, home: str | os.PathLike | None = None, recorder: Recorder | None = None,
-        progress: bool | None = None, replay_of: str | None = None, recompute=(), ledger: str | None = None) -> Execution:
+        recorders: Iterable[Recorder] | None = None, progress: bool | None = None, replay_of: str | None = None, recompute=(), ledger: str | None = None) -> Execution:
     """Run a workflow and record it in the ledger of `home` (default: $LEDGERFLOW_HOME or ./.ledgerflow).
 
     `executor` is "local" (in this process), "ray", or an executor instance. `cache=False`
@@ -33,6 +35,9 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     terminal (None: only when stderr is one); log lines go to the `ledgerflow` logger either way.
     `recompute={"train"}` runs the named steps even where a cached result exists. `ledger`: a
     team ledger's postgresql:// URL (default: $LEDGERFLOW_LEDGER; unset, the home's ledger.duckdb).
+    `recorder` replaces the ledger (a `MemoryRecorder` in a test); `recorders` are reported to
+    beside it, e.g. `[OpenLineageEmitter(client)]` (default: those the environment configures,
+    `ledgerflow.app.recorders.configured`; `()` for none). Recorders given are flushed, not closed.
     Raises ExecutionFailed (with `.execution`) when a step fails for good.
 
     >>> ex = run(pipeline, params={"n": 10})          # doctest: +SKIP
@@ -44,19 +49,19 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     params, found = by_reference(workflow, params, ledger)
     runner = resolve(executor)
     display = Progress(len(workflow.graph.nodes), live=progress)
-    emitter = _openlineage(where)
+    made = configured(where) if recorders is None else ()
+    others = made if recorders is None else tuple(recorders)
     try:
-        with cas.using(store):
+        with active_store.using(store):
             code = snapshot.take(workflow, store)
-            recorders = (ledger, display) if emitter is None else (ledger, emitter, display)
-            return execute(workflow, params, executor=runner, recorder=Tee(recorders), store=store,
+            return execute(workflow, params, executor=runner, recorder=Tee((ledger, *others, display)), store=store,
                            cache=cache, code_digest=code.digest, environment=environment.capture_json(),
                            replay_of=replay_of, home=str(where.path), recompute=recompute, sources=found)
     finally:
         runner.close()
         display.close()
-        if emitter is not None:
-            emitter.close()
+        for r in made:
+            r.close()
         if recorder is None:
             ledger.close()
 
@@ -85,18 +90,3 @@ def by_reference(workflow: Workflow, params: dict[str, Any] | None, ledger: Any)
             if value.startswith("blake3:"):
                 found[p.name] = parse_origin(origin, FROM_DIGEST)
     return out, found
-
-
-# Any of these says the user configured an OpenLineage transport (see openlineage-python's docs).
-_OPENLINEAGE_VARIABLES = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE__TRANSPORT__TYPE")
-
-
-def _openlineage(where: Home):
-    """A live OpenLineage emitter when OPENLINEAGE_* configure one and openlineage-python is installed."""
-    if not any(os.environ.get(name) for name in _OPENLINEAGE_VARIABLES):
-        return None
-    try:
-        from ledgerflow.lineage.openlineage import OpenLineageEmitter
-    except ImportError:  # the optional extra isn't installed: lineage stays in the ledger only
-        return None
-    return OpenLineageEmitter(store_url=where.store_url)

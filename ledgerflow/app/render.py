@@ -38,8 +38,9 @@ from datetime import datetime
 
 import attrs
 
+from ledgerflow.errors import UnknownFormat
 from ledgerflow.engine.status import UNKNOWN, Status
-from ledgerflow.lineage.display import format_duration, format_size
+from ledgerflow.app.display import format_duration, format_size
 from ledgerflow.lineage.inference import inferred_graph
 from ledgerflow.lineage.values import StepInfo
 
@@ -565,7 +566,7 @@ def render(detail, fmt: str) -> str:
     """The step graph of `detail` (an ExecutionDetail) as "mermaid", "dot" or "html" text."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise ValueError(f"unknown graph format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        raise UnknownFormat(f"unknown graph format {fmt!r}: choose one of {', '.join(FORMATS)}")
     graph = build_graph(detail)
     return {"mermaid": to_mermaid, "dot": to_dot, "html": to_html}[fmt](detail, graph)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ledgerflow.errors import RefError
-from ledgerflow.lineage.commands.app import echo, Table, escape, _console, _guarded, _ledger, _print_json, _short, cli
-from ledgerflow.lineage.commands.registry import _bad_input
+from ledgerflow.app.commands.group import cli, guarded, open_ledger
+from ledgerflow.app.commands.output import Table, echo, escape, new_console, print_json, short_digest
 
 
 def _size(n: int) -> str:
@@ -24,11 +24,10 @@ def _size(n: int) -> str:
 @click.option("--why", default=None, help="Why, for the record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the execution's tags as JSON.")
 @click.pass_context
-@_guarded
-@_bad_input
+@guarded
 def tag(ctx, execution, tag, remove, why, as_json):
     """Tag EXECUTION with TAG (`keep`: gc never removes its objects); without TAG, list its tags."""
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     if tag is None and remove:
         raise click.UsageError("--remove needs the TAG to remove")
     resolved = ledger.resolve(execution)
@@ -38,7 +37,7 @@ def tag(ctx, execution, tag, remove, why, as_json):
     eid = resolved.execution_id
     tags = ledger.tags(eid) if tag is None else ledger.tag(eid, tag, remove=remove, why=why)
     if as_json:
-        _print_json({"execution_id": eid, "tags": list(tags)})
+        print_json({"execution_id": eid, "tags": list(tags)})
         return
     echo(f"{eid}: {', '.join(tags) if tags else 'no tags'}")
 
@@ -51,8 +50,7 @@ def tag(ctx, execution, tag, remove, why, as_json):
 @click.option("--dry-run", is_flag=True, help="Remove nothing: list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_guarded
-@_bad_input
+@guarded
 def gc(ctx, keep_last, older_than, dry_run, as_json):
     """Remove store objects that no kept execution references; record each removal in the ledger.
 
@@ -61,18 +59,18 @@ def gc(ctx, keep_last, older_than, dry_run, as_json):
     everything they reference (manifest entries and code snapshots included). Objects nothing
     references (left by a crashed write) go too, once older than an hour.
     """
-    report = _ledger(ctx).gc(keep_last=keep_last, older_than_days=older_than, dry_run=dry_run)
+    report = open_ledger(ctx).gc(keep_last=keep_last, older_than_days=older_than, dry_run=dry_run)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
-    out = _console()
+    out = new_console()
     verb = "would remove" if dry_run else "removed"
     out.print(f"store {escape(report.store)}: {report.objects_seen} objects, {report.objects_kept} kept "
               f"({len(report.kept_executions)} executions kept, {len(report.unkept_executions)} not)")
     if report.removed:
         table = Table("digest", "size", "reason", box=None)
         for r in report.removed[:50]:
-            table.add_row(_short(r.digest), _size(r.size or 0), r.reason)
+            table.add_row(short_digest(r.digest), _size(r.size or 0), r.reason)
         out.print(table)
         if len(report.removed) > 50:
             out.print(f"... and {len(report.removed) - 50} more (--json lists them all)")

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 
 import click
 
-from ledgerflow.errors import RegistryError, RetentionError
-from ledgerflow.lineage.commands.app import (
-    echo,
-    Table, escape,
-    EXIT_USAGE, _console, _fail, _guarded, _ledger, _print_json, _short, _when, cli,
-)
-
-
-def _bad_input(fn):
-    """A registry or retention request that cannot be done is bad input: exit 2, like an unknown ref."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (RegistryError, RetentionError) as exc:
-            _fail(str(exc), EXIT_USAGE)
-
-    return wrapper
+from ledgerflow.app.commands.group import cli, guarded, open_ledger
+from ledgerflow.app.commands.output import Table, echo, escape, new_console, print_json, short_digest, timestamp
 
 
 def _metrics(metrics: dict) -> str:
@@ -45,56 +27,55 @@ def _source(v) -> str:
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-@_guarded
-@_bad_input
+@guarded
 def models_cmd(ctx, name, as_json):
     """Registered models: versions, aliases, metrics, the execution that made each.
 
     With NAME: that model's versions and the history of its aliases (who moved them, when, why).
     """
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     if name is None:
         found = ledger.models()
         if as_json:
-            _print_json(found)
+            print_json(found)
             return
         table = Table("name", "version", "aliases", "metrics", "execution", "registered (UTC)", box=None)
         for m in found:
             for v in reversed(m.versions):
                 table.add_row(escape(m.name), str(v.version), escape(_aliases(v.aliases)),
-                              escape(_metrics(v.metrics)), escape(_source(v)), _when(v.registered_at))
-        _console().print(table if found else "no models registered")
+                              escape(_metrics(v.metrics)), escape(_source(v)), timestamp(v.registered_at))
+        new_console().print(table if found else "no models registered")
         return
     m = ledger.registered(name)
     if as_json:
-        _print_json(m)
+        print_json(m)
         return
-    out = _console()
+    out = new_console()
     versions = Table("version", "aliases", "digest", "flavor", "metrics", "execution", "registered (UTC)", "by",
                      "why", box=None, title=f"{escape(m.name)}: versions", title_justify="left")
     for v in reversed(m.versions):
-        versions.add_row(str(v.version), escape(_aliases(v.aliases)), _short(v.digest), escape(v.flavor or "-"),
-                         escape(_metrics(v.metrics)), escape(_source(v)), _when(v.registered_at),
+        versions.add_row(str(v.version), escape(_aliases(v.aliases)), short_digest(v.digest), escape(v.flavor or "-"),
+                         escape(_metrics(v.metrics)), escape(_source(v)), timestamp(v.registered_at),
                          escape(v.who or "-"), escape(v.why or ""))
     out.print(versions)
     history = Table("when (UTC)", "alias", "move", "action", "by", "why", box=None,
                     title=f"{escape(m.name)}: alias history", title_justify="left")
     for mv in reversed(m.history):
         move = f"v{mv.previous_version} -> v{mv.version}" if mv.previous_version else f"-> v{mv.version}"
-        history.add_row(_when(mv.at), escape(mv.alias), move, mv.action, escape(mv.who or "-"), escape(mv.why or ""))
+        history.add_row(timestamp(mv.at), escape(mv.alias), move, mv.action, escape(mv.who or "-"), escape(mv.why or ""))
     out.print(history if m.history else "no aliases")
 
 
 def _moved(as_json, before, after, alias, verb) -> None:
     if as_json:
-        _print_json(after)
+        print_json(after)
         return
     if before == after.version:
         echo(f"{after.name}: {alias} already points at v{after.version}; nothing recorded")
         return
     was = f" (was v{before})" if before is not None else ""
     metrics = f"  {_metrics(after.metrics)}" if after.metrics else ""
-    echo(f"{after.name}: {alias} {verb} v{after.version}{was}  {_short(after.digest)}{metrics}")
+    echo(f"{after.name}: {alias} {verb} v{after.version}{was}  {short_digest(after.digest)}{metrics}")
 
 
 @cli.command()
@@ -104,11 +85,10 @@ def _moved(as_json, before, after, alias, verb) -> None:
 @click.option("--why", default=None, help="Why, for the record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the version the alias now points at, as JSON.")
 @click.pass_context
-@_guarded
-@_bad_input
+@guarded
 def promote(ctx, name, version, alias, why, as_json):
     """Point ALIAS of model NAME at VERSION (recorded with who, when and why)."""
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     before = ledger.registered(name).aliases.get(alias)
     after = ledger.promote(name, version, alias, why=why)
     _moved(as_json, before, after, alias, "promoted")
@@ -120,11 +100,10 @@ def promote(ctx, name, version, alias, why, as_json):
 @click.option("--why", default=None, help="Why, for the record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the version the alias now points at, as JSON.")
 @click.pass_context
-@_guarded
-@_bad_input
+@guarded
 def rollback(ctx, name, alias, why, as_json):
     """Return ALIAS of model NAME to the version it pointed at before; again to go further back."""
-    ledger = _ledger(ctx)
+    ledger = open_ledger(ctx)
     before = ledger.registered(name).aliases.get(alias)
     after = ledger.rollback(name, alias, why=why)
     _moved(as_json, before, after, alias, "rolled back to")

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 
 from ledgerflow.errors import LedgerflowError, RefError
-from ledgerflow.lineage.display import format_size
+from ledgerflow.app.display import format_size
 from ledgerflow.lineage.values import jsonable
 
 PREVIEW_ROWS = 50  # rows of a Dataset shown

@@ -59,7 +59,7 @@ def register(name: str, model: Any, *, alias: str | None = "production", metrics
         return None
 
     try:
-        checked = {k: reporting._finite(f"register({name!r}) metric {k!r}", v) for k, v in (metrics or {}).items()}
+        checked = {k: reporting.finite(f"register({name!r}) metric {k!r}", v) for k, v in (metrics or {}).items()}
     except ValueError as e:
         raise RegistryError(str(e)) from None
     event = ModelRegistered(name=name, model=artifact_ref(model, type(model)), at=datetime.now(timezone.utc),

@@ -6,7 +6,8 @@ import time
 
 import click
 
-from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger, _print_json, cli, echo, page
+from ledgerflow.app.commands.group import EXIT_USAGE, cli, fail, guarded, open_ledger
+from ledgerflow.app.commands.output import echo, page, print_json
 from ledgerflow.printable import printable
 from ledgerflow.engine.status import Status
 
@@ -21,25 +22,25 @@ _FINAL = tuple(s for s in Status if s.final and s not in (Status.FAILED, Status.
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what a running step writes, until it ends.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recorded logs as JSON (not with --follow).")
 @click.pass_context
-@_guarded
+@guarded
 def logs_cmd(ctx, ref, attempt, stream, follow, as_json):
     """What a step (EXECUTION_ID:step) or every step of an execution wrote to stdout and stderr.
 
     Python `logging` records are in stderr. Each attempt of a retried step is kept apart.
     """
     if follow and as_json:
-        _fail("--follow prints text as it comes: leave out --json", EXIT_USAGE)
-    ledger = _ledger(ctx)
+        fail("--follow prints text as it comes: leave out --json", EXIT_USAGE)
+    ledger = open_ledger(ctx)
     resolved = ledger.resolve(ref)
     if resolved.kind == "artifact":
-        _fail(f"{ref!r} names an artifact; logs belong to a step: give EXECUTION_ID:step or an execution id",
+        fail(f"{ref!r} names an artifact; logs belong to a step: give EXECUTION_ID:step or an execution id",
               EXIT_USAGE)
     if follow:
         _follow(ledger, resolved, attempt, stream)
         return
     logs = [g for g in ledger.logs(resolved.ref, attempt) if stream in (None, g.stream)]
     if as_json:
-        _print_json(logs)
+        print_json(logs)
         return
     if not logs:
         echo(f"{resolved.ref}: no output recorded"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger, cli, echo
+from ledgerflow.app.commands.group import EXIT_USAGE, cli, fail, guarded, open_ledger
+from ledgerflow.app.commands.output import echo
 
 
 @cli.command("ui")
@@ -15,16 +16,16 @@ from ledgerflow.lineage.commands.app import EXIT_USAGE, _fail, _guarded, _ledger
 @click.option("--open/--no-open", "open_browser", default=False, show_default=True,
               help="Open the executions page in the default web browser.")
 @click.pass_context
-@_guarded
+@guarded
 def ui_cmd(ctx, host, port, open_browser):
     """Browse executions, graphs, artifacts, lineage, models and metrics in a web browser.
 
     Read-only: no page changes the ledger. Serves until Ctrl-C.
     """
-    home = _ledger(ctx).home  # NoLedger, saying where it looked, when there is none
+    home = open_ledger(ctx).home  # NoLedger, saying where it looked, when there is none
     # Imported here, not at the top: starlette and uvicorn would slow every `lineage` command.
-    from ledgerflow.lineage.ui import serving
-    from ledgerflow.lineage.ui.app import make_app
+    from ledgerflow.app.ui import serving
+    from ledgerflow.app.ui.app import make_app
 
     warning = serving.host_warning(host)
     if warning:
@@ -32,7 +33,7 @@ def ui_cmd(ctx, host, port, open_browser):
     try:
         sock = serving.bind(host, port)
     except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE)
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_USAGE)
     url = serving.url_of(sock)
     echo(f"lineage ui: serving {home.path} at {url} (Ctrl-C stops it)")
     if open_browser:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ledgerflow.lineage.commands.app import EXIT_PROBLEM, _fail, _guarded, _print_json, cli, echo
+from ledgerflow.app.commands.group import EXIT_PROBLEM, cli, fail, guarded
+from ledgerflow.app.commands.output import echo, print_json
 
 
 @cli.group("ray")
@@ -23,7 +24,7 @@ def _home(ctx):
 @click.option("--num-gpus", type=click.IntRange(min=0), help="GPUs the runtime offers (default: those found).")
 @click.option("--json", "as_json", is_flag=True, help="Print the runtime's record as JSON.")
 @click.pass_context
-@_guarded
+@guarded
 def up_cmd(ctx, num_cpus, num_gpus, as_json):
     """Start the warm runtime (or find it running) and print how runs join it:
     `eval "$(lineage ray up)"` sets RAY_ADDRESS (and RAY_AUTH_MODE=token: it uses Ray's token
@@ -32,7 +33,7 @@ def up_cmd(ctx, num_cpus, num_gpus, as_json):
 
     found = warm.up(_home(ctx), num_cpus=num_cpus, num_gpus=num_gpus)
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     # The runtime uses Ray's token authentication: a driver joining it says so (RAY_AUTH_MODE).
     echo(f"export RAY_ADDRESS={found['address']} RAY_AUTH_MODE=token")
@@ -43,23 +44,23 @@ def up_cmd(ctx, num_cpus, num_gpus, as_json):
 @ray_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the runtime's record as JSON (null when down).")
 @click.pass_context
-@_guarded
+@guarded
 def status_cmd(ctx, as_json):
     """Whether the warm runtime of this home is up, and its address."""
     from ledgerflow.executors import warm
 
     found = warm.status(_home(ctx))
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     if found is None:
-        _fail("no warm Ray runtime for this home (`lineage ray up` starts one)", EXIT_PROBLEM)
+        fail("no warm Ray runtime for this home (`lineage ray up` starts one)", EXIT_PROBLEM)
     echo(f"up at {found['address']} (pid {found['pid']})")
 
 
 @ray_group.command("down")
 @click.pass_context
-@_guarded
+@guarded
 def down_cmd(ctx):
     """Stop the warm runtime of this home (only it: by the pid `up` recorded)."""
     from ledgerflow.executors import warm

@@ -1,6 +1,6 @@
 """`lineage ui`: a local, read-only web app over a Ledgerflow home's ledger and store.
 
-    from ledgerflow.lineage.ui import make_app
+    from ledgerflow.app.ui import make_app
     app = make_app(home)          # a Starlette app; serve it with uvicorn (see commands/ui.py)
 
 Modules, one concept each: `app` (the routes: HTML pages and the JSON they draw from),
@@ -12,6 +12,6 @@ JavaScript and CSS in `static/`: nothing is loaded from the network.
 Starlette and uvicorn are imported by this package only, so `lineage --help` never pays for them.
 """
 
-from ledgerflow.lineage.ui.app import make_app
+from ledgerflow.app.ui.app import make_app
 
 __all__ = ["make_app"]
