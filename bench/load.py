@@ -1,4 +1,4 @@
-"""Load figures too big for the test suite (tests/test_load.py runs the smaller versions).
+"""Load figures too big for the test suite (tests/system/test_load.py runs the smaller versions).
 
     python bench/load.py            # all
     python bench/load.py bigfile    # a 20 GiB file hashed and stored: peak RSS and throughput

@@ -125,7 +125,7 @@ def main() -> None:
                       "with the ledger on under 800 ms (whole processes). "
                       "Median of 10 fresh processes after one warm-up; ratios against `python -c pass` "
                       "in the same run. `import ledgerflow` and `--help` import neither duckdb, pyarrow "
-                      "nor ray (tests/test_startup.py).")
+                      "nor ray (tests/app/test_startup.py).")
 
 
 if __name__ == "__main__":

@@ -4,23 +4,29 @@ from ledgerflow.store import active as active_store
 from ledgerflow.store import Store
 
 # Markers (see pyproject.toml), so that a contributor can run the fast core suite alone.
-_MARK_BY_FIXTURE = {"ray_runtime": "ray", "s3_server": "s3", "postgres": "postgres", "team_ledger": "postgres"}
+# A PostgreSQL server takes a second or two to start: its tests are also `slow`, so that the fast
+# suite of the issue that asked for it (`-m "not ray and not s3 and not browser and not slow"`)
+# leaves them out. Single tests over ~0.5 s on 2 cores carry `@pytest.mark.slow` where they are.
+_MARKS_BY_FIXTURE = {"ray_runtime": ("ray",), "s3_server": ("s3",), "postgres": ("postgres", "slow"),
+                     "team_ledger": ("postgres", "slow"), "chromium": ("browser",)}
 _MARKS_BY_MODULE = {
     "test_ray_cluster": ("ray", "slow"), "test_ray_lifecycle": ("ray", "slow"), "test_multinode": ("ray", "s3", "slow"),
     "test_digits": ("ray", "slow"), "test_ui": ("browser",), "test_crash": ("slow",), "test_load": ("slow",),
     "test_ledger_processes": ("slow",), "test_live": ("slow",), "test_team_ledger": ("postgres", "slow"),
+    "test_postgres_server": ("postgres", "slow"),
 }
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         marks = set(_MARKS_BY_MODULE.get(getattr(getattr(item, "module", None), "__name__", ""), ()))
-        marks |= {_MARK_BY_FIXTURE[f] for f in getattr(item, "fixturenames", ()) if f in _MARK_BY_FIXTURE}
+        for fixture in getattr(item, "fixturenames", ()):
+            marks.update(_MARKS_BY_FIXTURE.get(fixture, ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
         if params.get("executor") == "ray":
             marks.add("ray")
         if params.get("ledger") == "server":
-            marks.add("postgres")
+            marks.update(("postgres", "slow"))
         for mark in sorted(marks):
             item.add_marker(mark)
 
