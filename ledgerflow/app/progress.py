@@ -29,7 +29,14 @@ class Progress:
     whose output is piped (`python train.py | tee log`) still shows how it goes, on stderr,
     and leaves stdout to what the program prints.
 
-    >>> run(pipeline, progress=True)   # doctest: +SKIP
+    >>> from ledgerflow import run
+    >>> print(run(pipeline, progress=True).status)     # the live line goes to stderr
+    succeeded
+
+    The line, as it reads before the first event:
+
+    >>> Progress(total_steps=2, live=False).line()
+    '    0.0s | pending 2 | running 0 | cached 0 | done 0 | failed 0'
     """
 
     def __init__(self, total_steps: int, *, stream: IO[str] | None = None, live: bool | None = None):

@@ -40,10 +40,11 @@ def register(name: str, model: Any, *, alias: str | None = "production", metrics
     ModelVersion is returned. `alias=None` registers without moving any alias. `metrics`
     (name -> finite number) are kept with the version, e.g. for an evaluation gate.
 
-    >>> v = register("digits", Model.from_path("out/", flavor="sklearn"),
-    ...              metrics={"accuracy": 0.97}, why="first baseline")        # doctest: +SKIP
-    >>> v.version, v.aliases                                                    # doctest: +SKIP
-    (1, ('production',))
+    >>> from ledgerflow import Model
+    >>> v = register("digits", Model.from_path("out/model", flavor="sklearn"),
+    ...              metrics={"accuracy": 0.97}, why="first baseline")
+    >>> v.version, v.aliases, v.metrics
+    (1, ('production',), {'accuracy': 0.97})
     """
     check_name("model name", name)
     if alias is not None:

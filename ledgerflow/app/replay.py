@@ -89,8 +89,9 @@ def replay(execution_id: str, *, executor: Any = "local", home: str | os.PathLik
 
     The workflow is loaded from the execution's code snapshot, not today's files.
 
-    >>> r = replay("01JD3Q8ZKX7V2M5N9P4R6T8W0Y")     # doctest: +SKIP
-    >>> r.identical, r.differences                    # doctest: +SKIP
+    >>> ex = run(pipeline, params={"n": 10})
+    >>> r = replay(ex.id)          # or a unique prefix of it
+    >>> r.identical, r.differences
     (True, ())
     """
     where = Home.resolve(home)

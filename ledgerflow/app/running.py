@@ -40,8 +40,19 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     `ledgerflow.app.recorders.configured`; `()` for none). Recorders given are flushed, not closed.
     Raises ExecutionFailed (with `.execution`) when a step fails for good.
 
-    >>> ex = run(pipeline, params={"n": 10})          # doctest: +SKIP
-    >>> ex.id, ex.status, ex.outputs                  # doctest: +SKIP
+    >>> ex = run(pipeline, params={"n": 10})
+    >>> print(ex.id, ex.status, ex.outputs)     # doctest: +ELLIPSIS
+    01... succeeded 4.5
+    >>> {name: step.outputs for name, step in ex.steps.items()}
+    {'ingest': {'return': [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}, 'train': {'return': 4.5}}
+
+    Run again, the steps are cache hits (`cache=False` runs them anyway):
+
+    >>> again = run(pipeline, params={"n": 10})
+    >>> {name: str(step.status) for name, step in again.steps.items()}
+    {'ingest': 'cached', 'train': 'cached'}
+    >>> again.steps["train"].cached_from == f"{ex.id}:train"
+    True
     """
     where = Home.resolve(home)
     store = Store.open(where.store_url)

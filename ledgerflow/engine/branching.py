@@ -17,7 +17,29 @@ def when(condition: Any, *, then: Callable[[], Any], otherwise: Callable[[], Any
     Both branches are traced and type-checked when the workflow is built; only one runs.
     The steps of the other are recorded as skipped, with the condition's value.
 
-    >>> best = when(passes_gate(model=m), then=lambda: register(model=m), otherwise=lambda: m)  # doctest: +SKIP
+    >>> from ledgerflow import run, task, workflow
+    >>> @task
+    ... def evaluate(n: int) -> float:
+    ...     return n / 10
+    >>> @task
+    ... def passes_gate(accuracy: float) -> bool:
+    ...     return accuracy >= 0.9
+    >>> @task
+    ... def promote(accuracy: float) -> str:
+    ...     return f"promoted at {accuracy}"
+    >>> @task
+    ... def hold(accuracy: float) -> str:
+    ...     return f"held at {accuracy}"
+    >>> @workflow
+    ... def gate(n: int) -> str:
+    ...     accuracy = evaluate(n=n)
+    ...     return when(passes_gate(accuracy=accuracy), then=lambda: promote(accuracy=accuracy),
+    ...                 otherwise=lambda: hold(accuracy=accuracy))
+    >>> ex = run(gate, params={"n": 7})
+    >>> ex.outputs, str(ex.steps["promote"].status)
+    ('held at 0.7', 'skipped')
+    >>> run(gate, params={"n": 9}).outputs
+    'promoted at 0.9'
 
     Outside a workflow it is plain Python: `then()` if condition else `otherwise()`.
     """

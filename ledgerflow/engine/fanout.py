@@ -22,7 +22,16 @@ def map_task(task: Task, /, *, min_success: float = 1.0, **kwargs: Any) -> Promi
     failed element fails the map; `min_success=0.9` lets up to 10% fail, and their places in
     the result hold None (so the result is then `list[Optional[T]]`).
 
-    >>> models = map_task(train, lr=[1e-3, 1e-4], data=data)      # doctest: +SKIP
+    >>> from ledgerflow import run, task, workflow
+    >>> @task
+    ... def train(lr: float, data: list[int]) -> float:
+    ...     return round(sum(data) * lr, 6)
+    >>> @workflow
+    ... def sweep(data: list[int]) -> list[float]:
+    ...     return map_task(train, lr=[1e-3, 1e-4], data=data)
+    >>> ex = run(sweep, params={"data": [1, 2, 3]})
+    >>> ex.outputs, sorted(ex.steps)       # the map, and one step per element
+    ([0.006, 0.0006], ['train', 'train[0]', 'train[1]'])
     """
     builder = current_builder()
     if not isinstance(task, Task):

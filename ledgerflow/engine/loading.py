@@ -19,8 +19,10 @@ def load_workflow(target: str) -> Workflow:
     A file is imported as a module named after its stem, with its folder on sys.path so it
     can import its neighbours, as `python FILE.py` would.
 
-    >>> load_workflow("examples/quickstart.py:pipeline")   # doctest: +SKIP
-    <workflow quickstart:pipeline: 2 steps>
+    >>> load_workflow("pipeline.py:pipeline")      # a file in the current folder
+    <workflow pipeline:pipeline: 2 steps>
+    >>> load_workflow("pipeline:pipeline")         # the same, as a module
+    <workflow pipeline:pipeline: 2 steps>
     """
     where, sep, name = target.rpartition(":")
     if not sep or not where or not name:
@@ -110,7 +112,7 @@ def _handle_from_text(text: str, tp: Any, pair: str) -> Any:
 def params_from_text(wf: Workflow, pairs: list[str] | tuple[str, ...]) -> dict:
     """Workflow parameters from `name=value` strings, each converted to its declared type.
 
-    >>> params_from_text(pipeline, ["n=500", "lr=1e-3"])      # doctest: +SKIP
+    >>> params_from_text(pipeline, ["n=500", "lr=1e-3"])
     {'n': 500, 'lr': 0.001}
     """
     from ledgerflow.errors import ParameterError

@@ -179,12 +179,24 @@ def dynamic(fn: Callable | None = None, *, name: str | None = None):
     does; those calls are type-checked then, join the same execution as `step.task` steps
     (recorded, cached and replayed like any), and the step finishes with what the body returned.
 
+    >>> from ledgerflow import run, workflow
+    >>> @task
+    ... def merge(a: list[int], b: list[int]) -> list[int]:
+    ...     return sorted(a + b)
     >>> @dynamic
     ... def sort(xs: list[int]) -> list[int]:
     ...     if len(xs) <= 1:
     ...         return xs
     ...     mid = len(xs) // 2
-    ...     return merge(a=sort(xs=xs[:mid]), b=sort(xs=xs[mid:]))     # doctest: +SKIP
+    ...     return merge(a=sort(xs=xs[:mid]), b=sort(xs=xs[mid:]))
+    >>> @workflow
+    ... def sorting(xs: list[int]) -> list[int]:
+    ...     return sort(xs=xs)
+    >>> ex = run(sorting, params={"xs": [3, 1, 2]})
+    >>> ex.outputs
+    [1, 2, 3]
+    >>> sorted(ex.steps)        # the steps made at run time, named by where they were called
+    ['sort', 'sort.merge', 'sort.sort', 'sort.sort_2', 'sort.sort_2.merge', 'sort.sort_2.sort', 'sort.sort_2.sort_2']
     """
     def make(f: Callable) -> Task:
         made = Task(f, name=name)

@@ -3,10 +3,15 @@
 An executor is a class with the `Executor` protocol (engine/executor.py). Each is registered
 here by name and the place it lives, and imported only when a run asks for it (so `import
 ledgerflow` never imports Ray). Adding one is a module of its own plus one line below, or one
-`register` call from code of yours:
+`register` call from code of yours, e.g. `register("threads",
+"my_package.threads:ThreadPoolExecutor")`. Here, the local executor under a second name:
 
->>> register("threads", "my_package.threads:ThreadPoolExecutor")    # doctest: +SKIP
->>> run(pipeline, executor="threads")                               # doctest: +SKIP
+>>> register("inline", "ledgerflow.executors.local:LocalExecutor")
+>>> "inline" in names()
+True
+>>> from ledgerflow import run
+>>> print(run(pipeline, executor="inline").status)
+succeeded
 """
 
 from __future__ import annotations

@@ -108,7 +108,21 @@ class RayExecutor:
     one for the run and shuts it down afterwards (never the host's "current" cluster: see
     `ray_cluster`). `where` says which, for the record.
 
-    >>> run(pipeline, executor=RayExecutor(address="ray://head:10001"))   # doctest: +SKIP
+    To run on a cluster::
+
+        run(pipeline, executor=RayExecutor(address="ray://head:10001"))
+
+    Nothing starts when the executor is made; Ray starts (or is joined) at the first step
+    to run, so a run whose steps are all cache hits never starts it:
+
+    >>> from ledgerflow import run
+    >>> executor = RayExecutor()
+    >>> executor.where
+    'a private local Ray runtime'
+    >>> first = run(pipeline)                        # locally: the steps run, and are cached
+    >>> again = run(pipeline, executor=executor)     # every step cached: Ray is not started
+    >>> again.outputs, [str(step.status) for step in again.steps.values()]
+    (4.5, ['cached', 'cached'])
     """
 
     name = "ray"

@@ -475,8 +475,16 @@ class Ledger:
         terminal would: the steps running are recorded cancelled, the rest not started. Waits up
         to `wait` seconds for the record to say it ended and returns its summary.
 
-        >>> ledger.cancel("latest").status          # doctest: +SKIP
-        'cancelled'
+        While it runs, from another process (or `lineage cancel latest`)::
+
+            ledger.cancel("latest").status      # 'cancelled'
+
+        An execution that has ended has nothing to cancel:
+
+        >>> Ledger().cancel(ex.id)      # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ledgerflow.errors.CancelError: execution 01... is succeeded: there is nothing to cancel
         """
         import os
         import signal
@@ -585,8 +593,9 @@ class Ledger:
         In the order they ran, stdout before stderr. `spooled`: also what attempts still running
         on this host have written so far (from their spool files; `digest` None), after those.
 
-        >>> for log in ledger.logs("01JD3Q8Z:train"):        # doctest: +SKIP
-        ...     print(log.attempt, log.stream, log.text)
+        >>> for log in Ledger().logs(f"{ex.id}:train"):
+        ...     print(log.attempt, log.stream, log.text, end="")
+        1 stderr training on 10 rows
         """
         with self.reader(views=False) as con:
             resolved = refs.resolve(con, ref)
@@ -845,7 +854,12 @@ class Ledger:
     def tags(self, execution: str) -> tuple:
         """The tags an execution carries now (an id or unique prefix), sorted.
 
-        >>> Ledger().tags("01JD4B")               # doctest: +SKIP
+        >>> ledger = Ledger()
+        >>> ledger.tags(ex.id)
+        ()
+        >>> ledger.tag(ex.id, "keep")
+        ('keep',)
+        >>> ledger.tags(ex.id)
         ('keep',)
         """
         with self.reader() as con:

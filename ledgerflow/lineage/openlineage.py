@@ -532,8 +532,18 @@ def export_events(ledger, ref: str, *, namespace: str = DEFAULT_NAMESPACE,
                   dataset_namespace: str | None = None) -> list:
     """The OpenLineage events of the execution `ref` (an id or unique prefix) of `ledger`.
 
-    >>> for e in export_events(Ledger(home), "01JD3Q"):    # doctest: +SKIP
-    ...     print(to_json(e))
+    >>> from ledgerflow import Ledger
+    >>> events = export_events(Ledger(home), ex.id)
+    >>> for e in events:
+    ...     print(e.eventType.value, e.job.name)
+    START pipeline:pipeline
+    START pipeline:pipeline.ingest
+    COMPLETE pipeline:pipeline.ingest
+    START pipeline:pipeline.train
+    COMPLETE pipeline:pipeline.train
+    COMPLETE pipeline:pipeline
+    >>> print(to_json(events[0]))     # doctest: +ELLIPSIS
+    {"eventTime": "...", "eventType": "START", "inputs": [], "job": {...}, ...}
     """
     builder = EventBuilder(namespace=namespace, store_url=ledger.home.store_url, dataset_namespace=dataset_namespace)
     return execution_events(ledger.execution(ref), builder)
@@ -565,8 +575,16 @@ class OpenLineageEmitter:
     (the ledger, not the lineage server, is the record). `flush` waits up to
     `flush_timeout` seconds for what was recorded to be sent.
 
-    >>> from ledgerflow.engine.events import Tee
-    >>> recorder = Tee((Ledger(home), OpenLineageEmitter(store_url=home.store_url)))   # doctest: +SKIP
+    Beside the ledger, to a file (here; an HTTP server in production):
+
+    >>> from openlineage.client.transport.file import FileConfig, FileTransport
+    >>> client = OpenLineageClient(transport=FileTransport(FileConfig(log_file_path="events.jsonl", append=True)))
+    >>> emitter = OpenLineageEmitter(client, store_url=home.store_url)
+    >>> from ledgerflow import run
+    >>> ex = run(pipeline, recorders=[emitter])
+    >>> emitter.close()
+    >>> [json.loads(line)["eventType"] for line in open("events.jsonl")]
+    ['START', 'START', 'COMPLETE', 'START', 'COMPLETE', 'COMPLETE']
     """
 
     def __init__(self, client: OpenLineageClient | None = None, *, namespace: str | None = None,

@@ -14,8 +14,10 @@ a rollback pops one, so rolling back twice walks two steps back, and rolling bac
 nothing underneath is an error rather than a silent no-op.
 
     >>> import ledgerflow
-    >>> v = ledgerflow.register("digits", model, metrics={"accuracy": 0.97})   # doctest: +SKIP
-    >>> v.version, Ledger().model("digits", alias="production").version         # doctest: +SKIP
+    >>> from ledgerflow import Ledger, Model
+    >>> model = Model.from_path("out/model", flavor="sklearn")
+    >>> v = ledgerflow.register("digits", model, metrics={"accuracy": 0.97})
+    >>> v.version, Ledger().model("digits", alias="production").version
     (1, 1)
 """
 

@@ -24,8 +24,14 @@ A removal is recorded (journaled) before its bytes go, never after: a gc killed 
 leaves the home valid (`verify` passes: a recorded removal whose object is still there is
 fine), and the next gc removes what is left without recording it twice.
 
-    >>> report = Ledger().gc(keep_last=10, older_than_days=30, dry_run=True)   # doctest: +SKIP
-    >>> len(report.removed), report.bytes_removed                              # doctest: +SKIP
+    >>> from ledgerflow import Ledger, run
+    >>> first, second = run(pipeline, params={"n": 10}), run(pipeline, params={"n": 20})
+    >>> report = Ledger().gc(keep_last=10, older_than_days=30, dry_run=True)   # both kept
+    >>> len(report.kept_executions), report.removed
+    (2, ())
+    >>> report = Ledger().gc(keep_last=1, older_than_days=0, dry_run=True)     # only the newest
+    >>> report.unkept_executions == (first.id,), len(report.removed), report.bytes_removed
+    (True, 1, 20)
 """
 
 from __future__ import annotations

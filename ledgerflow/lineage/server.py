@@ -270,9 +270,14 @@ def init(admin_url: str, *, writer_password: str | None = None, reader_password:
     roles; idempotent (an existing ledger keeps every row; a role's password changes only when
     given). Passwords not given for new roles are generated and returned in the URLs.
 
-    >>> creds = init("postgresql://postgres:pw@127.0.0.1:5432/team")   # doctest: +SKIP
-    >>> creds.writer_url                                                  # doctest: +SKIP
-    'postgresql://ledgerflow_writer:...@127.0.0.1:5432/team'
+    It needs a running PostgreSQL server, so it is shown here rather than run (the team
+    ledger's tests run it against a real one)::
+
+        creds = init("postgresql://postgres:pw@127.0.0.1:5432/team")
+        creds.writer_url   # 'postgresql://ledgerflow_writer:<generated>@127.0.0.1:5432/team'
+        creds.reader_url   # 'postgresql://ledgerflow_reader:<generated>@127.0.0.1:5432/team'
+
+    Writers then set LEDGERFLOW_LEDGER to the writer URL; readers use the reader URL.
     """
     from psycopg import sql
 

@@ -177,8 +177,12 @@ def _tagged_class(base: type, tag: Any) -> type:
 class File(Handle):
     """One file in the store.
 
-    >>> f = File.from_path("data.csv")          # doctest: +SKIP
-    >>> f.digest, f.path.read_bytes()           # doctest: +SKIP
+    >>> f = File.from_path("data.csv")          # copied into the store, named by its digest
+    >>> f.digest   # doctest: +ELLIPSIS
+    'blake3:a69a9cf8...'
+    >>> f.size, f.name, f.path.read_bytes()
+    (8, 'data.csv', b'x,y\\n1,2\\n')
+
     A task annotated `-> File` may also return a path; `File["csv"]` tags the format.
     """
 
@@ -221,8 +225,11 @@ class File(Handle):
 class Directory(Handle):
     """A directory tree, stored as a Merkle manifest of its files.
 
-    >>> d = Directory.from_path("checkpoints/")  # doctest: +SKIP
-    >>> sorted(p.name for p in d.path.iterdir())  # doctest: +SKIP
+    >>> d = Directory.from_path("checkpoints/")
+    >>> sorted(p.name for p in d.path.iterdir())
+    ['epoch-1.pt', 'epoch-2.pt']
+    >>> d.size   # bytes, all files together
+    42
     """
 
     kind: ClassVar[str] = "directory"
@@ -259,7 +266,11 @@ class Directory(Handle):
 class Model(Directory):
     """A trained model: a directory (or single file) plus its flavor (`Model["sklearn"]`).
 
-    >>> m = Model.from_path("out/model", flavor="sklearn")   # doctest: +SKIP
+    >>> m = Model.from_path("out/model", flavor="sklearn")
+    >>> m.flavor, type(m) is Model["sklearn"]
+    ('sklearn', True)
+    >>> sorted(p.name for p in m.path.iterdir())
+    ['model.pkl', 'params.json']
     """
 
     flavor: str | None = None
@@ -312,9 +323,9 @@ class Dataset(Handle):
     or many, from pyarrow, pandas or polars, gets the same digest.
 
     >>> import pyarrow as pa
-    >>> ds = Dataset.from_arrow(pa.table({"x": [1, 2]}))   # doctest: +SKIP
-    >>> ds.to_arrow().num_rows                              # doctest: +SKIP
-    2
+    >>> ds = Dataset.from_arrow(pa.table({"x": [1, 2]}))
+    >>> ds.num_rows, ds.to_arrow().column("x").to_pylist()
+    (2, [1, 2])
     """
 
     num_rows: int = 0
