@@ -27,7 +27,8 @@ from ledgerflow.types.codec import decode
 
 def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: Any = "local",
         cache: bool = True, home: str | os.PathLike | None = None, recorder: Recorder | None = None,
-        recorders: Iterable[Recorder] | None = None, progress: bool | None = None, replay_of: str | None = None, recompute=(), ledger: str | None = None) -> Execution:
+        recorders: Iterable[Recorder] | None = None, progress: bool | None = None, replay_of: str | None = None,
+        recompute=(), ledger: str | None = None) -> Execution:
     """Run a workflow and record it in the ledger of `home` (default: $LEDGERFLOW_HOME or ./.ledgerflow).
 
     `executor` is "local" (in this process), "ray", or an executor instance. `cache=False`
@@ -60,7 +61,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     params, found = by_reference(workflow, params, ledger)
     runner = resolve(executor)
     display = Progress(len(workflow.graph.nodes), live=progress)
-    made = configured(where) if recorders is None else ()
+    made = configured(where) if recorders is None else ()  # run closes what it made, not what it was given
     others = made if recorders is None else tuple(recorders)
     try:
         with active_store.using(store):

@@ -76,7 +76,7 @@ from ledgerflow.engine import events as ev
 from ledgerflow.engine.status import Status
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP
 from ledgerflow.lineage.values import ExecutionDetail
-from ledgerflow.types.handles import HANDLE_KINDS, Storage, storage_of
+from ledgerflow.types.kinds import HANDLE_KINDS, Storage, storage_of
 
 log = logging.getLogger("ledgerflow.openlineage")
 

@@ -47,7 +47,7 @@ from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
 from ledgerflow.lineage.values import CollectedObject, GcReport
 from ledgerflow.store import Manifest
-from ledgerflow.types.handles import Storage, storage_of
+from ledgerflow.types.kinds import Storage, storage_of
 
 
 KEEP = "keep"

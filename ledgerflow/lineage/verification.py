@@ -11,7 +11,7 @@ from ledgerflow.errors import LedgerError
 from ledgerflow.lineage import chain
 from ledgerflow.lineage.schema import CHAINED_TABLES, ensure_schema, missing_tables
 from ledgerflow.lineage.values import ObjectProblem, SchemaProblem, VerifyReport
-from ledgerflow.types.handles import Storage, storage_of
+from ledgerflow.types.kinds import Storage, storage_of
 
 
 def verify(ledger, store: bool = True) -> VerifyReport:

@@ -1,9 +1,11 @@
 """Typed handles, the value codec, and the type-compatibility relation."""
 
-from ledgerflow.types.annotations import UnsupportedType, check_supported, type_name
+from ledgerflow.types.annotations import UnsupportedType, type_name
 from ledgerflow.types.compat import accepts
 from ledgerflow.types.conform import TypeMismatch, as_declared, conform
-from ledgerflow.types.handles import Dataset, Directory, File, Handle, Model
+from ledgerflow.types.handles import Dataset, Directory, File, Model
+from ledgerflow.types.kinds import Handle
+from ledgerflow.types.support import check_supported
 
 __all__ = [
     "Dataset", "Directory", "File", "Handle", "Model", "TypeMismatch", "UnsupportedType",

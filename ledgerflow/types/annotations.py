@@ -1,7 +1,8 @@
-"""Which Python types a task may declare, and how they are written in messages.
+"""What a type annotation is (a handle, a union, a record, a literal, an enum) and how it is
+written in messages. Which annotations a task may declare is support.py's.
 
-Only types Ledgerflow can digest, store and check are allowed; anything else is refused
-when the decorator runs (it would otherwise have to be pickled, which we never do).
+>>> type_name(dict[str, list[float]]), is_record_type(int)
+('dict[str, list[float]]', False)
 """
 
 from __future__ import annotations
@@ -15,17 +16,11 @@ from typing import Any
 
 import attrs
 
-from ledgerflow.types.handles import Dataset, Handle
+from ledgerflow.types.kinds import Handle
 
 PRIMITIVES: tuple[type, ...] = (bool, int, float, str, bytes, type(None))
 SCALARS: tuple[type, ...] = PRIMITIVES + (dt.datetime, dt.date)
 NoneType = type(None)
-
-_SUGGEST = {
-    "Table": "Dataset", "DataFrame": "Dataset", "RecordBatch": "Dataset",
-    "Path": "File (or Directory)", "PosixPath": "File (or Directory)", "ndarray": "File or Dataset",
-}
-
 
 class UnsupportedType(TypeError):
     """A type annotation Ledgerflow cannot handle; the message says what to use instead."""
@@ -99,106 +94,6 @@ def init_fields(tp: type) -> list[tuple[str, str]]:
 def build_record(tp: type, values: dict[str, Any]) -> Any:
     """An instance of the record class tp from its init fields' values, by field name."""
     return tp(**{arg: values[name] for name, arg in init_fields(tp)})
-
-
-def check_supported(tp: Any) -> None:
-    """Raise UnsupportedType, naming the offending part, unless tp is a type Ledgerflow handles.
-
-    A type is supported when every value of it survives the ledger: encoded, then decoded
-    (on a cache hit, on replay) to an identical value. So a union whose members a recorded
-    value could not tell apart (`str | datetime`, `list[int] | tuple[int, ...]`, two records
-    with the same fields) is refused here, when the task is decorated, not at its second run.
-
-    >>> check_supported(dict[str, list[float]])
-    >>> check_supported(object)
-    Traceback (most recent call last):
-    ...
-    ledgerflow.types.annotations.UnsupportedType: unsupported type object; ...
-    """
-    _check(tp, tp, set())
-
-
-def _check(tp: Any, whole: Any, seen: set) -> None:
-    def refuse(why: str) -> typing.NoReturn:
-        where = "" if tp is whole else f" (in {type_name(whole)})"
-        raise UnsupportedType(f"unsupported type {type_name(tp)}{where}; {why}")
-
-    if tp is None or tp in SCALARS:
-        return
-    if tp is Any:
-        refuse("Any cannot be digested or checked: name the type, e.g. int, dict[str, float], Dataset")
-    if is_handle_type(tp):
-        if tp.base is None:  # `Handle` itself, not a kind
-            refuse("declare the kind of handle, File, Directory, Dataset or Model (or a union of them)")
-        if issubclass(tp, Dataset) and tp.schema is not None:
-            from ledgerflow.types.tables import check_schema_class
-
-            check_schema_class(tp.schema)
-        return
-    members = union_members(tp)
-    if members is not None:
-        for m in members:
-            _check(m, whole, seen)
-        from ledgerflow.types.codec import union_problem
-
-        problem = union_problem(members)
-        if problem:
-            refuse(problem)
-        return
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Literal:
-        for a in args:
-            if isinstance(a, enum.Enum):
-                _check(type(a), whole, seen)
-            elif not (a is None or type(a) in (bool, int, float, str, bytes)):
-                refuse(f"a Literal takes None, bool, int, float, str, bytes or Enum members, not {a!r}")
-        _finite(tp, refuse)
-        return
-    if tp in (list, tuple, dict, set, frozenset) or origin in (set, frozenset):
-        refuse("give the element types, e.g. list[int], tuple[str, float], dict[str, float]")
-    if origin is list:
-        return _check(args[0], whole, seen)
-    if origin is tuple:
-        if not args:
-            refuse("give the element types, e.g. tuple[int, str] or tuple[int, ...]")
-        for a in args:
-            if a is not Ellipsis:
-                _check(a, whole, seen)
-        return
-    if origin is dict:
-        key, value = args
-        if not (key in (str, int, bool, float) or is_enum_type(key) or is_literal_type(key)):
-            refuse(f"dict keys must be str, int, bool, float, an Enum or a Literal, not {type_name(key)}")
-        if key not in (str, int, bool, float):
-            _check(key, whole, seen)
-        return _check(value, whole, seen)
-    if is_enum_type(tp):
-        _finite(tp, refuse)
-        return
-    if is_record_type(tp):
-        if tp in seen:
-            return
-        seen.add(tp)
-        for name, ftype in record_fields(tp).items():
-            try:
-                _check(ftype, ftype, seen)
-            except UnsupportedType as e:
-                refuse(f"field {tp.__name__}.{name}: {e}")
-        return
-    hint = _SUGGEST.get(getattr(tp, "__name__", ""), None)
-    if hint:
-        refuse(f"annotate it as {hint}, so it is stored by content and tracked in the lineage")
-    refuse("use a plain value (bool, int, float, str, bytes, None, Enum, datetime, list/tuple/dict "
-           "of them, an attrs class or dataclass) or a handle (File, Directory, Dataset, Model); "
-           "Ledgerflow never pickles values")
-
-
-def _finite(tp: Any, refuse: Any) -> None:
-    from ledgerflow.types.codec import finite_problem
-
-    problem = finite_problem(tp)
-    if problem:
-        refuse(problem)
 
 
 def type_name(tp: Any) -> str:

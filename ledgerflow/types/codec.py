@@ -39,7 +39,7 @@ from ledgerflow.types.annotations import (
     union_members,
 )
 from ledgerflow.types.conform import conform, identical
-from ledgerflow.types.handles import Handle, HANDLE_KINDS
+from ledgerflow.types.kinds import HANDLE_KINDS, Handle
 
 converter = cattrs.Converter()
 converter.register_unstructure_hook(dt.datetime, dt.datetime.isoformat)

@@ -5,7 +5,8 @@ kind and digest, so the same content gives equal handles wherever it came from. 
 (`File["csv"]`, `Model["sklearn"]`) or a schema (`Dataset[Digits]`) refines the kind at
 the type level; tagged classes are made once and cached, so `File["csv"] is File["csv"]`.
 
-Each kind is declared once, by its class: its name in the ledger (`kind`), how its bytes are
+What every kind shares (the `Handle` base, `Storage`, the registry `HANDLE_KINDS`) is in
+kinds.py. Each kind is declared once, by its class: its name in the ledger (`kind`), how its bytes are
 kept (`storage`), the fields it carries on the wire beyond digest and size (`wire_fields`), what
 a plain value or a command-line path becomes (`coerce`, `value_from_path`), how a handle of it
 is narrowed to a refined type (`narrow`), and its OpenLineage dataset type. The codec, conform,
@@ -21,7 +22,6 @@ its columns.
 
 from __future__ import annotations
 
-import enum
 import os
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -31,146 +31,7 @@ import attrs
 from ledgerflow.store import active as active_store
 from ledgerflow.errors import DefinitionError, HandleTypeError, ParameterError, WorkflowTypeError
 from ledgerflow.store import Manifest, ManifestEntry, Store
-
-
-def _store_for(url: str | None) -> Store:
-    return Store.open(url) if url else active_store.current()
-
-
-class Storage(enum.Enum):
-    """How a kind's bytes are kept in the store, which says what else a digest reaches."""
-
-    BLOB = "blob"          # one object: the bytes themselves
-    MANIFEST = "manifest"  # a Merkle manifest object naming one object per file
-    TABLE = "table"        # one object: a canonical Arrow IPC stream (its schema is readable)
-
-
-@attrs.frozen(eq=False)
-class Handle:
-    """Base of all handles: a digest, the size in bytes, and the store that holds the bytes."""
-
-    digest: str
-    size: int = 0
-    store_url: str | None = attrs.field(default=None, repr=False)
-    # "EXECUTION_ID:step.slot" when a run made this handle: where it came from, not what it
-    # is (so not part of equality). Passed into another run, it links the two by provenance.
-    origin: str | None = attrs.field(default=None, repr=False, kw_only=True)
-
-    kind: ClassVar[str] = "handle"
-    tag: ClassVar[str | None] = None
-    base: ClassVar[type] = None  # the untagged kind class, set on each kind below
-    storage: ClassVar[Storage] = Storage.BLOB
-    # Fields beyond digest and size that the encoded form carries (written when not None).
-    wire_fields: ClassVar[dict[str, type]] = {}
-    # Whether the encoded form names the refinement: a tag does; a schema does not (the
-    # digest does not say which of two schemas a table was written for).
-    refinement_on_wire: ClassVar[bool] = True
-    openlineage_type: ClassVar[str] = "HANDLE"
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "kind" in cls.__dict__:  # a kind of its own, not a refinement (File["csv"]) of one
-            cls.base = cls
-            HANDLE_KINDS[cls.kind] = cls
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Handle) and other.kind == self.kind and other.digest == self.digest
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.digest))
-
-    def __class_getitem__(cls, tag: Any) -> type:
-        return _refine(cls.base, tag)
-
-    def __reduce__(self):
-        # Refined classes are made at run time; pickle them by (kind, tag) so they can
-        # travel to Ray workers and come back as the same cached class.
-        return (_rebuild, (self.base, self.refinement(), attrs.asdict(self, recurse=False)))
-
-    @classmethod
-    def refinement(cls) -> Any:
-        return cls.tag
-
-    @property
-    def store(self) -> Store:
-        return _store_for(self.store_url)
-
-    def wire(self) -> dict[str, Any]:
-        """The kind's own fields for the encoded form (see `wire_fields`)."""
-        return {name: v for name in self.wire_fields if (v := getattr(self, name)) is not None}
-
-    @classmethod
-    def takes_kind_of(cls, given: type) -> bool:
-        """Whether a handle of class `given` may go where this class is declared, by kind and
-        tag (the hierarchy governs kinds; see the module's docstring). A Dataset's schema is
-        compared column by column by `types.compat`, which knows column types."""
-        if not issubclass(given.base, cls.base):
-            return False
-        return cls.tag is None or (given.base is cls.base and given.tag == cls.tag)
-
-    @classmethod
-    def narrow(cls, value: "Handle") -> "Handle":
-        """`value`, a handle of this class's kind or a child kind, as this class declares it.
-        HandleTypeError (a TypeError) saying why when its refinement does not fit."""
-        if type(value) is cls:
-            return value
-        if value.base is not cls.base:  # a child kind where a parent is declared: a Model as Directory
-            if cls.refinement() is not None:
-                raise HandleTypeError(f"a {value.kind} is not a {cls.kind} tagged {cls.refinement()!r}")
-            return cls._retyped(value)
-        if cls.tag is None or type(value).tag == cls.tag:
-            return value
-        if type(value).tag is not None:
-            raise HandleTypeError(f"tag {type(value).tag!r} is not {cls.tag!r}")
-        return cls._retyped(value)
-
-    @classmethod
-    def _retyped(cls, value: "Handle") -> "Handle":
-        return cls(**{f.name: getattr(value, f.name) for f in attrs.fields(cls) if hasattr(value, f.name)})
-
-    @classmethod
-    def coerce(cls, value: Any) -> "Handle":
-        """A handle of this class from what a task may return instead of one (a path for the
-        file kinds, a table for Dataset). HandleTypeError (a TypeError) saying what it takes otherwise."""
-        if isinstance(value, (str, os.PathLike)):
-            return cls.from_path(value)
-        raise HandleTypeError(f"return a {cls.kind} handle or a path")
-
-    @classmethod
-    def value_from_path(cls, path: Path) -> Any:
-        """What an existing path given for this kind on the command line stands for (something
-        `coerce` takes). ParameterError (a ValueError) saying why not."""
-        if path.is_dir():
-            raise ParameterError(f"{path} is a directory; a {cls.__name__} parameter takes a file")
-        return path
-
-
-# Every kind by its name in the ledger; a class that declares `kind` adds itself.
-HANDLE_KINDS: dict[str, type] = {}
-_refined: dict[tuple[type, Any], type] = {}
-
-
-def _refine(base: type, tag: Any) -> type:
-    if tag is None:
-        return base
-    key = (base, tag)
-    cls = _refined.get(key)
-    if cls is None:
-        cls = base._make_refined(tag)
-        _refined[key] = cls
-    return cls
-
-
-def _rebuild(base: type, tag: Any, fields: dict) -> Handle:
-    return _refine(base, tag)(**fields)
-
-
-def _tagged_class(base: type, tag: Any) -> type:
-    if not isinstance(tag, str) or not tag:
-        raise WorkflowTypeError(f"{base.__name__}[...] takes a format tag, a non-empty string such as "
-                        f"{base.__name__}['csv']; got {tag!r}")
-    return type(f"{base.__name__}[{tag!r}]", (base,), {"tag": tag, "__module__": base.__module__,
-                                                      "__slots__": ()})
+from ledgerflow.types.kinds import Handle, Storage, refine, tagged_class
 
 
 @attrs.frozen(eq=False)
@@ -193,7 +54,7 @@ class File(Handle):
 
     @classmethod
     def _make_refined(cls, tag: Any) -> type:
-        return _tagged_class(cls, tag)
+        return tagged_class(cls, tag)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, store: Store | None = None) -> "File":
@@ -244,7 +105,7 @@ class Directory(Handle):
 
     @classmethod
     def _make_refined(cls, tag: Any) -> type:
-        return _tagged_class(cls, tag)
+        return tagged_class(cls, tag)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, store: Store | None = None) -> "Directory":
@@ -312,7 +173,7 @@ class Model(Directory):
         if cls.tag and flavor != cls.tag:
             raise DefinitionError(f"{cls.__name__}.from_path: flavor {flavor!r} contradicts the tag {cls.tag!r}")
         size = sum(e.size for e in st.get_manifest(digest).entries)
-        return _refine(Model, flavor)(digest=digest, size=size, store_url=st.url, flavor=flavor)
+        return refine(Model, flavor)(digest=digest, size=size, store_url=st.url, flavor=flavor)
 
 
 @attrs.frozen(eq=False)
@@ -406,15 +267,3 @@ class Dataset(Handle):
         import polars as pl
 
         return pl.from_arrow(self.to_arrow())
-
-
-
-
-def storage_of(kind: str | None) -> Storage | None:
-    """How a recorded artifact of `kind` (the ledger's text) is stored; None for a plain value.
-
-    >>> storage_of("model"), storage_of("value")
-    (<Storage.MANIFEST: 'manifest'>, None)
-    """
-    cls = HANDLE_KINDS.get(kind)
-    return cls.storage if cls is not None else None

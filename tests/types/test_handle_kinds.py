@@ -19,7 +19,8 @@ from ledgerflow.types import conform
 from ledgerflow.types.codec import decode, encode
 from ledgerflow.types.compat import accepts
 from ledgerflow.types.conform import TypeMismatch
-from ledgerflow.types.handles import HANDLE_KINDS, Dataset, Storage, storage_of
+from ledgerflow.types.handles import Dataset
+from ledgerflow.types.kinds import HANDLE_KINDS, Storage, storage_of
 
 
 @attrs.frozen(eq=False)

@@ -80,7 +80,7 @@ def preview(store, artifact: dict) -> dict:
     """What the page shows of the bytes: {"kind": "table" | "text" | "listing" | "value" | "none", ...}.
     An object missing from the store (collected by gc, or a remote store out of reach) is
     said so, not an error page."""
-    from ledgerflow.types.handles import Storage, storage_of
+    from ledgerflow.types.kinds import Storage, storage_of
 
     digest, kind = artifact["digest"], artifact.get("kind")
     storage = storage_of(kind) if kind not in (None, "value") else None
