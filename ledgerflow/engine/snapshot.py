@@ -80,7 +80,7 @@ def loaded(store: Store, digest: str):
     # Code to be imported is checked out privately, each file hashed against the digest the
     # ledger recorded as it is copied (a snapshot is a few source files, so this is cheap).
     # The store's shared checkout is only checked by file sizes: a same-size edit there, or
-    # a planted __pycache__, would have been imported and run (found by tests/test_faults.py).
+    # a planted __pycache__, would have been imported and run (found by tests/system/test_faults.py).
     with tempfile.TemporaryDirectory(prefix="ledgerflow-replay-") as tmp:
         try:
             root = store.checkout(digest, Path(tmp) / "code", verify=True)

@@ -314,7 +314,7 @@ def rollback(con) -> None:
     A COMMIT that fails (a full disk: "Failed to commit: Could not write file ...: No space
     left on device") has already ended the transaction; ROLLBACK would then raise "cannot
     rollback - no transaction is active" and that error, not the real cause, would reach
-    the user (found by tests/test_faults.py). The original exception is re-raised by the caller.
+    the user (found by tests/system/test_faults.py). The original exception is re-raised by the caller.
     """
     try:
         con.execute("ROLLBACK").fetchall()

@@ -318,7 +318,8 @@ CHAINED_TABLES = (EXECUTION_LOG, STEP_LOG, ARTIFACTS, EDGES, METRICS, MODEL_VERS
 TABLES_BY_NAME = {t.name: t for t in CHAINED_TABLES}
 
 
-def _table_ddl(t: ChainedTable) -> str:
+def table_ddl(t: ChainedTable) -> str:
+    """The DuckDB CREATE TABLE of a chained table: its columns, then the two chain columns."""
     cols = [f"{c.name} {c.sql}" for c in t.columns]
     cols += ["prev_hash BLOB NOT NULL", "row_hash BLOB NOT NULL"]
     return f"CREATE TABLE IF NOT EXISTS {t.name} ({', '.join(cols)})"
@@ -421,7 +422,7 @@ def _migrate_1_to_2(con) -> None:
     Nothing existing changes: the new tables start empty and join the chain at the next seq.
     """
     for t in V2_TABLES:
-        con.execute(_table_ddl(t)).fetchall()
+        con.execute(table_ddl(t)).fetchall()
     for ddl in INDEXES_V2 + VIEWS_V2:
         con.execute(ddl).fetchall()
 
@@ -432,7 +433,7 @@ V3_TABLES = (NODE_LOG,)
 def _migrate_2_to_3(con) -> None:
     """Add node_log (the environment of each node that ran an execution's steps)."""
     for t in V3_TABLES:
-        con.execute(_table_ddl(t)).fetchall()
+        con.execute(table_ddl(t)).fetchall()
 
 
 V4_TABLES = (GRAPH_SPECS, GRAPH_LOG, TASK_IDENTITIES)
@@ -449,7 +450,7 @@ def _migrate_3_to_4(con) -> None:
     """Add the graph record and the provenance columns. Old rows keep their hashes (new columns
     are optional: NULL is not encoded); their edges are read as inferred (docs/ledger.md)."""
     for t in V4_TABLES:
-        con.execute(_table_ddl(t)).fetchall()
+        con.execute(table_ddl(t)).fetchall()
     for t in (STEP_LOG, EDGES, METRICS):
         present = {r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [t.name]).fetchall()}
@@ -475,7 +476,7 @@ def _migrate_4_to_5(con) -> None:
 
 def _migrate_5_to_6(con) -> None:
     """Add the table of step streams (logs); nothing else changes."""
-    con.execute(_table_ddl(STEP_STREAMS)).fetchall()
+    con.execute(table_ddl(STEP_STREAMS)).fetchall()
 
 
 # Bumped-from -> function(con) upgrading the schema by one version, run by the next write
@@ -533,7 +534,7 @@ def ensure_schema(con) -> None:
         return
     con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)").fetchall()
     for t in CHAINED_TABLES:
-        con.execute(_table_ddl(t)).fetchall()
+        con.execute(table_ddl(t)).fetchall()
     for ddl in INDEXES + INDEXES_V2 + INDEXES_V4 + VIEWS + VIEWS_V2 + (JOURNAL_MOVES_DDL,):
         con.execute(ddl).fetchall()
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]).fetchall()

@@ -115,12 +115,12 @@ def expected_views() -> dict:
     if not _expected:
         import duckdb
 
-        from ledgerflow.lineage.schema import ALL_VIEWS, CHAINED_TABLES, _table_ddl
+        from ledgerflow.lineage.schema import ALL_VIEWS, CHAINED_TABLES, table_ddl
 
         con = duckdb.connect()
         try:
             for t in CHAINED_TABLES:
-                con.execute(_table_ddl(t)).fetchall()
+                con.execute(table_ddl(t)).fetchall()
             for ddl in ALL_VIEWS:
                 con.execute(ddl).fetchall()
             rows = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
@@ -195,7 +195,7 @@ def _missing_objects(ledger, url: str) -> tuple:
     has, and a note (or None) on what was matched across a move or left unchecked.
 
     Re-hashing what is in the store cannot see an object deleted behind the engine's back
-    (found by tests/test_faults.py); this looks the other way. Files listed by a directory's
+    (found by tests/system/test_faults.py); this looks the other way. Files listed by a directory's
     or model's manifest are checked too. Not missing: objects `gc` removed (gc_log says
     so, and `collected()` tells when), and artifacts recorded in another store (the
     home's LEDGERFLOW_STORE pointed elsewhere then: counted in the note).

@@ -25,7 +25,7 @@ _DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
 
 # blake3's worker threads do not survive fork(): a forked child (multiprocessing's default on
 # Linux) that hashed with them would wait forever for threads that were never copied. So a
-# forked process hashes on its own thread (found by tests/test_crash.py, which forks runs).
+# forked process hashes on its own thread (found by tests/system/test_crash.py, which forks runs).
 _forked = False
 
 

@@ -221,7 +221,7 @@ class LocalTemp:
             # An object already under this name is replaced too, not kept: it holds the same
             # bytes, unless it was damaged behind the store's back, and damage that keeps the
             # size (a flipped bit) would then survive every re-run of the step that made it
-            # (found by tests/test_faults.py). The temp file was hashed as it was written, so
+            # (found by tests/system/test_faults.py). The temp file was hashed as it was written, so
             # it is right; the rename is atomic, so readers see the old file or the new one.
             # It costs what the unlink it replaces cost; put_bytes still skips known objects.
             try:

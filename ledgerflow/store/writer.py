@@ -33,7 +33,7 @@ class Writer(io.RawIOBase):
             # A write already failed (a full disk: the temp file is gone). A caller that writes
             # again on its way out, as pyarrow's stream writer does when its `with` block closes
             # it, gets that error again, not "write to closed file", which would hide the
-            # cause (found by tests/test_faults.py).
+            # cause (found by tests/system/test_faults.py).
             raise self._failed
         before = self._hasher.size
         self._hasher.update(data)

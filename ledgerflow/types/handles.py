@@ -70,7 +70,7 @@ class File(Handle):
         """A local path to the bytes (read-only: it is the store's copy), checked against the digest.
 
         Verified like `Dataset.to_arrow()`: a step reading a corrupted File through `.path` got
-        the damaged bytes silently (found by tests/test_faults.py). The check is remembered
+        the damaged bytes silently (found by tests/system/test_faults.py). The check is remembered
         per file identity (see `Store.local_path`), so reading the same file again is free.
         """
         return self.store.local_path(self.digest, verify=True)

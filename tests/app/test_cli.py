@@ -234,3 +234,18 @@ def test_diff_compares_the_recorded_graphs(tmp_path):
         ("@params", "refuse", "n"), ("refuse", "count_rows", "xs")]
     text = run("diff", a.id, c, home=home).output
     assert "- make_rows.return -> count_rows.xs" in text and "+ refuse.return -> count_rows.xs" in text
+
+
+def test_exit_codes_come_from_the_error_class_alone():
+    from ledgerflow import errors
+    from ledgerflow.app.commands.group import EXIT_CODES, EXIT_PROBLEM, EXIT_USAGE, exit_code
+
+    for cls, code in EXIT_CODES:
+        assert exit_code(cls("whatever it says")) == code
+    # A message that reads like bad input does not make it bad input: only the class does.
+    assert exit_code(errors.LedgerError("bad SQL: it looks like the user's, but the class says otherwise")) \
+        == EXIT_PROBLEM
+    assert exit_code(errors.QueryError("anything")) == EXIT_USAGE
+    # Every class in the table is a LedgerflowError from errors.py, so `guarded` catches it.
+    assert all(issubclass(cls, errors.LedgerflowError) and cls.__module__ == "ledgerflow.errors"
+               for cls, _ in EXIT_CODES)
