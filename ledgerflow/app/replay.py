@@ -15,6 +15,7 @@ from ledgerflow.lineage.ledger import Ledger
 from ledgerflow.app.running import run
 from ledgerflow.store import Store
 from ledgerflow.types.codec import decode
+from ledgerflow.types.kinds import VALUE_KIND
 
 IDENTICAL, DIVERGED, FAILED, NOT_REPLAYED = "identical", "diverged", "failed", "could not replay"
 
@@ -118,7 +119,7 @@ def replay(execution_id: str, *, executor: Any = "local", home: str | os.PathLik
         return refuse(missing("its code snapshot", original.code_digest))
     for bound in original.inputs:
         art = bound.artifact
-        if art.kind not in (None, "value") and not store.has(art.digest):
+        if art.kind not in (None, VALUE_KIND) and not store.has(art.digest):
             return refuse(missing(f"input {bound.name!r}", art.digest))
     new_id, reason = None, None
     try:

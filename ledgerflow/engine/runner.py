@@ -39,6 +39,7 @@ from ledgerflow.store import Store, digest_bytes
 from ledgerflow.types.annotations import is_record_type, record_fields
 from ledgerflow.types import Handle, TypeMismatch, as_declared, conform, type_name
 from ledgerflow.types.codec import decode, handles_inside, value_digest
+from ledgerflow.types.kinds import VALUE_KIND
 
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 30.0
@@ -545,7 +546,7 @@ class _Run:
             return False
         try:
             for _, ref in entry.outputs:
-                if ref.kind == "value":
+                if ref.kind == VALUE_KIND:
                     continue
                 if self.store.is_local:
                     self.store.local_path(ref.digest, verify=True)  # hashed once per process and file
@@ -556,7 +557,7 @@ class _Run:
             for name, ref in outputs:
                 # A plain value is served from the ledger's row: checked against its digest first,
                 # as store objects are on read, so an edited row is a miss, never a wrong answer.
-                if ref.kind == "value" and (ref.value is None or value_digest(ref.value) != ref.digest):
+                if ref.kind == VALUE_KIND and (ref.value is None or value_digest(ref.value) != ref.digest):
                     raise IntegrityError(f"the recorded value of {entry.step_ref} output {name!r} does not "
                                          f"hash to its digest {ref.digest}", location=f"ledger artifacts row {ref.digest}")
             values = self.with_origins(node.name, tuple(decode(ref.value, tp) for (_, ref), (_, tp)
@@ -717,7 +718,7 @@ def with_nested(name: str, ref: ev.ArtifactRef, origin: ev.Origin | None) -> lis
     """(name, artifact, origin) of a bound value and of every handle nested in it (`p.model`,
     `p[0]`): a handle inside a record or a list is an artifact with lineage of its own."""
     out = [(name, ref, origin)]
-    if ref.kind == "value":
+    if ref.kind == VALUE_KIND:
         for path, kind, digest, size in handles_inside(ref.value):
             out.append((name + path, ev.ArtifactRef(digest=digest, kind=kind, type=kind.capitalize(), size=size),
                         None if origin is None else origin.nested(path)))

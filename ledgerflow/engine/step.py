@@ -20,6 +20,7 @@ from ledgerflow.errors import StepOutputError, StepTimeout  # StepTimeout stays 
 from ledgerflow.store import Store
 from ledgerflow.types import Handle, TypeMismatch, conform, type_name
 from ledgerflow.types.codec import encode, value_digest
+from ledgerflow.types.kinds import VALUE_KIND
 
 
 @functools.lru_cache(maxsize=1)
@@ -67,7 +68,7 @@ def artifact_ref(value: Any, tp: Any) -> ArtifactRef:
     if isinstance(value, Handle):
         return ArtifactRef(digest=value.digest, kind=value.kind, type=type_name(tp), size=value.size,
                            uri=value.store_url, value=text)
-    return ArtifactRef(digest=value_digest(text), kind="value", type=type_name(tp), size=len(text.encode()),
+    return ArtifactRef(digest=value_digest(text), kind=VALUE_KIND, type=type_name(tp), size=len(text.encode()),
                        value=text)
 
 

@@ -76,7 +76,7 @@ from ledgerflow.engine import events as ev
 from ledgerflow.engine.status import Status
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP
 from ledgerflow.lineage.values import ExecutionDetail
-from ledgerflow.types.kinds import HANDLE_KINDS, Storage, storage_of
+from ledgerflow.types.kinds import HANDLE_KINDS, Storage, VALUE_KIND, storage_of
 
 log = logging.getLogger("ledgerflow.openlineage")
 
@@ -354,7 +354,7 @@ class EventBuilder:
             cacheKey=cache_key, resources=_json_or_none(resources), mapIndex=map_index, status=status,
             cachedFrom=cached_from, node=node, condition=condition, producer=PRODUCER)
         extra: dict = {}
-        values = {name: a.value for name, a in inputs if a.kind == "value" and a.value is not None}
+        values = {name: a.value for name, a in inputs if a.kind == VALUE_KIND and a.value is not None}
         if values:
             extra["executionParameters"] = _parameters(values)
         if error:
@@ -401,7 +401,7 @@ class EventBuilder:
                                                                                  producer=PRODUCER),
             "ledgerflow_artifact": LedgerflowArtifactDatasetFacet(
                 digest=a.digest, kind=a.kind, type=a.type, size=a.size, uri=a.uri,
-                value=a.value if a.kind == "value" else None, producer=PRODUCER),
+                value=a.value if a.kind == VALUE_KIND else None, producer=PRODUCER),
         }
         if a.kind:
             kind = HANDLE_KINDS.get(a.kind)
@@ -449,7 +449,7 @@ def dataset_name(artifact, occurrence: str) -> str:
     >>> dataset_name(ArtifactInfo("blake3:cd", "model", "Model", 9, "/s", None), "01J:train.return")
     'blake3:cd'
     """
-    return occurrence if artifact.kind == "value" else artifact.digest
+    return occurrence if artifact.kind == VALUE_KIND else artifact.digest
 
 
 def _named(binding, occurrence, legacy: bool) -> list:

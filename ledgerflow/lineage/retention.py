@@ -47,7 +47,7 @@ from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
 from ledgerflow.lineage.values import CollectedObject, GcReport
 from ledgerflow.store import Manifest
-from ledgerflow.types.kinds import Storage, storage_of
+from ledgerflow.types.kinds import Storage, VALUE_KIND, storage_of
 
 
 KEEP = "keep"
@@ -174,7 +174,7 @@ def _references(con) -> _References:
     ).fetchall()
     for eid, digest, kind, value in rows:
         refs = by_execution.setdefault(eid, set())
-        if kind != "value":  # plain values live in the ledger, not the store
+        if kind != VALUE_KIND:  # plain values live in the ledger, not the store
             refs.add(digest)
             if storage_of(kind) is Storage.MANIFEST:
                 manifests.add(digest)

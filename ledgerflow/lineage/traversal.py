@@ -39,6 +39,7 @@ from ledgerflow.lineage.refs import Resolved
 from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key, read_executions, spans
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
 from ledgerflow.lineage.values import EDGE_SCHEMA, NODE_SCHEMA, Lineage
+from ledgerflow.types.kinds import VALUE_KIND
 
 _PSEUDO = (PARAMS_STEP, OUTPUTS_STEP)
 INFERRED = "inferred"  # how an edge of an execution recorded before schema 4 was found
@@ -562,7 +563,7 @@ def _same_content(con, g: _Edges, lineage: Lineage) -> tuple:
     walked = {n.ref for n in lineage.nodes if n.kind == "step"}
     out: dict = {}
     for node in lineage.nodes:
-        if node.kind != "artifact" or node.artifact is None or node.artifact.kind in (None, "value"):
+        if node.kind != "artifact" or node.artifact is None or node.artifact.kind in (None, VALUE_KIND):
             continue
         for e, s, _ in producers_of(con, node.ref):
             ref = f"{e}:{s}"

@@ -26,6 +26,7 @@ from ledgerflow.lineage import refs
 from ledgerflow.lineage.rows import ExecutionRanges, lookup_by_key
 from ledgerflow.lineage.schema import key64, missing_tables
 from ledgerflow.lineage.values import KeyChange, StepWhy
+from ledgerflow.types.kinds import VALUE_KIND
 
 # A result existed after a run in these states: the runs a later step could have reused.
 _RAN = tuple(s.value for s in Status if s.ok)
@@ -120,7 +121,7 @@ def _plain_values(con, digests) -> dict:
     out = {}
     if found is not None:
         for row in found.to_pylist():
-            if row["value"] is not None and row["kind"] in (None, "value"):
+            if row["value"] is not None and row["kind"] in (None, VALUE_KIND):
                 out.setdefault(row["digest"], row["value"])
     return out
 

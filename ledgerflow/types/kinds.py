@@ -166,6 +166,11 @@ def tagged_class(base: type, tag: Any) -> type:
                                                       "__slots__": ()})
 
 
+# The ledger's `kind` of an artifact that is a plain value (kept in the ledger as JSON, not in
+# the store); every other kind is a handle kind's name (HANDLE_KINDS).
+VALUE_KIND = "value"
+
+
 def storage_of(kind: str | None) -> Storage | None:
     """How a recorded artifact of `kind` (the ledger's text) is stored; None for a plain value.
 

@@ -12,6 +12,7 @@ from ledgerflow.engine.status import EXECUTION_STATES, Status
 from ledgerflow.app.display import format_size
 from ledgerflow.app.commands.group import EXIT_PROBLEM, cli, guarded, open_ledger
 from ledgerflow.app.commands.output import STATUS_COLORS, Table, echo, escape, format_duration, new_console, page, print_json, print_paged, short_digest, status_markup, timestamp
+from ledgerflow.types.kinds import VALUE_KIND
 
 
 LIST_LIMIT = 20
@@ -233,7 +234,7 @@ def query():
 
 def _artifact_text(label: str, artifact) -> str:
     """A plain value as `type = value` (cut short); a handle as its type and size."""
-    if artifact.kind in (None, "value") and artifact.value is not None:
+    if artifact.kind in (None, VALUE_KIND) and artifact.value is not None:
         value = artifact.value if len(artifact.value) <= 60 else artifact.value[:57] + "..."
         return f"{label} = {value}"
     return f"{label} ({format_size(artifact.size)})"

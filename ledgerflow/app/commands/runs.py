@@ -15,6 +15,7 @@ from ledgerflow.home import Home
 from ledgerflow.printable import printable
 from ledgerflow.app.commands.group import EXIT_PROBLEM, EXIT_USAGE, cli, fail, guarded, open_ledger
 from ledgerflow.app.commands.output import Table, echo, escape, new_console, print_json, short_digest, status_markup
+from ledgerflow.types.kinds import VALUE_KIND
 
 class _Executors(click.Choice):
     """The registered executors (`ledgerflow.executors.register`), read when the option is used."""
@@ -239,7 +240,7 @@ _SHOWN_VALUE_CHARS = 60
 def _output_values(detail) -> dict:
     """(step, output) -> the recorded plain value's JSON text, for the outputs that are values."""
     return {(st.step, b.name): b.artifact.value for st in detail.steps for b in st.outputs
-            if b.artifact.kind == "value" and b.artifact.value is not None}
+            if b.artifact.kind == VALUE_KIND and b.artifact.value is not None}
 
 
 def _shown(value: str | None, digest: str | None) -> str:

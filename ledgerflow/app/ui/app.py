@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ledgerflow.errors import LedgerflowError, RefError
 from ledgerflow.app.ui import artifacts, pages, views
+from ledgerflow.types.kinds import VALUE_KIND
 
 STATIC = Path(__file__).parent / "static"
 
@@ -170,7 +171,7 @@ def make_app(home=None, *, ledger=None) -> Starlette:
     def download(request):
         facts = artifacts.info_of(ledger, request.path_params["digest"])
         art = facts["artifact"]
-        if art.get("kind") in (None, "value") and art.get("value") is not None:
+        if art.get("kind") in (None, VALUE_KIND) and art.get("value") is not None:
             return Response(art["value"], media_type="application/json",
                             headers={"Content-Disposition": f'attachment; filename="{artifacts.download_name(art)}"'})
         store = artifacts.store_of(ledger)

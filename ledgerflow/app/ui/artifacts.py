@@ -1,6 +1,6 @@
 """One artifact in `lineage ui`: what the ledger says of it, a preview of its bytes, downloads.
 
-The preview follows how the kind keeps its bytes (`types.handles.storage_of`): a TABLE (a
+The preview follows how the kind keeps its bytes (`types.kinds.storage_of`): a TABLE (a
 Dataset) shows its schema and first rows, read with `Dataset.to_arrow()`; a BLOB (a File)
 the head of its text; a MANIFEST (a Directory, a Model, a code snapshot) its file listing,
 each file downloadable; a plain value its canonical JSON. Reads go to the home's store and
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from ledgerflow.errors import LedgerflowError, RefError
 from ledgerflow.app.display import format_size
 from ledgerflow.lineage.values import jsonable
+from ledgerflow.types.kinds import VALUE_KIND, Storage, storage_of
 
 PREVIEW_ROWS = 50  # rows of a Dataset shown
 PREVIEW_BYTES = 64 << 10  # bytes of a File read for its text preview
@@ -80,10 +81,9 @@ def preview(store, artifact: dict) -> dict:
     """What the page shows of the bytes: {"kind": "table" | "text" | "listing" | "value" | "none", ...}.
     An object missing from the store (collected by gc, or a remote store out of reach) is
     said so, not an error page."""
-    from ledgerflow.types.kinds import Storage, storage_of
 
     digest, kind = artifact["digest"], artifact.get("kind")
-    storage = storage_of(kind) if kind not in (None, "value") else None
+    storage = storage_of(kind) if kind not in (None, VALUE_KIND) else None
     if artifact.get("type") == "code snapshot":
         storage = Storage.MANIFEST
     if storage is None:
@@ -165,5 +165,6 @@ def stream(store, digest: str) -> Iterator[bytes]:
 def download_name(artifact: dict) -> str:
     """A file name for a download: the digest's first 12 hex characters and the kind's suffix."""
     hexpart = artifact["digest"].partition(":")[2][:12]
-    suffix = {"dataset": ".arrow", "value": ".json"}.get(artifact.get("kind") or "", "")
+    kind = artifact.get("kind")
+    suffix = ".json" if kind == VALUE_KIND else ".arrow" if storage_of(kind) is Storage.TABLE else ""
     return f"{artifact.get('kind') or 'artifact'}-{hexpart}{suffix}"
