@@ -106,7 +106,7 @@ def _short(digest: str | None) -> str:
 
 def _unrun(detail, step: str, task: str | None = None, map_index: int | None = None) -> StepInfo:
     """A stand-in record for a step of the graph the ledger has none for."""
-    status = "pending" if detail.summary.status == "running" else "not run"
+    status = "pending" if detail.summary.status == Status.RUNNING else "not run"
     return StepInfo(step=step, task=task or None, task_fingerprint=None, status=status, started_at=None,
                     ended_at=None, duration_s=None, attempts=(), cache_key=None, cache_hit=False, cached_from=None,
                     inputs=(), outputs=(), metrics=(), resources=None, node=None, error=None, map_index=map_index,
@@ -199,7 +199,7 @@ def _status_class(step) -> str:
 
 def _step_lines(step) -> list:
     lines = [step.step, f"{step.status} · {format_duration(step.duration_s)}"]
-    if step.cache_hit and step.status != "cached":
+    if step.cache_hit and step.status != Status.CACHED:
         lines.append("cache hit")
     if step.blocked_by:
         lines.append(f"blocked by {step.blocked_by}")

@@ -16,6 +16,7 @@ from ledgerflow.app.running import run
 from ledgerflow.store import Store
 from ledgerflow.types.codec import decode
 from ledgerflow.types.kinds import VALUE_KIND
+from ledgerflow.engine.status import Status
 
 IDENTICAL, DIVERGED, FAILED, NOT_REPLAYED = "identical", "diverged", "failed", "could not replay"
 
@@ -79,7 +80,7 @@ def compare(original, replayed) -> tuple[tuple[StepDifference, ...], int, int]:
         for name in sorted(set(mine) | set(other_outputs)):
             if mine.get(name) != other_outputs.get(name):
                 differences.append(StepDifference(step.step, name, mine.get(name), other_outputs.get(name)))
-        if other is None and not mine and step.status != "skipped":
+        if other is None and not mine and step.status != Status.SKIPPED:
             differences.append(StepDifference(step.step, "(step)", step.status, None))
     return tuple(differences), len(original.steps), artifacts
 

@@ -32,6 +32,7 @@ import re
 from datetime import datetime
 
 from ledgerflow.lineage.values import GraphEdge, GraphNode, RecordedGraph
+from ledgerflow.engine.status import Status
 
 PARAMS = "@params"
 OUTPUTS = "@outputs"
@@ -136,7 +137,7 @@ def inferred_graph(detail) -> RecordedGraph:
                     link(steps[parent].step, b.name, s.step, b.name, "element")
             elif source is not None:
                 link(source[0], source[1], s.step, b.name, "guard" if b.name.startswith("when=") else "data")
-        if s.status == "skipped" and not s.inputs and s.condition:
+        if s.status == Status.SKIPPED and not s.inputs and s.condition:
             guard = _guard_source(f, c, s.condition)
             if guard is not None:
                 value = _CONDITION.search(s.condition).group("value")
@@ -215,7 +216,7 @@ def _guard_source(f: _Facts, c: int, condition: str) -> int | None:
         if named:
             return named[0]
     wanted = m.group("value").lower()  # the JSON form of the recorded bool
-    candidates = [p for p, s in enumerate(f.steps) if f.before(p, c) and s.status != "skipped"
+    candidates = [p for p, s in enumerate(f.steps) if f.before(p, c) and s.status != Status.SKIPPED
                   and any((o.artifact.type == "bool" and o.artifact.value == wanted) for o in s.outputs)]
     return f.latest(candidates) if candidates else None
 

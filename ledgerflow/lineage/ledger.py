@@ -37,6 +37,7 @@ from ledgerflow.home import Home
 from ledgerflow import liveness
 from ledgerflow.lineage import append, journal, moving, readonly_sql, refs, registry, retention, verification
 from ledgerflow.lineage import server as servers
+from ledgerflow.engine.status import Status
 from ledgerflow.lineage.action_cache import CacheIndex
 from ledgerflow.lineage.connection import DEFAULT_LOCK_TIMEOUT, open_ledger
 from ledgerflow.lineage.detail import assemble, parse_json, read_graph
@@ -434,7 +435,7 @@ class Ledger:
         (`statuses(result)`) and there was something to move: a process that ended between the move
         of its journal and the look at its pid is read as it ended, not as interrupted."""
         result = read()
-        if "interrupted" in statuses(result) and self._catch_up():
+        if Status.INTERRUPTED in statuses(result) and self._catch_up():
             result = read()
         return result
 
@@ -447,7 +448,7 @@ class Ledger:
             where.append("started_at >= ?")
             params.append(append.utc_naive(since))
         # A live or interrupted run is recorded `running`: which one it is, liveness says below.
-        live = status in ("running", "interrupted")
+        live = status in (Status.RUNNING, Status.INTERRUPTED)
         if live:  # recorded running, or interrupted (by a reader that found its process gone)
             where.append("status IN ('running', 'interrupted')")
         elif status:
@@ -495,7 +496,7 @@ class Ledger:
             host, pid, start = con.execute(
                 "SELECT host, pid, process_start FROM executions WHERE execution_id = ?", [eid]).fetchall()[0]
         summary = self._settled(lambda: self._one_summary(eid), lambda summary: [summary.status])
-        if summary.status != "running":
+        if summary.status != Status.RUNNING:
             raise CancelError(f"execution {eid} is {summary.status}: there is nothing to cancel")
         alive = liveness.is_alive(host, pid, start)
         if alive is None:
@@ -516,9 +517,9 @@ class Ledger:
         deadline = time.monotonic() + wait
         while True:
             summary = self._settled(lambda: self._one_summary(eid), lambda summary: [summary.status])
-            if summary.status == "cancelled":
+            if summary.status == Status.CANCELLED:
                 return summary
-            if summary.status != "running":
+            if summary.status != Status.RUNNING:
                 raise CancelError(f"execution {eid} ended {summary.status} before it could be cancelled")
             if time.monotonic() >= deadline:
                 raise CancelError(f"execution {eid} was asked to stop (SIGINT to pid {pid}) but still runs after "

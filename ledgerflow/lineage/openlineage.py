@@ -73,7 +73,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 
 from ledgerflow.engine import events as ev
-from ledgerflow.engine.status import Status
+from ledgerflow.engine.status import EXECUTION_STATES, STEP_STATES, Status
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP
 from ledgerflow.lineage.values import ExecutionDetail
 from ledgerflow.types.kinds import HANDLE_KINDS, Storage, VALUE_KIND, storage_of
@@ -205,7 +205,7 @@ FACET_SCHEMA: dict = {
             "type": "object",
             "properties": {**_BASE, "executionId": _S, "workflow": _S, "workflowFingerprint": _S,
                            "codeDigest": _S, "executor": _S, "host": _S, "replayOf": _S,
-                           "status": {"enum": ["running", "succeeded", "failed", "cancelled", "interrupted"]}},
+                           "status": {"enum": [s.value for s in EXECUTION_STATES]}},
             "required": ["_producer", "_schemaURL", "executionId", "workflow"],
             "additionalProperties": False,
         },
@@ -214,8 +214,7 @@ FACET_SCHEMA: dict = {
             "properties": {**_BASE, "executionId": _S, "step": _S, "attempt": _I, "task": _S,
                            "taskFingerprint": _S, "cacheKey": _S, "resources": {"type": "object"},
                            "mapIndex": _I, "cachedFrom": _S, "node": _S, "condition": _S,
-                           "status": {"enum": ["running", "succeeded", "cached", "skipped", "failed", "timeout",
-                                               "cancelled", "interrupted"]}},
+                           "status": {"enum": [s.value for s in STEP_STATES]}},
             "required": ["_producer", "_schemaURL", "executionId", "step", "attempt"],
             "additionalProperties": False,
         },

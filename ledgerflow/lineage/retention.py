@@ -48,6 +48,7 @@ from ledgerflow.lineage.schema import GC_LOG, TAG_LOG, key64, missing_tables
 from ledgerflow.lineage.values import CollectedObject, GcReport
 from ledgerflow.store import Manifest
 from ledgerflow.types.kinds import Storage, VALUE_KIND, storage_of
+from ledgerflow.engine.status import Status
 
 
 KEEP = "keep"
@@ -254,7 +255,7 @@ def collect(ledger, policy: Policy, *, dry_run: bool = False, who: str | None = 
                 or (cutoff is not None and started is not None and started >= cutoff)
                 or eid in tagged
                 # A running execution may be about to read what it referenced: never pull it away.
-                or (status == "running" and liveness.is_alive(host, pid, start) is not False)
+                or (status == Status.RUNNING and liveness.is_alive(host, pid, start) is not False)
             )
             (kept_ids if keep else unkept_ids).append(eid)
     kept = set(registered)

@@ -270,7 +270,7 @@ def explain(con, store, execution_id: str, step: str) -> StepWhy:
     state, task, fingerprint, key, cached_from, started, ended, seq, attempt, forced = row
     ref = f"{execution_id}:{step}"
     base = dict(ref=ref, task=task, status=state, cache_key=key)
-    if state == "cached" or cached_from:
+    if state == Status.CACHED or cached_from:
         at = None
         if cached_from and ":" in cached_from:
             e, s = cached_from.split(":", 1)
@@ -280,7 +280,7 @@ def explain(con, store, execution_id: str, step: str) -> StepWhy:
         when = f", which ran {at:%Y-%m-%d %H:%M:%S} UTC" if at else ""
         return StepWhy(**base, verdict="cache-hit", reason=f"cache hit: reused {cached_from}{when}",
                        cached_from=cached_from, cached_from_at=at)
-    if state == "skipped":
+    if state == Status.SKIPPED:
         return StepWhy(**base, verdict="skipped", reason="skipped: its condition did not hold")
     prev = con.execute(
         "SELECT execution_id, step, task_fingerprint, cache_key, coalesce(ended_at, started_at), attempt "
@@ -353,7 +353,7 @@ def reasons(con, detail) -> dict:
     """
     eid = detail.summary.id
     parents = {s.step.split("[", 1)[0] for s in detail.steps if "[" in s.step}
-    ran = [s for s in detail.steps if s.task and not s.cache_hit and s.status not in ("skipped", "running")
+    ran = [s for s in detail.steps if s.task and not s.cache_hit and s.status not in (Status.SKIPPED, Status.RUNNING)
            and s.step not in parents]
     if not ran:
         return {}

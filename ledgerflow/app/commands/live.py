@@ -37,7 +37,7 @@ def watch_cmd(ctx, execution, interval):
             while True:
                 d = ledger.execution(eid)
                 live.update(execution_tree(ledger, d), refresh=True)
-                if d.summary.status != "running":
+                if d.summary.status != Status.RUNNING:
                     break
                 time.sleep(interval)
     else:
@@ -48,7 +48,7 @@ def watch_cmd(ctx, execution, interval):
                 if seen.get(st.step) != st.status:
                     seen[st.step] = st.status
                     echo(f"{time.strftime('%H:%M:%S')} {st.step} {st.status}")
-            if d.summary.status != "running":
+            if d.summary.status != Status.RUNNING:
                 break
             time.sleep(interval)
         echo(f"execution {eid} {d.summary.status}" + (f": {d.summary.error}" if d.summary.error else ""))

@@ -87,7 +87,7 @@ def _follow(ledger, resolved, attempt: int | None, stream: str | None) -> None:
                 show((g.step, g.attempt, g.stream), g.text)
         steps = [st for st in detail.steps if only_step in (None, st.step)]
         # While the execution runs, a failed step may yet be retried: only these states are final.
-        ended = detail.summary.status != "running" or (only_step is not None and steps
+        ended = detail.summary.status != Status.RUNNING or (only_step is not None and steps
                                                         and all(st.status in _FINAL for st in steps))
         if ended:
             for g in ledger.logs(resolved.ref, attempt):  # what was recorded as it ended

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from ledgerflow.errors import LedgerflowError, RefError
 from ledgerflow.app.display import format_duration
 from ledgerflow.lineage.values import jsonable
+from ledgerflow.engine.status import Status
 
 EXECUTIONS_LIMIT = 1000  # the list page shows at most this many of the newest executions
 METRIC_RUNS = 50  # executions compared on the metrics page, newest of the workflow
@@ -62,7 +63,7 @@ def executions(ledger, status: str = "", workflow: str = "", q: str = "", limit:
     return {"executions": [summary_json(s) for s in shown], "total": len(rows),
             "workflows": sorted({s.workflow for s in rows if s.workflow}),
             "statuses": sorted({s.status for s in rows if s.status}),
-            "running": sum(1 for s in rows if s.status == "running"), "now": _iso(_utcnow())}
+            "running": sum(1 for s in rows if s.status == Status.RUNNING), "now": _iso(_utcnow())}
 
 
 def timeline(detail, now: datetime | None = None) -> dict:
@@ -77,7 +78,7 @@ def timeline(detail, now: datetime | None = None) -> dict:
         for a in st.attempts:
             if a.started_at is None:
                 continue
-            running = a.ended_at is None and a.status == "running"
+            running = a.ended_at is None and a.status == Status.RUNNING
             ended = a.ended_at or (now if running else a.started_at)
             bars.append({"step": st.step, "attempt": a.attempt, "status": a.status,
                          "lane": a.node or st.node or detail.summary.host or "local", "cache_hit": st.cache_hit,
