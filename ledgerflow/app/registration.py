@@ -15,7 +15,7 @@ from ledgerflow.engine import reporting
 from ledgerflow.engine.events import ModelRegistered
 from ledgerflow.engine.runner import who
 from ledgerflow.engine.step import artifact_ref
-from ledgerflow.errors import LedgerError, RegistryError
+from ledgerflow.errors import DefinitionError, LedgerError, RegistryError
 from ledgerflow.lineage.ledger import Ledger
 from ledgerflow.lineage.registry import check_name
 from ledgerflow.lineage.values import ModelVersion
@@ -61,7 +61,7 @@ def register(name: str, model: Any, *, alias: str | None = "production", metrics
 
     try:
         checked = {k: reporting.finite(f"register({name!r}) metric {k!r}", v) for k, v in (metrics or {}).items()}
-    except ValueError as e:
+    except DefinitionError as e:
         raise RegistryError(str(e)) from None
     event = ModelRegistered(name=name, model=artifact_ref(model, type(model)), at=datetime.now(timezone.utc),
                             who=who(), alias=alias, metrics=json.dumps(checked, sort_keys=True), why=why)

@@ -17,7 +17,7 @@ from ledgerflow.engine.workflow import Workflow
 from ledgerflow.executors import resolve
 from ledgerflow.home import Home
 from ledgerflow.lineage.ledger import Ledger
-from ledgerflow.errors import LedgerError, ParameterError, RefError
+from ledgerflow.errors import LedgerflowError, ParameterError
 from ledgerflow.store import Store
 from ledgerflow.store import active as active_store
 from ledgerflow.types import type_name
@@ -95,7 +95,7 @@ def by_reference(workflow: Workflow, params: dict[str, Any] | None, ledger: Any)
             try:
                 info, origin = ledger.occurrence(value)
                 handle = decode(info.value, p.type)
-            except (RefError, LedgerError, ValueError) as e:
+            except LedgerflowError as e:  # RefError, LedgerError, DecodeError, HandleTypeError
                 raise ParameterError(f"workflow {workflow.name!r}, parameter {p.name!r} ({type_name(p.type)}): "
                                      f"{e}") from None
             out[p.name] = attrs.evolve(handle, origin=origin)
