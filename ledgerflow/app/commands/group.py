@@ -5,7 +5,7 @@ lists it):
   0  done; for `verify`, the ledger and the store are intact
   1  a problem was found (`verify`, a failed run or replay), or the ledger could not be read
   2  bad input: a usage mistake, an unknown id or ref, an ambiguous prefix, bad or writing
-     SQL, or no ledger where the command looked
+     SQL, a model or keep/gc request that cannot be done, or no ledger where the command looked
 
 Errors are one line on stderr, usage mistakes included, never a traceback. `--json` prints
 stable, machine-readable JSON on stdout (the shape of each value's `to_json()`, documented in
@@ -15,7 +15,7 @@ docs/ledger.md). A command module adds itself with `@cli.command()` and `@guarde
 ... @guarded
 ... def hello() -> None:
 ...     click.echo("hello")
->>> sorted(cli.commands)[:1] and "hello" in cli.commands
+>>> "hello" in cli.commands
 True
 >>> del cli.commands["hello"]
 """
@@ -53,6 +53,7 @@ def _version() -> str:
 
 
 def fail(message: str, code: int) -> None:
+    """Say `message` as the one error line on stderr and exit with `code` (EXIT_USAGE, EXIT_PROBLEM)."""
     click.echo(f"lineage: error: {printable(message)}", err=True)
     sys.exit(code)
 

@@ -70,6 +70,7 @@ _PIPED_WIDTH = 1000
 
 
 def new_console() -> Console:
+    """A rich Console on stdout: styled on a terminal, wide and plain when piped."""
     from rich.console import Console
 
     # Wide when piped, so tables aren't cut to 80 columns in logs. Whatever a cell holds, no
@@ -123,12 +124,14 @@ def print_paged(renderable, *, wide: bool = False) -> None:
 
 
 def print_json(data) -> None:
+    """`data` (values with `to_json()`, lists, dicts) as indented JSON on stdout: what `--json` prints."""
     from ledgerflow.lineage.values import jsonable
 
     click.echo(json.dumps(jsonable(data), indent=2, sort_keys=False, default=str))
 
 
 def short_digest(digest: str | None) -> str:
+    """A digest as printed in tables: its algorithm and first 12 hex digits (`-` for none)."""
     if not digest:
         return "-"
     algo, _, hexpart = digest.partition(":")
@@ -136,6 +139,7 @@ def short_digest(digest: str | None) -> str:
 
 
 def timestamp(at: datetime | None) -> str:
+    """A recorded time as printed in tables (UTC, to the second; `-` for none)."""
     return at.strftime("%Y-%m-%d %H:%M:%S") if at else "-"
 
 
@@ -146,6 +150,7 @@ STATUS_COLORS = {s.value: ({"dim": True} if s.display.colour == "dim" else {"fg"
 
 
 def status_markup(status: str | None) -> str:
+    """A state in its colour, as rich markup (`Status.display`)."""
     return f"[{display_of(status).colour}]{status or '-'}[/]"
 
 
