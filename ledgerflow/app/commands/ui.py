@@ -25,7 +25,7 @@ def ui_cmd(ctx, host, port, open_browser):
     home = open_ledger(ctx).home  # NoLedger, saying where it looked, when there is none
     # Imported here, not at the top: starlette and uvicorn would slow every `lineage` command.
     from ledgerflow.app.ui import serving
-    from ledgerflow.app.ui.app import make_app
+    from ledgerflow.app.ui.routes import make_app
 
     warning = serving.host_warning(host)
     if warning:
