@@ -169,3 +169,35 @@ class ExchangeError(LedgerflowError, ValueError):
 class LedgerServerError(LedgerError):
     """The team ledger's PostgreSQL server cannot be used: unreachable, credentials refused, no
     ledger in that database, or a row it cannot store. The message says which and what to do."""
+
+
+class UnsupportedType(LedgerflowError, TypeError):
+    """A type annotation Ledgerflow cannot handle; the message says what to use instead
+    (`types.support.check_supported`)."""
+
+
+class TypeMismatch(LedgerflowError, TypeError):
+    """A value does not match its declared type; `where` locates it inside the value
+    (worded by `types.conform.mismatch`)."""
+
+    def __init__(self, message: str, where: str):
+        super().__init__(message)
+        self.where = where
+
+
+class NotInStep(LedgerflowError, RuntimeError):
+    """`current()` was called outside a running step."""
+
+
+class NotARegularFile(LedgerflowError, OSError):
+    """`filename` is a FIFO, a device, a socket, a directory or (not followed) a symbolic link
+    where a plain file belongs (`regular_files`). Also an OSError: the machine said no."""
+
+    def __init__(self, path, what: str):
+        import errno
+
+        super().__init__(errno.EINVAL, f"it is {what}, not a regular file", str(path))
+        self.what = what
+
+    def __str__(self) -> str:
+        return f"{self.strerror}: {self.filename}"

@@ -13,12 +13,9 @@ import os
 import stat
 
 
-class NotARegularFile(OSError):
-    """`filename` is a FIFO, a device, a socket, a directory or (not followed) a symbolic link."""
+from ledgerflow.errors import NotARegularFile
 
-    def __init__(self, path, what: str):
-        super().__init__(errno.EINVAL, f"it is {what}, not a regular file", str(path))
-        self.what = what
+__all__ = ["NotARegularFile", "check_regular", "describe", "open_regular"]
 
 
 def describe(mode: int) -> str:

@@ -17,11 +17,7 @@ from typing import Any
 
 import attrs
 
-from ledgerflow.errors import LedgerflowError
-
-
-class NotInStep(LedgerflowError, RuntimeError):
-    """`current()` was called outside a running step."""
+from ledgerflow.errors import NotInStep
 
 
 @attrs.frozen
@@ -54,7 +50,7 @@ def current() -> StepContext:
     >>> current()
     Traceback (most recent call last):
     ...
-    ledgerflow.engine.context.NotInStep: ledgerflow.current() is only available inside a running step (a @task function called by a run); here no step is running
+    ledgerflow.errors.NotInStep: ledgerflow.current() is only available inside a running step (a @task function called by a run); here no step is running
     """
     ctx = _current.get()
     if ctx is None:

@@ -19,6 +19,7 @@ from ledgerflow.engine.reporting import Metric, Registration, collecting
 from ledgerflow.errors import StepOutputError, StepTimeout  # StepTimeout stays importable from here
 from ledgerflow.store import Store
 from ledgerflow.types import Handle, TypeMismatch, conform, type_name
+from ledgerflow.types.conform import mismatch
 from ledgerflow.types.codec import encode, value_digest
 from ledgerflow.types.kinds import VALUE_KIND
 
@@ -77,7 +78,7 @@ def conform_outputs(task: Any, step: str, result: Any) -> tuple[tuple[str, Any, 
     try:
         if len(slots) > 1:
             if not isinstance(result, (tuple, list)) or len(result) != len(slots):
-                raise TypeMismatch("return", task.output, result, f"expected a tuple of {len(slots)} values")
+                raise mismatch("return", task.output, result, f"expected a tuple of {len(slots)} values")
             values = [conform(v, tp, name) for v, (name, tp) in zip(result, slots)]
         else:
             values = [conform(result, task.output, "return")]

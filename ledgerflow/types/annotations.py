@@ -22,10 +22,6 @@ PRIMITIVES: tuple[type, ...] = (bool, int, float, str, bytes, type(None))
 SCALARS: tuple[type, ...] = PRIMITIVES + (dt.datetime, dt.date)
 NoneType = type(None)
 
-class UnsupportedType(TypeError):
-    """A type annotation Ledgerflow cannot handle; the message says what to use instead."""
-
-
 def union_members(tp: Any) -> tuple[Any, ...] | None:
     """The members of `Union[...]`, `Optional[...]` or `A | B`; None when tp is no union."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):

@@ -23,11 +23,10 @@ from typing import Any
 import cattrs
 from cattrs.cols import namedtuple_dict_unstructure_factory
 
-from ledgerflow.errors import DecodeError, HandleTypeError
+from ledgerflow.errors import DecodeError, HandleTypeError, UnsupportedType
 from ledgerflow.store import digest_bytes
 from ledgerflow.types.annotations import (
     NoneType,
-    UnsupportedType,
     init_fields,
     is_enum_type,
     is_handle_type,

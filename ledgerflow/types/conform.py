@@ -31,6 +31,7 @@ from ledgerflow.types.annotations import (
     type_name,
     union_members,
 )
+from ledgerflow.errors import TypeMismatch
 from ledgerflow.types.handles import Dataset, Directory, File, Handle, Model
 
 
@@ -75,13 +76,10 @@ def _shown(value: Any) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-class TypeMismatch(TypeError):
-    """A value does not match its declared type; `where` locates it inside the value."""
-
-    def __init__(self, where: str, expected: Any, value: Any, why: str = ""):
-        msg = f"{where}: expected {type_name(expected)}, got {type(value).__name__} {_shown(value)}"
-        super().__init__(msg + (f" ({why})" if why else ""))
-        self.where = where
+def mismatch(where: str, expected: Any, value: Any, why: str = "") -> TypeMismatch:
+    """The TypeMismatch saying that `value`, at `where`, is not the `expected` type (and `why`)."""
+    message = f"{where}: expected {type_name(expected)}, got {type(value).__name__} {_shown(value)}"
+    return TypeMismatch(message + (f" ({why})" if why else ""), where)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -95,12 +93,12 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
     >>> conform("3", int)
     Traceback (most recent call last):
     ...
-    ledgerflow.types.conform.TypeMismatch: value: expected int, got str '3'
+    ledgerflow.errors.TypeMismatch: value: expected int, got str '3'
     """
     if tp is None or tp is type(None):
         if value is None:
             return None
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     members = union_members(tp)
     if members is not None:
         if value is None and type(None) in members:
@@ -123,17 +121,17 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
                 return conform(value, m, where)
             except (TypeMismatch, FileNotFoundError, NotADirectoryError):
                 continue
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if is_handle_type(tp):
         return _conform_handle(value, tp, where)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return int(value)
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if tp is float:
         if isinstance(value, float):
             return float(value)  # a numpy float64 is a float, but not what comes back from the ledger
@@ -141,69 +139,69 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
             try:
                 return float(value)
             except OverflowError:
-                raise TypeMismatch(where, tp, value, "too large for a float") from None
-        raise TypeMismatch(where, tp, value)
+                raise mismatch(where, tp, value, "too large for a float") from None
+        raise mismatch(where, tp, value)
     if tp is str:
         if isinstance(value, str):
             text = value if type(value) is str else str.__str__(value)  # a StrEnum member: its text
             if _SURROGATE.search(text):
                 # Undecodable bytes (from argv or a file read with surrogateescape): the value
                 # could not be encoded for its digest or the ledger.
-                raise TypeMismatch(where, tp, value, "not valid UTF-8 text (it holds an undecodable byte)")
+                raise mismatch(where, tp, value, "not valid UTF-8 text (it holds an undecodable byte)")
             return text
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if tp is dt.datetime:
         if isinstance(value, dt.datetime):
             offset = value.utcoffset()
             if offset is not None and offset.microseconds:
                 # ISO 8601 text (what the ledger records) cannot say it: Python writes
                 # +00:00:00.000001 and reads it back as +00:00, another instant.
-                raise TypeMismatch(where, tp, value, "a UTC offset with a fraction of a second cannot be "
+                raise mismatch(where, tp, value, "a UTC offset with a fraction of a second cannot be "
                                    "recorded exactly; use an offset of whole seconds")
             if type(value) is dt.datetime:
                 return value
             # A pandas Timestamp and such: the datetime it is (to the microsecond, as recorded)
             return dt.datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
                                value.microsecond, value.tzinfo, fold=value.fold)
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if tp is dt.date:
         if type(value) is dt.date:
             return value
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if tp is bytes:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return bytes(value)
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Literal:
         for a in args:
             if type(a) is type(value) and (a is value or a == value):
                 return a
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise TypeMismatch(where, tp, value)
+            raise mismatch(where, tp, value)
         return [conform(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise TypeMismatch(where, tp, value)
+            raise mismatch(where, tp, value)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(conform(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise TypeMismatch(where, tp, value, f"{len(value)} elements, not {len(args)}")
+            raise mismatch(where, tp, value, f"{len(value)} elements, not {len(args)}")
         return tuple(conform(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin is dict:
         if not isinstance(value, dict):
-            raise TypeMismatch(where, tp, value)
+            raise mismatch(where, tp, value)
         k_tp, v_tp = args
         return {conform(k, k_tp, f"{where} key"): conform(v, v_tp, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         if isinstance(value, tp):
             return value
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     if is_record_type(tp):
         if not isinstance(value, tp):
-            raise TypeMismatch(where, tp, value)
+            raise mismatch(where, tp, value)
         fields = {name: conform(getattr(value, name), ftype, f"{where}.{name}")
                   for name, ftype in record_fields(tp).items()}
         if type(value) is tp and all(v is getattr(value, n) or identical(v, getattr(value, n))
@@ -214,9 +212,9 @@ def conform(value: Any, tp: Any, where: str = "value") -> Any:
         try:
             return build_record(tp, fields)
         except Exception as e:
-            raise TypeMismatch(where, tp, value, f"cannot be rebuilt as {type_name(tp)} from its fields: "
+            raise mismatch(where, tp, value, f"cannot be rebuilt as {type_name(tp)} from its fields: "
                                f"{type(e).__name__}: {e}") from None
-    raise TypeMismatch(where, tp, value, "unsupported type")
+    raise mismatch(where, tp, value, "unsupported type")
 
 
 def as_declared(value: Any, tp: Any) -> Any:
@@ -233,8 +231,8 @@ def as_declared(value: Any, tp: Any) -> Any:
 
 def _conform_handle(value: Any, tp: type, where: str) -> Handle:
     if isinstance(value, Handle) and not issubclass(value.base, tp.base):
-        raise TypeMismatch(where, tp, value)
+        raise mismatch(where, tp, value)
     try:
         return tp.narrow(value) if isinstance(value, Handle) else tp.coerce(value)
     except TypeError as e:
-        raise TypeMismatch(where, tp, value, str(e)) from None
+        raise mismatch(where, tp, value, str(e)) from None

@@ -49,7 +49,7 @@ class Handle:
 
     kind: ClassVar[str] = "handle"
     tag: ClassVar[str | None] = None
-    base: ClassVar[type] = None  # the untagged kind class, set on each kind below
+    base: ClassVar[type] = None  # the untagged kind class, set on each kind (handles.py)
     storage: ClassVar[Storage] = Storage.BLOB
     # Fields beyond digest and size that the encoded form carries (written when not None).
     wire_fields: ClassVar[dict[str, type]] = {}

@@ -12,9 +12,9 @@ import enum
 import typing
 from typing import Any
 
+from ledgerflow.errors import UnsupportedType
 from ledgerflow.types.annotations import (
     SCALARS,
-    UnsupportedType,
     is_enum_type,
     is_handle_type,
     is_literal_type,
@@ -45,7 +45,7 @@ def check_supported(tp: Any) -> None:
     >>> check_supported(object)
     Traceback (most recent call last):
     ...
-    ledgerflow.types.annotations.UnsupportedType: unsupported type object; ...
+    ledgerflow.errors.UnsupportedType: unsupported type object; ...
     """
     _check(tp, tp, set())
 

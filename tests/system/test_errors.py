@@ -9,6 +9,7 @@ The source is read with `ast`, not imported, so this stays fast.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 from pathlib import Path
 
@@ -105,12 +106,31 @@ def test_every_error_is_a_ledgerflow_error_that_says_when_it_is_raised(cls):
     assert cls.__doc__ and cls.__doc__.strip(), f"{cls.__name__} needs a docstring saying when it is raised"
 
 
+def test_no_error_class_is_defined_outside_errors_py():
+    # Private control-flow signals (a class whose name starts with "_") are not errors a caller sees.
+    found = [f"ledgerflow/{rel}:{node.lineno}: class {node.name}" for rel, tree in _modules() if rel != "errors.py"
+             for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+             and any(_builtin_name(base) in _BUILTIN_ERRORS or (isinstance(base, ast.Name) and base.id in _OURS)
+                     for base in node.bases)]
+    assert not found, "define these in ledgerflow/errors.py (and import them where they were):\n" + "\n".join(found)
+
+
+_BUILTIN_ERRORS = {name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)}
+_OURS = {cls.__name__ for cls in _error_classes()}
+
+
 def test_errors_that_moved_keep_their_old_homes():
+    from ledgerflow.engine.context import NotInStep
     from ledgerflow.engine.loading import LoadError
     from ledgerflow.engine.step import StepTimeout
+    from ledgerflow.regular_files import NotARegularFile
+    from ledgerflow.types import TypeMismatch, UnsupportedType
 
     assert LoadError is errors.LoadError
     assert StepTimeout is errors.StepTimeout
+    assert (NotInStep, NotARegularFile, TypeMismatch, UnsupportedType) == (
+        errors.NotInStep, errors.NotARegularFile, errors.TypeMismatch, errors.UnsupportedType)
+    assert issubclass(NotARegularFile, OSError) and issubclass(TypeMismatch, TypeError)
     # The store retries a TimeoutError as a slow connection; a step's deadline must not be retried.
     assert not issubclass(StepTimeout, TimeoutError)
 
