@@ -176,6 +176,7 @@ def _line(text: str, start: str) -> str:
     return next(ln.split(start, 1)[1].rstrip() for ln in text.splitlines() if start in ln)
 
 
+@pytest.mark.slow
 def test_show_says_where_each_input_came_from(tmp_path):
     home = tmp_path / "home"
     first = run_workflow(counted, home=home, progress=False)
@@ -218,6 +219,7 @@ def test_show_names_the_step_that_blocked_a_skipped_one(tmp_path):
     assert text.count("upstream step 'refuse' failed") == 1
 
 
+@pytest.mark.slow
 def test_diff_compares_the_recorded_graphs(tmp_path):
     home = tmp_path / "home"
     a = run_workflow(counted, home=home, progress=False)

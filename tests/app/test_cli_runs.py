@@ -97,6 +97,7 @@ def test_failed_run_exits_1_naming_the_step(cli):
     assert ex["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_replay_and_diff(cli):
     seeded = json.loads(cli("run", "flow.py:pipeline", "--json").stdout)["id"]
     out = cli("replay", seeded)
@@ -122,6 +123,7 @@ def test_replay_and_diff(cli):
     assert "identical" in cli("replay", seeded).stdout
 
 
+@pytest.mark.slow
 def test_metrics_and_compare(cli):
     a = json.loads(cli("run", "flow.py:pipeline", "-p", "scale=1", "--json").stdout)["id"]
     b = json.loads(cli("run", "flow.py:pipeline", "-p", "scale=3", "--json").stdout)["id"]
@@ -136,6 +138,7 @@ def test_metrics_and_compare(cli):
     assert out.returncode == 2 and "no execution" in out.stderr
 
 
+@pytest.mark.slow
 def test_run_by_module_name_from_the_current_folder(cli):
     out = json.loads(cli("run", "flow:pipeline", "-p", "n=2", "--json").stdout)
     assert out["status"] == "succeeded"

@@ -422,6 +422,7 @@ def panel(dom):
     return m.group(0)
 
 
+@pytest.mark.browser
 def test_browser_draws_every_step_and_a_click_shows_its_artifacts(gated, tmp_path):
     page_path = tmp_path / "graph.html"
     page_path.write_text(render(gated, "html"), encoding="utf-8")
@@ -457,6 +458,7 @@ def test_browser_draws_every_step_and_a_click_shows_its_artifacts(gated, tmp_pat
         assert f'href="#select=square%5B{i}%5D"' in side
 
 
+@pytest.mark.browser
 def test_browser_hostile_page_runs_no_injected_script(hostile_run, tmp_path):
     page_path = tmp_path / "hostile.html"
     page_path.write_text(render(hostile_run, "html"), encoding="utf-8")
@@ -569,6 +571,7 @@ def test_cache_hits_show_where_their_outputs_and_metrics_came_from(cached_run):
     assert out["to"] == ["square"]
 
 
+@pytest.mark.browser
 def test_browser_marks_an_inferred_graph(gated, tmp_path):
     page_path = tmp_path / "old.html"
     page_path.write_text(render(old_style(gated), "html"), encoding="utf-8")

@@ -37,6 +37,7 @@ def healthy(folder: str) -> int:
     return fine(folder=folder)
 
 
+@pytest.mark.slow
 def test_the_handler_runs_with_the_failure_and_is_recorded(home, executor, tmp_path):
     with pytest.raises(ExecutionFailed, match="no data today"):
         run(guarded, {"folder": str(tmp_path)}, executor=executor, home=home, progress=False)

@@ -157,6 +157,7 @@ def _rewrite(path, fn):
     pq.write_table(fn(table), path)
 
 
+@pytest.mark.slow
 def test_tampered_export_is_refused(tmp_path, mod, monkeypatch):
     src, dst = tmp_path / "src", tmp_path / "dst"
     record(src, monkeypatch, mod, [1, 2])

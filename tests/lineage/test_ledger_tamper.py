@@ -212,6 +212,7 @@ def test_any_single_value_change_is_detected(pristine, tmp_path_factory, data):
 # ---- what readers trust: the views, and the store after the home moved -------------------
 
 
+@pytest.mark.slow
 def test_a_redefined_view_is_caught_by_verify_and_fools_no_reader(tmp_path):
     from ledgerflow.lineage.schema import VIEWS
     from ledger_events import pipeline_events as events
@@ -251,6 +252,7 @@ def test_a_dropped_view_an_added_view_and_a_macro_are_caught(led):
     assert found == {("view", "tags", "removed"), ("view", "extra", "unexpected"), ("macro", "epoch", "unexpected")}
 
 
+@pytest.mark.slow
 def test_verify_checks_the_store_of_a_moved_home(tmp_path):
     from ledgerflow.engine.events import ArtifactRef
     from ledgerflow.store import Store

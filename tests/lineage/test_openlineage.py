@@ -231,6 +231,7 @@ def test_plain_values_link_exactly_the_recorded_occurrences(home, mod):
         b.artifact.digest for b in detail.inputs + detail.outputs}
 
 
+@pytest.mark.slow
 def test_failed_and_cached_executions(home, mod, monkeypatch, tmp_path):
     run(mod.pipe, {"n": 3}, progress=False)
     monkeypatch.setenv("LF_BOOM", "1")

@@ -401,6 +401,7 @@ def test_a_handle_passed_by_reference_links_two_executions(home):
     assert printed.exit_code == 0 and "NOT lineage" in printed.output and c2.id in printed.output
 
 
+@pytest.mark.slow
 def test_a_handle_parameter_by_reference_from_the_command_line(home, tmp_path, monkeypatch):
     """`-p data=EXEC:step.return` (or a digest some step produced) starts a run on a recorded
     handle, and the ledger records where it came from."""

@@ -137,6 +137,7 @@ def test_a_cached_output_that_was_collected_is_a_miss(four, home, mod):
     assert led.execution(again.id).outputs[0].artifact.digest == led.execution(e0).outputs[0].artifact.digest
 
 
+@pytest.mark.slow
 def test_older_than_keeps_recent_executions(four, home):
     led, store, ids, refs = four
     now = datetime.now(timezone.utc)
@@ -225,6 +226,7 @@ def test_orphans_are_removed_once_older_than_an_hour(home, mod):
     assert led.collected(orphan).reason == "orphan"
 
 
+@pytest.mark.slow
 def test_replaying_a_collected_execution_says_it_was_collected(home, mod, tmp_path):
     first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     first.write_text("one")
@@ -272,6 +274,7 @@ def test_tag_and_gc_cli(four, home):
     assert cli_run(home, "verify").exit_code == 0
 
 
+@pytest.mark.slow
 def test_gc_refuses_to_run_on_an_unreadable_kept_manifest(four, home):
     led, store, (e0, e1, e2, e3), refs = four
     manifest = led.execution(e3).outputs[0].artifact.digest
@@ -284,6 +287,7 @@ def test_gc_refuses_to_run_on_an_unreadable_kept_manifest(four, home):
     assert set(store.iter_digests()) == before
 
 
+@pytest.mark.slow
 def test_gc_on_a_version_1_ledger(home, mod):
     from ledgerflow.lineage import schema
 

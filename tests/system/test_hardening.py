@@ -374,6 +374,7 @@ def dir_flow(n: int = 5) -> str:
     return read_dir(d=make_dir(n=n))
 
 
+@pytest.mark.slow
 def test_a_checkout_edited_in_place_is_never_served_and_verify_sees_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LF_HARDEN_SCRATCH", str(tmp_path))
     home = tmp_path / "home"
