@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 
-_MANY = 16  # above this many executions at once, one scan beats per-execution range reads
+MANY_EXECUTIONS = 16  # above this many executions at once, one scan beats per-execution range reads
 
 
 def lookup_by_key(con, table: str, keycol: str, keys: list, cols: str):
@@ -73,7 +73,7 @@ def spans(ranges) -> list:
 
 def _where(ranges: ExecutionRanges, ids: list) -> list:
     """SQL conditions selecting the rows of executions `ids`: by seq span where few, else by id."""
-    if len(ids) > _MANY:
+    if len(ids) > MANY_EXECUTIONS:
         return ["execution_id IN (SELECT unnest(?))"]
     return [f"seq BETWEEN {int(lo)} AND {int(hi)} AND execution_id IN (SELECT unnest(?))"
             for lo, hi in spans(ranges.get(ids).values())]

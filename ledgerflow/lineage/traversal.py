@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from ledgerflow.engine.events import FROM_CACHE
 from ledgerflow.errors import QueryError
 from ledgerflow.lineage.refs import Resolved
-from ledgerflow.lineage.rows import _MANY, ExecutionRanges, lookup_by_key, read_executions, spans
+from ledgerflow.lineage.rows import MANY_EXECUTIONS, ExecutionRanges, lookup_by_key, read_executions, spans
 from ledgerflow.lineage.schema import OUTPUTS_STEP, PARAMS_STEP, key64
 from ledgerflow.lineage.values import EDGE_SCHEMA, NODE_SCHEMA, Lineage
 from ledgerflow.types.kinds import VALUE_KIND
@@ -511,7 +511,7 @@ def _describe(con, g: _Edges, table: pa.Table) -> pa.Table:
     cols = "digest, kind, type, size, uri, value"
     digests = ref.filter(is_art)
     parts = []
-    if len(digests) and g.loaded and len(g.loaded) <= _MANY:
+    if len(digests) and g.loaded and len(g.loaded) <= MANY_EXECUTIONS:
         # Most artifacts of a walk were first recorded by the executions it read: read theirs
         # by seq range (zone maps) instead of a join over every artifact.
         for lo, hi in spans(g.ranges.get(g.loaded).values()):

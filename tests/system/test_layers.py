@@ -120,3 +120,26 @@ def test_lineage_is_the_ledger_library_only():
     # lineage/ composes executors, and no module below app/ reaches the application.
     assert not [m for m in MODULES if m.startswith("ledgerflow.lineage.") and any(
         d.startswith("ledgerflow.executors") for d in _imports(MODULES[m], top_level_only=False))]
+
+
+def test_no_module_reaches_into_another_modules_privates():
+    # `from ledgerflow.x import _name` and `module._name` on an imported ledgerflow module: what
+    # a module keeps private may change without notice, so no other module may lean on it.
+    found = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ledgerflow"):
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.startswith("__"):
+                        found.append(f"{name}:{node.lineno} imports {node.module}.{a.name}")
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+            elif isinstance(node, ast.Import):
+                aliases.update({a.asname or a.name.split(".")[0]: a.name for a in node.names
+                                if a.name.startswith("ledgerflow")})
+        found += [f"{name}:{node.lineno} reads {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id in aliases and node.attr.startswith("_") and not node.attr.startswith("__")]
+    assert not found, "make these public (a name and a docstring) or keep them inside their module:\n" + \
+        "\n".join(found)
