@@ -61,8 +61,7 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     params, found = by_reference(workflow, params, ledger)
     runner = resolve(executor)
     display = Progress(len(workflow.graph.nodes), live=progress)
-    made = configured(where) if recorders is None else ()  # run closes what it made, not what it was given
-    others = made if recorders is None else tuple(recorders)
+    others = configured(where) if recorders is None else tuple(recorders)
     try:
         with active_store.using(store):
             code = snapshot.take(workflow, store)
@@ -72,8 +71,9 @@ def run(workflow: Workflow, params: dict[str, Any] | None = None, *, executor: A
     finally:
         runner.close()
         display.close()
-        for r in made:
-            r.close()
+        if recorders is None:  # run closes the recorders it made, not those it was given
+            for r in others:
+                r.close()
         if recorder is None:
             ledger.close()
 
